@@ -1,0 +1,152 @@
+"""The composition root: settings in, a wired ASGI app out.
+
+Backends are picked from URLs in the settings; domains are plugged in as modules (events
+first, since the others publish to it). Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from meshgate import __version__
+from meshgate.auth import KeyService, Limits
+from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
+from meshgate.config import Settings, load_settings
+from meshgate.gateway import problems
+from meshgate.gateway.middleware.auth import AuthMiddleware
+from meshgate.gateway.middleware.body_limit import BodyLimitMiddleware
+from meshgate.gateway.middleware.deprecation import DeprecationMiddleware
+from meshgate.gateway.middleware.fields import FieldsMiddleware
+from meshgate.gateway.middleware.metrics import MetricsMiddleware
+from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
+from meshgate.gateway.middleware.request_context import RequestContextMiddleware
+from meshgate.gateway.routes import admin, ops
+from meshgate.limits import open_limiter
+from meshgate.monitoring.metrics import Metrics
+from meshgate.platform import DomainModule, Platform
+from meshgate.sql import migrate, open_sql_store
+
+log = logging.getLogger("meshgate")
+ROOT_TENANT = "default"
+
+
+def default_modules() -> list[DomainModule]:
+    """Every domain, in start order: events first, since the others publish to it."""
+    from meshgate.context.module import ContextModule
+    from meshgate.events.module import EventsModule
+    from meshgate.governance.module import GovernanceModule
+    from meshgate.models.module import ModelsModule
+    from meshgate.monitoring.module import MonitoringModule
+
+    return [EventsModule(), GovernanceModule(), ContextModule(), ModelsModule(), MonitoringModule()]
+
+
+def load_pepper(settings: Settings) -> bytes:
+    if settings.key_pepper is not None:
+        return settings.key_pepper.get_secret_value().encode()
+    path = Path(settings.data_dir) / "key_pepper"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip().encode()
+
+
+def build_platform(settings: Settings) -> Platform:
+    sql = open_sql_store(settings.sql_url)
+    lim = settings.limits
+    keys = KeyService(
+        sql,
+        pepper=load_pepper(settings),
+        limits=Limits(lim.key_rpm, lim.key_tpm, lim.tenant_rpm, lim.tenant_tpm),
+        root_tenant=ROOT_TENANT,
+        cache_ttl=settings.auth_cache_ttl_seconds,
+    )
+    platform = Platform(
+        settings=settings,
+        sql=sql,
+        limiter=open_limiter(settings.limiter_backend_url),
+        keys=keys,
+        metrics=Metrics(),
+    )
+    platform.checks["sql"] = sql.ping
+    if settings.limiter_backend_url != "memory://":
+        platform.checks["limiter"] = platform.limiter.ping
+    return platform
+
+
+async def prepare(platform: Platform, modules: list[DomainModule]) -> None:
+    """Migrate the schema and make the bootstrap admin key; prints a generated key once."""
+    await migrate(platform.sql, AUTH_MIGRATIONS + [m for mod in modules for m in mod.migrations])
+    admin_key = platform.settings.admin_key
+    generated = await platform.keys.ensure_bootstrap(
+        admin_key.get_secret_value() if admin_key else None
+    )
+    if generated:
+        print(
+            "\n  Meshgate created a bootstrap admin key. It is shown this once; keep it:\n\n"
+            f"    {generated}\n\n  (set MESHGATE_ADMIN_KEY to choose your own)\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def create_app(settings: Settings, *, modules: list[DomainModule] | None = None) -> FastAPI:
+    mods = default_modules() if modules is None else modules
+    platform = build_platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await platform.sql.start()
+        started: list[DomainModule] = []
+        try:
+            await platform.limiter.start()
+            await prepare(platform, mods)
+            for mod in mods:
+                await mod.start(platform)
+                started.append(mod)
+            yield
+        finally:
+            for mod in reversed(started):
+                await mod.close()
+            await platform.limiter.close()
+            await platform.sql.close()
+
+    app = FastAPI(
+        title="Meshgate",
+        version=__version__,
+        description="The single point of entry to every AI service.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    problems.install(app)
+    app.include_router(ops.router)
+    app.include_router(admin.router)
+    for mod in mods:
+        for router in mod.routers():
+            app.include_router(router)
+    # Added innermost first: a request meets them in the reverse order.
+    app.add_middleware(RateLimitMiddleware, limiter=platform.limiter)
+    app.add_middleware(AuthMiddleware, keys=platform.keys, public_paths=settings.public_paths)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FieldsMiddleware)
+    app.add_middleware(DeprecationMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=platform.metrics)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``meshgate serve``: every worker reads the same settings."""
+    return create_app(load_settings())

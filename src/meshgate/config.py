@@ -1,0 +1,151 @@
+"""One typed settings model: ``meshgate.yaml`` plus ``MESHGATE_*`` environment overrides.
+
+Environment wins over the file. Nested sections use a double underscore
+(``MESHGATE_CONTEXT__CACHE_SIZE=5000``). Settings are validated once at start; a bad value
+raises :class:`ConfigError` naming the key, and the CLI exits non-zero with it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from meshgate.context.config import ContextConfig
+from meshgate.events.config import EventsConfig
+from meshgate.governance.config import AuditConfig
+from meshgate.models.config import ModelDeclaration
+from meshgate.monitoring.config import MonitoringConfig
+
+MiB = 1024 * 1024
+SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss", "nats", "memory")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names every bad key."""
+
+
+class LimitsConfig(BaseModel):
+    """Default rate limits; a key or tenant may carry its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_rpm: int = Field(600, ge=1, description="Requests per minute per API key.")
+    key_tpm: int = Field(200_000, ge=1, description="Model tokens per minute per API key.")
+    tenant_rpm: int = Field(6_000, ge=1, description="Requests per minute per tenant.")
+    tenant_tpm: int = Field(2_000_000, ge=1, description="Model tokens per minute per tenant.")
+
+
+class Settings(BaseSettings):
+    """Everything Meshgate reads at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MESHGATE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    data_dir: Path = Field(Path("data"), description="Where embedded backends keep their files.")
+    admin_key: SecretStr | None = Field(
+        None, description="Bootstrap admin key; when unset the first start creates one."
+    )
+    key_pepper: SecretStr | None = Field(
+        None,
+        description="Secret mixed into every key hash; generated into data_dir when unset. "
+        "Set it explicitly when several processes share one database.",
+    )
+    database_url: str | None = Field(
+        None, description="Platform SQL store; default sqlite:///<data_dir>/meshgate.db."
+    )
+    redis_url: str | None = Field(
+        None, description="When set, the default for the limiter, context store and caches."
+    )
+    limiter_url: str | None = Field(None, description="memory:// or redis://; default redis_url.")
+    max_body_bytes: int = Field(MiB, ge=1024, description="Largest accepted request body.")
+    auth_cache_ttl_seconds: float = Field(
+        5.0, ge=0, le=300, description="How long a verified key stays cached (revocation delay)."
+    )
+    public_paths: list[str] = Field(
+        default_factory=lambda: [
+            "/healthz",
+            "/health",
+            "/readyz",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/openapi.json",
+            "/docs",
+        ],
+        description="Paths served without an API key.",
+    )
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+    demo: bool = Field(False, description="Register the demo models at start.")
+    demo_chat_url: str | None = Field(
+        None, description="OpenAI-compatible base URL for a demo chat model."
+    )
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    context: ContextConfig = Field(default_factory=ContextConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    models: list[ModelDeclaration] = Field(default_factory=list)
+
+    @field_validator("database_url", "redis_url", "limiter_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in SCHEMES:
+            raise ValueError(f"unsupported URL scheme in {value.split(':', 1)[0]!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'meshgate.db'}"
+
+    @property
+    def limiter_backend_url(self) -> str:
+        return self.limiter_url or self.redis_url or "memory://"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (or ``$MESHGATE_CONFIG``, or ``./meshgate.yaml`` when present)."""
+    file = path or os.environ.get("MESHGATE_CONFIG")
+    if file is None and Path("meshgate.yaml").exists():
+        file = "meshgate.yaml"
+    if file is not None and not Path(file).exists():
+        raise ConfigError(f"config file {file}: not found")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=file)
+
+    try:
+        return FileSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from exc
+
+
+def describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        env = "MESHGATE_" + "__".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"{key} ({env}): {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,72 @@
+"""Rate limits per key and per tenant: requests per minute, and tokens per minute.
+
+Tokens are known only once a model answered, so a request is admitted while the token buckets
+are not in debt, and the model service charges what was used through ``charge_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meshgate.auth import Principal
+from meshgate.errors import RateLimited
+from meshgate.gateway.middleware.auth import PRINCIPAL
+from meshgate.gateway.problems import send_error
+from meshgate.limits import Bucket, Limiter
+
+CHARGE_TOKENS = "meshgate.charge_tokens"
+TokenCharger = Callable[[int], Awaitable[None]]
+
+
+def buckets(p: Principal) -> list[Bucket]:
+    # The tenant is the hash tag, so one script touches one Redis Cluster slot.
+    t = "{" + p.tenant + "}"
+    return [
+        Bucket(f"{t}:k:{p.key_id}:rpm", p.rpm),
+        Bucket(f"{t}:rpm", p.tenant_rpm),
+        Bucket(f"{t}:k:{p.key_id}:tpm", p.tpm, cost=0),
+        Bucket(f"{t}:tpm", p.tenant_tpm, cost=0),
+    ]
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, limiter: Limiter):
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal: Principal | None = scope.get(PRINCIPAL)
+        if principal is None:
+            await self.app(scope, receive, send)
+            return
+        checked = buckets(principal)
+        decision = await self.limiter.check(checked)
+        headers = decision.headers()
+        if not decision.allowed:
+            await send_error(
+                RateLimited(
+                    "rate limit exceeded; retry after the time in Retry-After", headers=headers
+                ),
+                scope,
+                send,
+            )
+            return
+        encoded = [(k.encode(), v.encode()) for k, v in headers.items()]
+
+        async def charge(tokens: int) -> None:
+            if tokens > 0:
+                for bucket in checked[2:]:
+                    await self.limiter.charge(
+                        Bucket(bucket.key, bucket.limit, bucket.period, cost=tokens)
+                    )
+
+        scope[CHARGE_TOKENS] = charge
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *encoded]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)

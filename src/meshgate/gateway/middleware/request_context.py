@@ -1,0 +1,43 @@
+"""Request id and W3C trace context: the first thing every request gets."""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meshgate.tracecontext import SCOPE_KEY, TraceContext
+
+MAX_REQUEST_ID = 128
+
+
+class RequestContextMiddleware:
+    """Echoes ``x-request-id`` (or makes one) and keeps ``traceparent``/``baggage``."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = traceparent = baggage = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"baggage":
+                baggage = value.decode("latin-1")
+        if not request_id or len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+            request_id = secrets.token_hex(16)
+        scope["meshgate.request_id"] = request_id
+        scope[SCOPE_KEY] = TraceContext.from_headers(traceparent, baggage)
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,0 +1,141 @@
+"""The one place where errors become HTTP responses.
+
+Three shapes, chosen by route family: RFC 9457 problem+json everywhere, OpenAI's
+``{"error": {...}}`` on the OpenAI-compatible routes, ``{"error": "..."}`` on the V2 routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope, Send
+
+from meshgate.errors import BadRequest, MeshgateError, MethodNotAllowed, NotFound, ValidationFailed
+
+log = logging.getLogger("meshgate.gateway")
+
+OPENAI_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1/models", "/v1/completions")
+PROBLEM_BASE = "https://meshgate.dev/problems/"
+
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def render(error: MeshgateError, path: str, request_id: str | None) -> tuple[str, bytes]:
+    """(content type, body) for an error raised while serving ``path``."""
+    if path.startswith(OPENAI_PREFIXES):
+        body: dict[str, Any] = {
+            "error": {
+                "message": error.detail,
+                "type": OPENAI_TYPES.get(error.status, "api_error"),
+                "code": error.extra.get("code", error.slug),
+                "param": error.extra.get("param"),
+            }
+        }
+        return "application/json", orjson.dumps(body)
+    if path.startswith("/v2/"):
+        return "application/json", orjson.dumps({"error": error.detail})
+    problem: dict[str, Any] = {
+        "type": PROBLEM_BASE + error.slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "request_id": request_id,
+    }
+    problem.update({k: v for k, v in error.extra.items() if k != "code"})
+    return "application/problem+json", orjson.dumps(problem)
+
+
+def response_parts(
+    error: MeshgateError, scope: Scope
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    content_type, body = render(error, scope["path"], scope.get("meshgate.request_id"))
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    return error.status, headers, body
+
+
+async def send_error(error: MeshgateError, scope: Scope, send: Send) -> None:
+    """Answer an error straight from ASGI middleware, before any route ran."""
+    status, headers, body = response_parts(error, scope)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def validation_error(exc: RequestValidationError) -> MeshgateError:
+    """Name every bad field; malformed JSON is a 400, a well-formed wrong body a 422."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        ctx = next(e.get("ctx", {}) for e in errors if e.get("type") == "json_invalid")
+        return BadRequest(f"malformed JSON body: {ctx.get('error', 'cannot parse')}")
+    if any(tuple(e["loc"]) == ("body",) for e in errors):
+        return BadRequest("the request body must be a JSON object sent as application/json")
+    problems = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+        problems.append({"field": loc, "message": e["msg"], "type": e["type"]})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    first = problems[0]["field"] if problems else None
+    return ValidationFailed(f"invalid request: {summary}", errors=problems, param=first)
+
+
+def http_error(exc: StarletteHTTPException, scope: Scope) -> MeshgateError:
+    if exc.status_code == 404:
+        return NotFound(f"no route {scope['method']} {scope['path']}")
+    if exc.status_code == 405:
+        allowed = exc.headers.get("Allow", "") if exc.headers else ""
+        return MethodNotAllowed(
+            f"{scope['method']} is not allowed on {scope['path']}; allowed: {allowed}",
+            headers={"Allow": allowed},
+        )
+    error = MeshgateError(str(exc.detail))
+    error.status = exc.status_code  # type: ignore[misc]
+    return error
+
+
+def install(app: FastAPI) -> None:
+    """Route every error the app can raise through :func:`render`."""
+
+    def respond(request: Request, error: MeshgateError) -> Response:
+        status, headers, body = response_parts(error, request.scope)
+        response = Response(body, status_code=status)
+        response.raw_headers = headers
+        return response
+
+    async def on_domain(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, MeshgateError)
+        return respond(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return respond(request, validation_error(exc))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return respond(request, http_error(exc, request.scope))
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return respond(request, MeshgateError("internal error; see the server log"))
+
+    app.add_exception_handler(MeshgateError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)

@@ -1,0 +1,99 @@
+"""Administration: API keys and their tenants (scope ``admin``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshgate.errors import Forbidden
+from meshgate.gateway.security import current_principal, require
+from meshgate.platform import platform_of
+
+router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Tenant of the new key; default the caller's. Only root admins name another.",
+    )
+    scopes: list[str] = Field(..., min_length=1)
+    rpm: int | None = Field(None, ge=1, description="Requests per minute; default from config.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute; default from config.")
+    expires_at: datetime | None = None
+    description: str | None = Field(None, max_length=200)
+
+
+class KeyCreated(BaseModel):
+    id: str
+    key: str = Field(description="The secret, shown this once.")
+    tenant: str
+    scopes: list[str]
+    rpm: int | None
+    tpm: int | None
+    expires_at: str | None
+
+
+def _tenant_filter(request: Request) -> str | None:
+    principal = current_principal(request)
+    return None if principal.is_root else principal.tenant
+
+
+@router.post("/keys", status_code=201, response_model=KeyCreated, summary="Create an API key")
+async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
+    principal = current_principal(request)
+    tenant = body.tenant or principal.tenant
+    if tenant != principal.tenant and not principal.is_root:
+        raise Forbidden("only an admin of the root tenant creates keys for another tenant")
+    platform = platform_of(request)
+    created = await platform.keys.create(
+        tenant=tenant,
+        scopes=body.scopes,
+        rpm=body.rpm,
+        tpm=body.tpm,
+        expires_at=body.expires_at,
+        description=body.description,
+    )
+    if platform.audit is not None:
+        await platform.audit.record(
+            actor=principal.key_id,
+            tenant=tenant,
+            action="key.created",
+            resource=f"keys/{created.id}",
+            details={"scopes": body.scopes},
+        )
+    return {**created.record, "key": created.key}
+
+
+@router.get("/keys", summary="List API keys (never their secrets)")
+async def list_keys(request: Request) -> dict[str, Any]:
+    keys = await platform_of(request).keys.list(tenant=_tenant_filter(request))
+    return {"keys": keys}
+
+
+@router.get("/keys/{key_id}", summary="One API key")
+async def get_key(key_id: str, request: Request) -> dict[str, Any]:
+    return await platform_of(request).keys.get(key_id, tenant=_tenant_filter(request))
+
+
+@router.delete("/keys/{key_id}", summary="Revoke an API key")
+async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
+    platform = platform_of(request)
+    record = await platform.keys.revoke(key_id, tenant=_tenant_filter(request))
+    if platform.audit is not None:
+        await platform.audit.record(
+            actor=current_principal(request).key_id,
+            tenant=record["tenant"],
+            action="key.revoked",
+            resource=f"keys/{key_id}",
+            details={},
+        )
+    return record

@@ -1,0 +1,64 @@
+"""Operations: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from meshgate.gateway.security import require
+from meshgate.platform import HealthCheck, platform_of
+
+router = APIRouter(tags=["operations"])
+READY_TIMEOUT = 2.0
+
+
+@router.get("/healthz", summary="Liveness: 200 while the process serves")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/health",
+    summary="Liveness (deprecated alias of /healthz)",
+    deprecated=True,
+    openapi_extra={"x-sunset": "2027-06-30", "x-successor": "/healthz"},
+)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _probe(check: HealthCheck) -> str | None:
+    try:
+        await asyncio.wait_for(check(), READY_TIMEOUT)
+    except Exception as exc:  # any failure means not ready; the message says which
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+@router.get("/readyz", summary="Readiness: 200 only when every configured backend answers")
+async def readyz(request: Request) -> Response:
+    platform = platform_of(request)
+    names = list(platform.checks)
+    results = await asyncio.gather(*(_probe(platform.checks[n]) for n in names))
+    failing = {n: r for n, r in zip(names, results, strict=True) if r is not None}
+    for name in names:
+        platform.metrics.backend_up.labels(name).set(0 if name in failing else 1)
+    body = {"status": "ready" if not failing else "unavailable", "backends": names}
+    if failing:
+        body["failing"] = failing
+    return JSONResponse(body, status_code=503 if failing else 200)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    dependencies=[require("audit:read")],
+    response_class=Response,
+)
+async def metrics(request: Request) -> Response:
+    return Response(
+        platform_of(request).metrics.render(),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+    )

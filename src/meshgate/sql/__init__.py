@@ -1,0 +1,20 @@
+"""The platform's SQL store: one port, SQLite and PostgreSQL backends."""
+
+from meshgate.sql.base import Migration, Row, SqlSession, SqlStore, migrate
+
+
+def open_sql_store(url: str) -> SqlStore:
+    """Pick the backend from the URL: ``sqlite:///path`` or ``postgresql://...``."""
+    scheme = url.split(":", 1)[0]
+    if scheme == "sqlite":
+        from meshgate.sql.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    if scheme in ("postgresql", "postgres"):
+        from meshgate.sql.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"no SQL backend for {scheme!r}")
+
+
+__all__ = ["Migration", "Row", "SqlSession", "SqlStore", "migrate", "open_sql_store"]

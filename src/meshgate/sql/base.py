@@ -1,0 +1,74 @@
+"""The platform's SQL store port: keys, tenants, registry, audit.
+
+Statements use ``?`` placeholders and portable DDL; a backend translates what its driver needs.
+Migrations carry ``{blob}`` and ``{autoinc}`` for the two types the dialects spell differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Params = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step of one domain; applied once, in version order."""
+
+    domain: str
+    version: int
+    sql: str
+
+
+class SqlSession(Protocol):
+    """What a statement runs on: the store itself or an open transaction."""
+
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+class SqlStore(SqlSession, Protocol):
+    dialect: str
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    def transaction(self) -> AbstractAsyncContextManager[SqlSession]: ...
+    def render(self, ddl: str) -> str: ...
+
+
+async def migrate(store: SqlStore, migrations: Sequence[Migration]) -> list[Migration]:
+    """Apply the migrations not yet applied; returns those it applied."""
+    await store.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " domain TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (domain, version))"
+    )
+    applied: list[Migration] = []
+    async with store.transaction() as tx:
+        if store.dialect == "postgresql":
+            # Two processes starting together must not both run the same step.
+            await tx.execute("SELECT pg_advisory_xact_lock(7345521)")
+        done = {
+            (r["domain"], r["version"])
+            for r in await tx.fetch_all("SELECT domain, version FROM schema_migrations")
+        }
+        for m in sorted(migrations, key=lambda m: (m.domain, m.version)):
+            if (m.domain, m.version) in done:
+                continue
+            for statement in split_statements(store.render(m.sql)):
+                await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO schema_migrations (domain, version) VALUES (?, ?)",
+                (m.domain, m.version),
+            )
+            applied.append(m)
+    return applied
+
+
+def split_statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
