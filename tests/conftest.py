@@ -62,16 +62,23 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """Database 15 of the local Redis, emptied before and after."""
+def namespace() -> str:
+    """A fresh ``namespace`` setting: Redis keys and NATS streams no other test touches."""
+    return "t" + secrets.token_hex(5)
+
+
+@pytest.fixture
+def redis_url(namespace: str) -> Iterator[str]:
+    """Database 15 of the local Redis; the test's keys (under its namespace) removed after."""
     url = f"{REDIS_BASE}/15"
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
-        client.flushdb()
+        client.ping()
     except redis.RedisError as exc:
         unavailable("Redis", exc)
     yield url
-    client.flushdb()
+    for key in client.scan_iter(f"{namespace}*", count=1000):
+        client.delete(key)
     client.close()
 
 

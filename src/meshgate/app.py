@@ -74,7 +74,7 @@ def build_platform(settings: Settings) -> Platform:
     platform = Platform(
         settings=settings,
         sql=sql,
-        limiter=open_limiter(settings.limiter_backend_url),
+        limiter=open_limiter(settings.limiter_backend_url, namespace=settings.namespace),
         keys=keys,
         metrics=Metrics(),
     )

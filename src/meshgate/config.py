@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="When set, the default for the limiter, context store and caches."
     )
+    namespace: str = Field(
+        "mg",
+        pattern=r"^[a-z][a-z0-9_]{0,30}$",
+        description="Prefix of every Redis key and NATS stream, so deployments can share a server.",
+    )
     limiter_url: str | None = Field(None, description="memory:// or redis://; default redis_url.")
     max_body_bytes: int = Field(MiB, ge=1024, description="Largest accepted request body.")
     auth_cache_ttl_seconds: float = Field(

@@ -3,7 +3,7 @@
 from meshgate.limits.base import Bucket, Decision, Limiter
 
 
-def open_limiter(url: str) -> Limiter:
+def open_limiter(url: str, *, namespace: str = "mg") -> Limiter:
     """``memory://`` (one process) or ``redis://`` (shared by every process)."""
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
@@ -13,7 +13,7 @@ def open_limiter(url: str) -> Limiter:
     if scheme in ("redis", "rediss"):
         from meshgate.limits.redis import RedisLimiter
 
-        return RedisLimiter(url)
+        return RedisLimiter(url, prefix=f"{namespace}:rl:")
     raise ValueError(f"no limiter backend for {scheme!r}")
 
 

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from meshgate.gateway.security import require
+from meshgate.gateway.security import current_principal, require
 from meshgate.platform import HealthCheck, platform_of
 
 router = APIRouter(tags=["operations"])
@@ -62,3 +62,15 @@ async def metrics(request: Request) -> Response:
         platform_of(request).metrics.render(),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )
+
+
+@router.get("/v1/whoami", summary="The calling key: id, tenant, scopes and limits")
+async def whoami(request: Request) -> dict[str, object]:
+    p = current_principal(request)
+    return {
+        "key_id": p.key_id,
+        "tenant": p.tenant,
+        "scopes": sorted(p.scopes),
+        "rpm": p.rpm,
+        "tpm": p.tpm,
+    }
