@@ -1,0 +1,29 @@
+"""Event log backends, picked from a URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshgate.events.base import EventLog
+
+
+def open_event_log(
+    url: str | None, *, data_dir: Path, namespace: str, poll_interval: float = 0.2
+) -> EventLog:
+    """``sqlite:///path`` (default ``<data_dir>/events.db``), ``nats://...`` or ``redis://...``."""
+    url = url or f"sqlite:///{Path(data_dir) / 'events.db'}"
+    scheme = url.split(":", 1)[0]
+    if scheme == "sqlite":
+        from meshgate.events.backends.sqlite import SqliteEventLog
+
+        path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+        return SqliteEventLog(path, poll_interval=poll_interval)
+    if scheme in ("nats", "tls"):
+        from meshgate.events.backends.nats import NatsEventLog
+
+        return NatsEventLog(url, namespace=namespace)
+    if scheme in ("redis", "rediss"):
+        from meshgate.events.backends.redis import RedisEventLog
+
+        return RedisEventLog(url, namespace=namespace, poll_interval=poll_interval)
+    raise ValueError(f"no event log backend for {scheme!r}")

@@ -1,0 +1,219 @@
+"""``platform.events``: publish, react, read and erase, over any event log backend.
+
+Other domains use :meth:`EventService.publish`, :meth:`EventService.on` and
+:meth:`EventService.shred_user` (the contract in docs/architecture.md); the routes, the
+webhook dispatcher and the CLI use the reading side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from meshgate.errors import ValidationFailed
+from meshgate.events.base import EVERYTHING, EventLog, Filter
+from meshgate.events.crypto import DataKeys
+from meshgate.events.envelope import Event, Record, check_type, format_time, now
+
+log = logging.getLogger("meshgate.events")
+Handler = Callable[[Event], Awaitable[None]]
+LOCAL_QUEUE_LIMIT = 100_000
+
+
+class EventService:
+    def __init__(self, log_backend: EventLog, keys: DataKeys):
+        self.log = log_backend
+        self.keys = keys
+        self._handlers: list[tuple[str, Handler]] = []
+        self._local: asyncio.Queue[Event] = asyncio.Queue(LOCAL_QUEUE_LIMIT)
+        self._dispatcher: asyncio.Task[None] | None = None
+        self.dropped_local = 0
+
+    async def start(self) -> None:
+        await self.log.start()
+        self._local = asyncio.Queue(LOCAL_QUEUE_LIMIT)
+        self._dispatcher = asyncio.create_task(self._dispatch_local(), name="events-local")
+
+    async def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+            self._dispatcher = None
+        await self.log.close()
+
+    # --- the contract other domains use -----------------------------------------------------
+
+    async def publish(
+        self,
+        type: str,
+        *,
+        tenant: str,
+        data: Any,
+        subject: str | None = None,
+        personal: Any = None,
+        user_id: str | None = None,
+        source: str = "/meshgate",
+        id: str | None = None,
+    ) -> Event:
+        """Append one event; returns once it is durable, with its sequence."""
+        check_type(type)
+        if not tenant or not isinstance(tenant, str):
+            raise ValidationFailed("'tenant' is required", field="tenant")
+        if personal is not None:
+            if not user_id:
+                raise ValidationFailed("'user_id' is required with 'personal'", field="user_id")
+            if not isinstance(data, dict | None) or (data and "personal" in data):
+                raise ValidationFailed(
+                    "with 'personal', 'data' must be an object without a 'personal' key",
+                    field="data",
+                )
+        _check_json(data, "data")
+        record = Record(
+            tenant=tenant,
+            id=id or str(uuid.uuid4()),
+            source=source,
+            type=type,
+            time=format_time(now()),
+            subject=subject,
+            data=data,
+            user_id=user_id,
+            personal=(
+                await self.keys.encrypt(tenant, user_id, _check_json(personal, "personal"))
+                if personal is not None and user_id
+                else None
+            ),
+        )
+        (stored,) = await self.log.append([record])
+        event = _to_event(stored, personal)
+        self._notify(event)
+        return event
+
+    def on(self, type_prefix: str, handler: Handler) -> None:
+        """Call ``handler(event)`` for each event this process appends whose type matches."""
+        self._handlers.append((type_prefix, handler))
+
+    async def shred_user(self, tenant: str, user_id: str) -> int:
+        """Destroy the user's data key: their personal parts read as erased from now on."""
+        return await self.keys.shred(tenant, user_id)
+
+    # --- appending already validated records (integration events) ---------------------------
+
+    async def append_records(self, records: Sequence[Record]) -> list[Event]:
+        stored = await self.log.append(records)
+        events = [_to_event(r, None) for r in stored]
+        for event in events:
+            self._notify(event)
+        return events
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def read(
+        self, *, after: int = 0, limit: int = 100, where: Filter = EVERYTHING
+    ) -> list[Event]:
+        records = await self.log.read(after, limit, where)
+        return await self.open_records(records)
+
+    async def open_records(self, records: Sequence[Record]) -> list[Event]:
+        """Events with their personal parts decrypted, or shown as erased."""
+        sealed = [(r.tenant, r.user_id, r.personal) for r in records if r.personal and r.user_id]
+        clear = await self.keys.decrypt_many(sealed) if sealed else {}  # type: ignore[arg-type]
+        return [
+            _to_event(r, clear.get((r.tenant, r.user_id, r.personal)) if r.personal else None)
+            for r in records
+        ]
+
+    async def tail(
+        self, *, after: int = 0, where: Filter = EVERYTHING, batch: int = 200
+    ) -> AsyncIterator[Event]:
+        """Every matching event after ``after``, then new ones as they are appended."""
+        while True:
+            # Taken before the read: everything up to ``end`` is visible to that read.
+            end = await self.log.last_sequence()
+            records = await self.log.read(after, batch, where)
+            if records:
+                after = records[-1].sequence
+                for event in await self.open_records(records):
+                    yield event
+                continue
+            # Nothing matched up to ``end``: skip ahead so filtered tails stay cheap.
+            after = max(after, end)
+            await self.log.wait(after, within=30)
+
+    async def consume(
+        self, group: str, handler: Handler, *, where: Filter = EVERYTHING, batch: int = 200
+    ) -> None:
+        """Run ``group``: handle each event after its committed offset, committing as it goes.
+
+        At-least-once: an event handled but not yet committed when the process stops is
+        handled again on restart.
+        """
+        after = await self.log.committed(group)
+        while True:
+            end = await self.log.last_sequence()
+            records = await self.log.read(after, batch, where)
+            if not records:
+                if end > after:
+                    after = end
+                    await self.log.commit(group, after)
+                await self.log.wait(after, within=30)
+                continue
+            for event in await self.open_records(records):
+                await handler(event)
+                after = event.sequence
+            await self.log.commit(group, after)
+
+    async def replay(self, group: str, *, after: int) -> None:
+        """Rewind ``group`` so it handles again every event after ``after``."""
+        await self.log.seek(group, after)
+
+    # --- in-process reactions -----------------------------------------------------------------
+
+    def _notify(self, event: Event) -> None:
+        if not self._handlers:
+            return
+        try:
+            self._local.put_nowait(event)
+        except asyncio.QueueFull:
+            # A stuck handler must never block publishers; the log still has the event.
+            self.dropped_local += 1
+
+    async def _dispatch_local(self) -> None:
+        while True:
+            event = await self._local.get()
+            for prefix, handler in list(self._handlers):
+                if event.type.startswith(prefix):
+                    try:
+                        await handler(event)
+                    except Exception:
+                        log.exception("event handler for %r failed on %s", prefix, event.id)
+
+
+def _check_json(value: Any, name: str) -> Any:
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        raise ValidationFailed(f"'{name}' must be JSON-serializable: {exc}", field=name) from exc
+    return value
+
+
+def _to_event(record: Record, personal: Any) -> Event:
+    return Event(
+        id=record.id,
+        source=record.source,
+        type=record.type,
+        time=datetime.fromisoformat(record.time.replace("Z", "+00:00")),
+        tenant=record.tenant,
+        data=record.data,
+        subject=record.subject,
+        datacontenttype=record.datacontenttype,
+        sequence=record.sequence,
+        user_id=record.user_id,
+        personal=personal,
+        extensions=record.extensions,
+    )
