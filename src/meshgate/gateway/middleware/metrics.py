@@ -1,4 +1,8 @@
-"""RED metrics per route template (never the raw path: ids would explode cardinality)."""
+"""RED metrics per route template (never the raw path: ids would explode cardinality).
+
+When a model answered (the model service sets ``meshgate.model`` and ``meshgate.model_version``
+in the scope), the request also counts for that model version, under the caller's tenant.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from meshgate.gateway.middleware.auth import PRINCIPAL
 from meshgate.monitoring.metrics import Metrics
+
+MODEL = "meshgate.model"
+MODEL_VERSION = "meshgate.model_version"
 
 
 class MetricsMiddleware:
@@ -32,6 +40,12 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
+            model = None
+            name = scope.get(MODEL)
+            if name is not None:
+                principal = scope.get(PRINCIPAL)
+                tenant = principal.tenant if principal is not None else ""
+                model = (tenant, str(name), str(scope.get(MODEL_VERSION) or ""))
             self.metrics.observe_request(
-                scope["method"], template, status, time.perf_counter() - started
+                scope["method"], template, status, time.perf_counter() - started, model
             )
