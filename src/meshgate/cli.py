@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -120,9 +121,15 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(config: ConfigOption = None) -> None:
+def keys_list(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
     """List every key (never a secret)."""
     keys = with_platform(settings_or_exit(config), lambda p: p.keys.list(tenant=None))
+    if as_json:
+        typer.echo(json.dumps(keys, indent=2))
+        return
     table = Table("id", "tenant", "prefix", "scopes", "created", "revoked")
     for k in keys:
         table.add_row(

@@ -37,11 +37,20 @@ def current_principal(request: Request) -> Principal:
 
 
 def route_scope(route: Any) -> str | None:
-    """The scope a route requires, read from its dependencies (used by the auth matrix)."""
-    pending = list((getattr(route, "dependant", None) and route.dependant.dependencies) or [])
+    """The scope a route requires, read from its dependencies (used by the auth matrix).
+
+    ``route`` is a ``fastapi.routing.RouteContext`` (from ``iter_route_contexts``), which
+    carries the router-level dependencies too, or an ``APIRoute``.
+    """
+    for dep in getattr(route, "dependencies", None) or []:
+        if isinstance(dep.dependency, RequireScope):
+            return dep.dependency.scope
+    inner = getattr(route, "route", None) or route
+    dependant = getattr(inner, "dependant", None)
+    pending = list(dependant.dependencies) if dependant is not None else []
     while pending:
-        dep = pending.pop()
-        if isinstance(dep.call, RequireScope):
-            return dep.call.scope
-        pending.extend(dep.dependencies)
+        sub = pending.pop()
+        if isinstance(sub.call, RequireScope):
+            return sub.call.scope
+        pending.extend(sub.dependencies)
     return None

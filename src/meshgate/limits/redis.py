@@ -69,7 +69,9 @@ class RedisLimiter:
         self._charge = self._redis.register_script(CHARGE)
 
     async def start(self) -> None:
-        await self.ping()
+        # Connections are made on first use: a Redis outage at start makes /readyz and the
+        # requests that need a limit answer 503 until it returns, instead of a crash.
+        pass
 
     async def close(self) -> None:
         await self._redis.aclose()

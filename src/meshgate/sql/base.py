@@ -44,15 +44,16 @@ class SqlStore(SqlSession, Protocol):
 
 async def migrate(store: SqlStore, migrations: Sequence[Migration]) -> list[Migration]:
     """Apply the migrations not yet applied; returns those it applied."""
-    await store.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " domain TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (domain, version))"
-    )
     applied: list[Migration] = []
     async with store.transaction() as tx:
         if store.dialect == "postgresql":
-            # Two processes starting together must not both run the same step.
+            # Two processes starting together must not both run the same step (nor race on
+            # creating the bookkeeping table itself).
             await tx.execute("SELECT pg_advisory_xact_lock(7345521)")
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " domain TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (domain, version))"
+        )
         done = {
             (r["domain"], r["version"])
             for r in await tx.fetch_all("SELECT domain, version FROM schema_migrations")

@@ -24,22 +24,37 @@ class BodyLimitMiddleware:
                     return
                 break
         else:
-            receive = self._counting(receive)
+            await self._streamed(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
-    def _counting(self, receive: Receive) -> Receive:
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body without a declared length is counted as it arrives.
+
+        Past the limit the 413 is sent here and the app sees the client go away, since the
+        framework would turn an exception raised while it reads the body into a 400.
+        """
         seen = 0
+        refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise self._error()
+                    refused = True
+                    await send_error(self._error(), scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        return counted
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, guarded_send)
 
     def _error(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")

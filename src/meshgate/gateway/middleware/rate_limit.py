@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgate.auth import Principal
-from meshgate.errors import RateLimited
+from meshgate.errors import MeshgateError, RateLimited
 from meshgate.gateway.middleware.auth import PRINCIPAL
 from meshgate.gateway.problems import send_error
 from meshgate.limits import Bucket, Limiter
@@ -42,7 +42,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         checked = buckets(principal)
-        decision = await self.limiter.check(checked)
+        try:
+            decision = await self.limiter.check(checked)
+        except MeshgateError as exc:
+            await send_error(exc, scope, send)
+            return
         headers = decision.headers()
         if not decision.allowed:
             await send_error(

@@ -1,0 +1,106 @@
+"""The auth matrix, derived from the app's own route table.
+
+Every route outside the public paths answers 401 without a key and 403 to a key that lacks
+its scope; every route with a path parameter answers 404 when a key of another tenant names a
+resource that exists. A route added later is covered without touching this file, except that
+a new kind of path parameter needs a creator in ``CREATORS`` (the test says which).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+import httpx
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+
+from meshgate.auth import SCOPES
+from meshgate.gateway.security import route_scope
+
+Creator = Callable[[httpx.AsyncClient], Awaitable[str]]
+
+
+async def _key(client: httpx.AsyncClient) -> str:
+    created = await client.post("/v1/admin/keys", json={"scopes": ["inference"]})
+    return str(created.json()["id"])
+
+
+# A creator makes a resource as the owning tenant and returns the value of the path parameter.
+CREATORS: dict[str, Creator] = {
+    "key_id": _key,
+}
+
+
+def http_routes(app: object) -> list[tuple[str, str, RouteContext]]:
+    """Every (method, path, route) the app serves outside the public paths."""
+    public = set(app.state.platform.settings.public_paths)  # type: ignore[attr-defined]
+    found = []
+    for ctx in iter_route_contexts(app.routes):  # type: ignore[attr-defined]
+        if ctx.path in public or not ctx.methods:
+            continue
+        for method in sorted(set(ctx.methods) - {"HEAD", "OPTIONS"}):
+            found.append((method, ctx.path, ctx))
+    return found
+
+
+def fill(path: str, value: str = "x") -> str:
+    return re.sub(r"\{[^}]+\}", value, path)
+
+
+async def keys_by_scope(client: httpx.AsyncClient, tenant: str) -> dict[str, str]:
+    keys = {}
+    for scope in SCOPES:
+        created = await client.post("/v1/admin/keys", json={"tenant": tenant, "scopes": [scope]})
+        keys[scope] = created.json()["key"]
+    return keys
+
+
+async def test_every_route_needs_a_key(client: httpx.AsyncClient) -> None:
+    routes = http_routes(client.app)  # type: ignore[attr-defined]
+    assert len(routes) >= 4
+    for method, path, _ in routes:
+        response = await client.request(method, fill(path), headers={"Authorization": ""})
+        assert response.status_code == 401, (method, path, response.text)
+        response = await client.request(
+            method, fill(path), headers={"Authorization": "Bearer mg_not_a_key"}
+        )
+        assert response.status_code == 401, (method, path)
+
+
+async def test_every_scoped_route_refuses_a_key_without_its_scope(
+    client: httpx.AsyncClient,
+) -> None:
+    keys = await keys_by_scope(client, "matrix")
+    checked = 0
+    for method, path, route in http_routes(client.app):  # type: ignore[attr-defined]
+        needed = route_scope(route)
+        if needed is None or not isinstance(route.original_route, APIRoute):
+            continue
+        for scope, key in keys.items():
+            if scope in (needed, "admin"):
+                continue
+            response = await client.request(
+                method, fill(path), headers={"Authorization": f"Bearer {key}"}, json={}
+            )
+            assert response.status_code == 403, (method, path, scope, response.text)
+            checked += 1
+    assert checked > 0
+
+
+async def test_another_tenants_resource_is_not_found(client: httpx.AsyncClient) -> None:
+    other = await keys_by_scope(client, "intruder")
+    for method, path, route in http_routes(client.app):  # type: ignore[attr-defined]
+        params = re.findall(r"\{([^}:]+)", path)
+        if not params:
+            continue
+        missing = [p for p in params if p not in CREATORS]
+        assert not missing, f"{method} {path}: add a creator for {missing} to CREATORS"
+        values = {p: await CREATORS[p](client) for p in params}
+        target = path
+        for name, value in values.items():
+            target = re.sub(r"\{" + name + r"(:[^}]*)?\}", value, target)
+        key = other[route_scope(route) or "inference"]
+        response = await client.request(
+            method, target, headers={"Authorization": f"Bearer {key}"}, json={}
+        )
+        assert response.status_code == 404, (method, path, response.text)
