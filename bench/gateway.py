@@ -1,0 +1,93 @@
+"""The gateway's own cost: GET /v1/whoami through the full stack against bare references.
+
+Three servers under uvicorn (uvloop, httptools), each pinned to core 0, wrk on core 1:
+
+- a raw ASGI app answering the same JSON (the floor of any ASGI server);
+- a FastAPI app with the same route and no middleware (the framework alone);
+- Meshgate, authenticated (bearer key, cached) and rate-limited (in-memory limiter), with
+  every middleware of the stack and every domain started.
+
+All three run at once and the cells are interleaved, so slow phases of the shared machine hit
+every variant alike. At c=8 the server's core is saturated and 1/RPS is its CPU time per
+request; the difference to a reference is what the extra layers cost per request.
+"""
+
+from __future__ import annotations
+
+from bench.bare_apps import BODY
+from bench.meshgate_server import Meshgate
+from bench.procs import (
+    PROXY_CORE,
+    best,
+    free_port,
+    interleaved,
+    lua_script,
+    python_server,
+    running,
+)
+from bench.report import per_request_us, ratio, table
+
+CONNECTIONS = (1, 8)
+
+
+def run() -> str:
+    raw_port, fastapi_port = free_port(), free_port()
+    raw = python_server("bare-asgi", "bare_apps", raw_port, PROXY_CORE, "--kind", "raw")
+    fast = python_server("bare-fastapi", "bare_apps", fastapi_port, PROXY_CORE, "--kind", "fastapi")
+    with running(raw, fast):
+        raw.wait_http(f"http://127.0.0.1:{raw_port}/v1/whoami")
+        fast.wait_http(f"http://127.0.0.1:{fastapi_port}/v1/whoami")
+        mesh = Meshgate("gateway-meshgate", core=PROXY_CORE)
+        with running(mesh.proc):
+            return measure(
+                {
+                    "raw ASGI": (f"http://127.0.0.1:{raw_port}/v1/whoami", {}),
+                    "FastAPI route": (f"http://127.0.0.1:{fastapi_port}/v1/whoami", {}),
+                    "Meshgate": (mesh.url + "/v1/whoami", mesh.auth),
+                }
+            )
+
+
+def measure(variants: dict[str, tuple[str, dict[str, str]]]) -> str:
+    cells = interleaved(
+        {name: (url, lua_script("GET", None, h)) for name, (url, h) in variants.items()},
+        CONNECTIONS,
+    )
+    rows = []
+    for name in variants:
+        row: list[object] = [name]
+        for c in CONNECTIONS:
+            top, spread = best(cells[(name, c)])
+            row += [f"{top.rps:,.0f} (±{100 * spread:.0f}%)", top.p50_ms, top.p99_ms]
+        errors = sum(r.errors for c in CONNECTIONS for r in cells[(name, c)])
+        rows.append([*row, errors])
+    header = ["server (GET /v1/whoami)"]
+    for c in CONNECTIONS:
+        header += [f"c={c} RPS (spread)", f"c={c} p50 ms", f"c={c} p99 ms"]
+    header.append("non-2xx / socket errors")
+
+    def rps(name: str, c: int) -> float:
+        return best(cells[(name, c)])[0].rps
+
+    cost_rows = []
+    for ref in ("raw ASGI", "FastAPI route"):
+        row: list[object] = [f"Meshgate vs {ref}"]
+        for c in CONNECTIONS:
+            added = per_request_us(rps("Meshgate", c)) - per_request_us(rps(ref, c))
+            row += [added, ratio(rps("Meshgate", c), rps(ref, c))]
+        cost_rows.append(row)
+    cost_header = ["comparison"]
+    for c in CONNECTIONS:
+        cost_header += [f"c={c} added µs/request", f"c={c} RPS ratio"]
+    body_bytes = len(BODY)
+    return "\n\n".join(
+        [
+            "## Gateway: the middleware stack on a no-op route",
+            f"Server pinned to core 0, wrk to core 1; {body_bytes}-byte JSON answer; "
+            "best of the repetitions, spread = (best - worst) / best.",
+            table(header, rows),
+            table(cost_header, cost_rows),
+            "Aim: the middleware stack (Meshgate vs the FastAPI route at c=8, where 1/RPS is "
+            "CPU time per request) under 50 µs per request.",
+        ]
+    )
