@@ -25,7 +25,8 @@ MAX_TYPE_LEN = 256
 
 # CloudEvents: attribute names are lowercase ASCII letters or digits.
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+# Dot-separated non-empty tokens, so a type is also a valid NATS subject suffix.
+_TYPE = re.compile(r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$")
 # RFC 3339 with a mandatory offset, as CloudEvents requires for ``time``.
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
@@ -146,7 +147,9 @@ def check_type(value: Any, *, integration: bool = False) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_TYPE_LEN:
         raise ValidationFailed("'type' must be a non-empty string", field="type")
     if not _TYPE.match(value):
-        raise ValidationFailed("'type' may hold letters, digits and . _ : / - only", field="type")
+        raise ValidationFailed(
+            "'type' is dot-separated words of letters, digits and _ : / - only", field="type"
+        )
     if integration and value.startswith(PLATFORM_PREFIX):
         raise ValidationFailed(
             f"'type' must not start with '{PLATFORM_PREFIX}': those types are the platform's",

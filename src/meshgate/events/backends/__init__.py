@@ -21,7 +21,7 @@ def open_event_log(
     if scheme in ("nats", "tls"):
         from meshgate.events.backends.nats import NatsEventLog
 
-        return NatsEventLog(url, namespace=namespace)
+        return NatsEventLog(url, namespace=namespace, poll_interval=poll_interval)
     if scheme in ("redis", "rediss"):
         from meshgate.events.backends.redis import RedisEventLog
 

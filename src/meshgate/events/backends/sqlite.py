@@ -14,6 +14,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -248,12 +249,15 @@ class SqliteEventLog:
         return int(rows[0][0]) if rows else 0
 
     async def wait(self, after: int, within: float) -> None:
-        if self._last > after:
-            return
-        # Appends of this process wake us at once; another process's only after a poll.
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), min(within, self.poll_interval))
+        deadline = time.monotonic() + within
+        while self._last <= after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            # Appends of this process wake us at once; another process's after a poll.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, self.poll_interval))
+            self._last = max(self._last, await self.last_sequence())
 
     async def _query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self._query_sync, sql, params)

@@ -1,0 +1,218 @@
+"""NATS JetStream event log (scale-out): one file-backed stream per namespace.
+
+Subjects are ``<ns>.events.<tenant as hex>.<type>``, so the server filters by tenant and type.
+The stream sequence is the log sequence. A producer's duplicate is dropped by JetStream's
+``Nats-Msg-Id`` de-duplication, which holds for ``duplicate_window_seconds`` (an hour by
+default): a retry within that window is stored once. Consumer-group offsets live in a KV
+bucket beside the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Sequence
+
+import nats
+from nats.errors import Error as NatsError
+from nats.js import api
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import NotFoundError as JsNotFound
+
+from meshgate.errors import BackendUnavailable
+from meshgate.events.base import EVERYTHING, Filter
+from meshgate.events.envelope import Record
+
+FETCH_CHUNK = 512
+
+
+class NatsEventLog:
+    name = "nats"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str,
+        poll_interval: float = 0.2,
+        duplicate_window_seconds: float = 3600,
+    ):
+        self.url = url
+        self.namespace = namespace
+        self.stream = f"{namespace}_events"
+        self.prefix = f"{namespace}.events"
+        self.poll_interval = poll_interval
+        self.duplicate_window = duplicate_window_seconds
+        self._nc: nats.NATS | None = None
+        self._last = 0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            self._nc = await nats.connect(
+                self.url, connect_timeout=3, max_reconnect_attempts=-1, allow_reconnect=True
+            )
+            self._js = self._nc.jetstream(timeout=5)
+            config = api.StreamConfig(
+                name=self.stream,
+                subjects=[f"{self.prefix}.>"],
+                storage=api.StorageType.FILE,
+                retention=api.RetentionPolicy.LIMITS,
+                duplicate_window=self.duplicate_window,
+            )
+            try:
+                await self._js.stream_info(self.stream)
+            except JsNotFound:
+                await self._js.add_stream(config)
+            try:
+                self._offsets = await self._js.key_value(f"{self.namespace}_event_offsets")
+            except BucketNotFoundError:
+                self._offsets = await self._js.create_key_value(
+                    api.KeyValueConfig(
+                        bucket=f"{self.namespace}_event_offsets", storage=api.StorageType.FILE
+                    )
+                )
+            self._last = await self.last_sequence()
+        except (OSError, NatsError, TimeoutError) as exc:
+            raise BackendUnavailable(f"nats event log: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            with contextlib.suppress(NatsError, OSError):
+                await self._nc.drain()
+            self._nc = None
+
+    async def ping(self) -> None:
+        await self.last_sequence()
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def subject_of(self, record: Record) -> str:
+        return f"{self.prefix}.{record.tenant.encode().hex()}.{record.type}"
+
+    async def append(self, records: Sequence[Record]) -> list[Record]:
+        if not records:
+            return []
+        try:
+            if len(records) == 1:
+                acks = [await self._js.publish(*self._message(records[0]))]
+            else:
+                # Published one after another on one connection, so the stream keeps their order.
+                futures = [await self._js.publish_async(*self._message(r)) for r in records]
+                acks = list(await asyncio.gather(*futures))
+        except (NatsError, TimeoutError) as exc:
+            raise BackendUnavailable(f"nats event log: {exc}") from exc
+        self._last = max(self._last, *(a.seq for a in acks))
+        return [r.with_sequence(a.seq) for r, a in zip(records, acks, strict=True)]
+
+    def _message(self, record: Record) -> tuple[str, bytes, None, str, dict[str, str]]:
+        msg_id = hashlib.sha256(record.dedup_key.encode()).hexdigest()
+        return self.subject_of(record), record.dumps(), None, self.stream, {"Nats-Msg-Id": msg_id}
+
+    async def commit(self, group: str, sequence: int) -> None:
+        await self._set_offset(group, sequence, forward_only=True)
+
+    async def seek(self, group: str, sequence: int) -> None:
+        await self._set_offset(group, sequence, forward_only=False)
+
+    async def _set_offset(self, group: str, sequence: int, *, forward_only: bool) -> None:
+        key = group.encode().hex()
+        for _ in range(20):
+            try:
+                entry = await self._offsets.get(key)
+            except KeyNotFoundError:
+                entry = None
+            try:
+                if entry is None or entry.value is None:
+                    await self._offsets.create(key, str(sequence).encode())
+                    return
+                if forward_only and int(entry.value) >= sequence:
+                    return
+                await self._offsets.update(key, str(sequence).encode(), last=entry.revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue  # another consumer moved it meanwhile: look again
+            except NatsError as exc:
+                if "wrong last sequence" in str(exc):
+                    continue
+                raise BackendUnavailable(f"nats event log: {exc}") from exc
+        raise BackendUnavailable(f"nats event log: offset of {group!r} keeps changing")
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def committed(self, group: str) -> int:
+        try:
+            entry = await self._offsets.get(group.encode().hex())
+        except KeyNotFoundError:
+            return 0
+        except NatsError as exc:
+            raise BackendUnavailable(f"nats event log: {exc}") from exc
+        return int(entry.value) if entry.value else 0
+
+    async def last_sequence(self) -> int:
+        try:
+            info = await self._js.stream_info(self.stream)
+        except (NatsError, TimeoutError) as exc:
+            raise BackendUnavailable(f"nats event log: {exc}") from exc
+        return int(info.state.last_seq)
+
+    async def read(
+        self, after: int = 0, limit: int = 100, where: Filter = EVERYTHING
+    ) -> list[Record]:
+        if limit <= 0:
+            return []
+        try:
+            sub = await self._js.pull_subscribe(
+                self._filter_subject(where),
+                stream=self.stream,
+                config=api.ConsumerConfig(
+                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=after + 1,
+                    ack_policy=api.AckPolicy.NONE,
+                    inactive_threshold=30,
+                    mem_storage=True,
+                ),
+            )
+        except (NatsError, TimeoutError) as exc:
+            raise BackendUnavailable(f"nats event log: {exc}") from exc
+        try:
+            return await self._drain(sub, limit, where)
+        finally:
+            with contextlib.suppress(NatsError, TimeoutError):
+                info = await sub.consumer_info()
+                await self._js.delete_consumer(self.stream, info.name)
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+
+    async def _drain(self, sub: object, limit: int, where: Filter) -> list[Record]:
+        info = await sub.consumer_info()  # type: ignore[attr-defined]
+        pending = int(info.num_pending)
+        out: list[Record] = []
+        while pending > 0 and len(out) < limit:
+            try:
+                msgs = await sub.fetch(min(pending, FETCH_CHUNK), timeout=5)  # type: ignore[attr-defined]
+            except (NatsError, TimeoutError) as exc:
+                raise BackendUnavailable(f"nats event log: {exc}") from exc
+            pending -= len(msgs)
+            for msg in msgs:
+                record = Record.loads(msg.data, msg.metadata.sequence.stream)
+                if where.matches(record):
+                    out.append(record)
+                    if len(out) == limit:
+                        break
+        return out
+
+    def _filter_subject(self, where: Filter) -> str:
+        tenant = where.tenant.encode().hex() if where.tenant is not None else "*"
+        if where.type is not None:
+            return f"{self.prefix}.{tenant}.{where.type}"
+        return f"{self.prefix}.{tenant}.>"
+
+    async def wait(self, after: int, within: float) -> None:
+        deadline = time.monotonic() + within
+        while self._last <= after and time.monotonic() < deadline:
+            await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+            self._last = max(self._last, await self.last_sequence())
