@@ -45,9 +45,9 @@ def script(model: str, auth: dict[str, str], *, stream: bool = False) -> Path:
     return lua_script("POST", orjson.dumps(chat_body(model, stream=stream)), {**JSON, **auth})
 
 
-def start_upstream() -> tuple[Proc, str]:
+def start_upstream(core: str | None = LOAD_CORE) -> tuple[Proc, str]:
     port = free_port()
-    proc = python_server("mock-upstream", "mock_upstream", port, LOAD_CORE)
+    proc = python_server("mock-upstream", "mock_upstream", port, core)
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(url + "/v1/models")
     return proc, url
