@@ -72,7 +72,7 @@ class Metrics:
         self.breaker_state = Gauge(
             "meshgate_breaker_state",
             "Circuit breaker of a model version's upstream: 0 closed, 1 half-open, 2 open.",
-            ["model", "version"],
+            ["tenant", "model", "version"],
             registry=r,
         )
         self.event_lag = Gauge(
@@ -156,17 +156,18 @@ class Metrics:
         self.slo_window = window
         self._children.clear()
 
-    def set_breaker(self, model: str, version: str, state: str) -> None:
+    def set_breaker(self, tenant: str, model: str, version: str, state: str) -> None:
         """For the model service: ``state`` is closed, half_open or open."""
-        self.breaker_state.labels(model, version).set(BREAKER_STATES[state])
+        self.breaker_state.labels(tenant, model, version).set(BREAKER_STATES[state])
 
-    def open_breakers(self) -> list[tuple[str, str]]:
-        """(model, version) of every breaker whose gauge says open."""
+    def open_breakers(self) -> list[tuple[str, str, str]]:
+        """(tenant, model, version) of every breaker whose gauge says open."""
         opened = []
         for family in self.breaker_state.collect():
             for sample in family.samples:
                 if sample.value >= BREAKER_STATES["open"]:
-                    opened.append((sample.labels["model"], sample.labels["version"]))
+                    labels = sample.labels
+                    opened.append((labels["tenant"], labels["model"], labels["version"]))
         return opened
 
     def render(self) -> bytes:
