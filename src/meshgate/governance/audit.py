@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from meshgate.errors import ValidationFailed
+from meshgate.errors import BadRequest, ValidationFailed
 from meshgate.governance.chain import ChainVerifier
 from meshgate.governance.config import AuditConfig
 from meshgate.governance.signing import Signer
@@ -52,6 +52,22 @@ def iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(name: str, value: str | None) -> str | None:
+    """RFC 3339 / ISO 8601 (a date alone means its midnight UTC; no zone means UTC)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        raise BadRequest(
+            f"'{name}' must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {value!r}",
+            param=name,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment)
 
 
 def redact(value: Any) -> Any:

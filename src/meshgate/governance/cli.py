@@ -1,7 +1,143 @@
-"""Commands of the governance domain, mounted by meshgate.cli."""
+"""``meshgate audit verify | export | public-key``, mounted by meshgate.cli.
+
+``verify`` exits 0 when the chain holds and 1 with the first bad record when it does not, so it
+fits a cron job or a CI step; ``verify --file`` checks an export with nothing but a public key.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
+KeyOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--public-key",
+        "-k",
+        help="Trusted public key file (PEM or base64); repeat for rotated keys. "
+        "Default: the platform's own keys.",
+    ),
+]
+
+
+def _print(result: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _exit_on(result: dict[str, Any]) -> None:
+    _print(result)
+    if not result["ok"]:
+        bad = result["first_bad"]
+        typer.echo(f"audit chain broken at record {bad['sequence']}: {bad['reason']}", err=True)
+        raise typer.Exit(1)
+
+
+def _trusted_keys(files: list[Path]) -> dict[str, Any]:
+    from meshgate.governance.chain import key_id_of
+    from meshgate.governance.signing import SigningKeyError, parse_public
+
+    keys = {}
+    for file in files:
+        try:
+            key = parse_public(file.read_text())
+        except (OSError, SigningKeyError) as exc:
+            typer.echo(f"{file}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        keys[key_id_of(key)] = key
+    return keys
+
+
+def _with_audit(config: str | None, work: Any) -> Any:
+    from meshgate.cli import settings_or_exit, with_platform
+    from meshgate.governance.module import build_audit
+
+    settings = settings_or_exit(config)
+    return with_platform(settings, lambda platform: work(build_audit(platform)))
+
+
+@app.command()
+def verify(
+    config: ConfigOption = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Verify this export instead of the store.")
+    ] = None,
+    public_key: KeyOption = None,
+) -> None:
+    """Verify the chain (or an export): exit 1 and name the first bad record when tampered."""
+    from meshgate.governance.export import ExportFormatError, verify_export
+
+    if file is not None:
+        if not public_key:
+            typer.echo("--file needs --public-key: an export is verified against a key you trust")
+            raise typer.Exit(2)
+        keys = _trusted_keys(public_key)
+        try:
+            with file.open("rb") as lines:
+                result = verify_export(lines, keys)
+        except (OSError, ExportFormatError) as exc:
+            typer.echo(f"{file}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        _exit_on(result)
+        return
+
+    keys = _trusted_keys(public_key or [])
+
+    async def run(audit: Any) -> dict[str, Any]:
+        if keys:
+            audit.signer.keys = keys
+        return await audit.verify()
+
+    _exit_on(_with_audit(config, run))
+
+
+@app.command()
+def export(
+    since: Annotated[str | None, typer.Option(help="From this time (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (RFC 3339).")] = None,
+    format: Annotated[str, typer.Option("--format", help="Only jsonl.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export records (widened to signed checkpoints) as JSON lines."""
+    from meshgate.errors import BadRequest
+    from meshgate.governance.audit import parse_time
+    from meshgate.governance.export import export_jsonl
+
+    if format != "jsonl":
+        typer.echo(f"unsupported format {format!r}: only jsonl", err=True)
+        raise typer.Exit(2)
+    try:
+        lo, hi = parse_time("since", since), parse_time("until", until)
+    except BadRequest as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+
+    async def run(audit: Any) -> dict[str, int]:
+        if output is None:
+            return await export_jsonl(audit, sys.stdout.buffer, since=lo, until=hi)
+        with output.open("wb") as out:
+            return await export_jsonl(audit, out, since=lo, until=hi)
+
+    counts = _with_audit(config, run)
+    typer.echo(
+        f"exported {counts['records']} records, {counts['checkpoints']} checkpoints", err=True
+    )
+
+
+@app.command("public-key")
+def public_key_cmd(config: ConfigOption = None) -> None:
+    """Print the public key of the checkpoints (PEM), for verifying exports elsewhere."""
+    from meshgate.cli import settings_or_exit
+    from meshgate.governance.signing import load_signer
+
+    settings = settings_or_exit(config)
+    typer.echo(load_signer(settings.audit, settings.data_dir).describe()["pem"], nl=False)

@@ -9,14 +9,13 @@ record contents, so any ``audit:read`` key may run it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from meshgate.errors import BackendUnavailable, BadRequest, Forbidden
 from meshgate.gateway.security import current_principal, require
-from meshgate.governance.audit import AuditService, iso
+from meshgate.governance.audit import AuditService, parse_time
 from meshgate.governance.store import Filters
 from meshgate.platform import platform_of
 
@@ -28,22 +27,6 @@ def _audit(request: Request) -> AuditService:
     if audit is None:
         raise BackendUnavailable("the audit trail is not running")
     return audit
-
-
-def parse_time(name: str, value: str | None) -> str | None:
-    """RFC 3339 / ISO 8601 (a date alone means its midnight UTC; no zone means UTC)."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace(" ", "+"))
-    except ValueError:
-        raise BadRequest(
-            f"'{name}' must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {value!r}",
-            param=name,
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return iso(moment)
 
 
 @router.get("", summary="The audit trail: who did what, when, to which resource")

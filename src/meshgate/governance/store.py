@@ -236,6 +236,17 @@ class AuditStore:
             params.append(limit)
         return [to_checkpoint(r) for r in await self._sql.fetch_all(sql, params)]
 
+    async def query_times(
+        self, *, at_or_after: str | None = None, before: str | None = None
+    ) -> int | None:
+        """The first sequence at or after a time, or the last one before a time."""
+        if at_or_after is not None:
+            sql, param = "SELECT MIN(seq) AS s FROM audit_records WHERE at >= ?", at_or_after
+        else:
+            sql, param = "SELECT MAX(seq) AS s FROM audit_records WHERE at < ?", before
+        row = await self._sql.fetch_one(sql, (param,))
+        return None if row is None or row["s"] is None else int(row["s"])
+
     async def scan(self, first: int, last: int) -> AsyncIterator[list[dict[str, Any]]]:
         """Every stored record with ``first <= seq <= last``, in pages, in sequence order."""
         after = first - 1
