@@ -1,0 +1,87 @@
+"""What the Context Mesh tells the rest of the platform: events and audit records.
+
+Users appear in both only as a keyed pseudonym (``user_ref``): the audit chain and event
+metadata outlive an erasure, so they must never hold the user id itself. The user id goes
+only into an event's personal part, which the event backbone encrypts with the user's key
+and which reads as erased once that key is shredded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from meshgate.context.handle import HandleSigner
+from meshgate.context.model import Json
+
+if TYPE_CHECKING:
+    from meshgate.events.service import EventService
+    from meshgate.governance.audit import AuditService
+
+UPDATED = "meshgate.context.updated"
+ERASED = "meshgate.context.erased"
+
+
+class Notifier:
+    def __init__(
+        self,
+        signer: HandleSigner,
+        events: EventService | None = None,
+        audit: AuditService | None = None,
+    ):
+        self.signer = signer
+        self.events = events
+        self.audit = audit
+
+    def user_ref(self, tenant: str, user_id: str) -> str:
+        return self.signer.pseudonym(tenant, user_id)
+
+    async def updated(self, tenant: str, user_id: str, data: Json) -> None:
+        """``meshgate.context.updated`` for a write concerning ``user_id``."""
+        if self.events is None:
+            return
+        ref = self.user_ref(tenant, user_id)
+        await self.events.publish(
+            UPDATED,
+            tenant=tenant,
+            subject=f"context/users/{ref}",
+            data={"user_ref": ref, **data},
+            personal={"user_id": user_id},
+            user_id=user_id,
+            source="/meshgate/context",
+        )
+
+    async def session_updated(self, tenant: str, session_id: str, data: Json) -> None:
+        """``meshgate.context.updated`` for new interactions: the session id only, which is
+        random; the content stays in the store, where erasure reaches it."""
+        if self.events is None:
+            return
+        await self.events.publish(
+            UPDATED,
+            tenant=tenant,
+            subject=f"context/sessions/{session_id}",
+            data={"what": "interactions", "session_id": session_id, **data},
+            source="/meshgate/context",
+        )
+
+    async def erased(self, tenant: str, user_id: str, data: Json) -> int:
+        """Shred the user's event key, then announce the erasure; returns keys shredded."""
+        if self.events is None:
+            return 0
+        shredded = await self.events.shred_user(tenant, user_id)
+        ref = self.user_ref(tenant, user_id)
+        await self.events.publish(
+            ERASED,
+            tenant=tenant,
+            subject=f"context/users/{ref}",
+            data={"user_ref": ref, **data},
+            source="/meshgate/context",
+        )
+        return shredded
+
+    async def record(
+        self, *, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]
+    ) -> None:
+        if self.audit is not None:
+            await self.audit.record(
+                actor=actor, tenant=tenant, action=action, resource=resource, details=details
+            )

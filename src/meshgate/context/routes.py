@@ -1,0 +1,256 @@
+"""REST routes of the Context Mesh (``/v1/context``), as in the public API contract."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshgate.context.model import CHANNELS, ID_PATTERN, ROLES, Json
+from meshgate.context.service import ContextService, etag
+from meshgate.errors import BadRequest, UnsupportedMediaType
+from meshgate.gateway.security import current_principal, require
+from meshgate.platform import platform_of
+
+router = APIRouter(prefix="/v1/context", tags=["context"])
+READ = [require("context:read")]
+WRITE = [require("context:write")]
+PATCH_TYPES = ("application/merge-patch+json", "application/json")
+
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+Role = Literal[ROLES]  # type: ignore[valid-type]
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(pattern=ID_PATTERN)
+    channel: Channel = "api"
+    ttl_seconds: int | None = Field(None, ge=1, description="Default from the configuration.")
+    state: dict[str, Any] | None = None
+
+
+class InteractionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str
+    metadata: dict[str, Any] | None = None
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consumer: str = Field(pattern=ID_PATTERN, examples=["model:support-chat"])
+    user_id: str | None = Field(None, pattern=ID_PATTERN)
+    session_id: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class PolicyPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(examples=[["preferences.language", "interactions.last:5"]])
+
+
+def _service(request: Request) -> ContextService:
+    service = platform_of(request).context
+    assert service is not None, "the context module is not started"
+    return service
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _tenant_actor(request: Request) -> tuple[str, str]:
+    principal = current_principal(request)
+    return principal.tenant, principal.key_id
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@router.get("/users/{user_id}", dependencies=READ, summary="A user's context, with an ETag")
+async def get_user(user_id: str, request: Request) -> Response:
+    tenant, _ = _tenant_actor(request)
+    user = await _service(request).get_user(tenant, user_id)
+    tag = etag(user.version)
+    if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": tag})
+    return _json(user.to_api(), headers={"ETag": tag})
+
+
+PATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            t: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "attributes": {"type": ["object", "null"]},
+                        "preferences": {"type": ["object", "null"]},
+                    },
+                    "additionalProperties": False,
+                }
+            }
+            for t in PATCH_TYPES
+        },
+    }
+}
+
+
+@router.patch(
+    "/users/{user_id}",
+    dependencies=WRITE,
+    openapi_extra=PATCH_BODY,
+    summary="Merge-patch a user's attributes and preferences (creates the user if absent)",
+    responses={201: {"description": "created"}, 412: {"description": "stale If-Match"}},
+)
+async def patch_user(user_id: str, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in PATCH_TYPES:
+        raise UnsupportedMediaType(
+            f"send the patch as {' or '.join(PATCH_TYPES)}, not {media or 'no content type'}"
+        )
+    try:
+        patch = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from exc
+    user, created = await _service(request).patch_user(
+        tenant, user_id, patch, if_match=request.headers.get("if-match"), actor=actor
+    )
+    return _json(user.to_api(), 201 if created else 200, {"ETag": etag(user.version)})
+
+
+@router.get("/users/{user_id}/export", dependencies=READ, summary="Everything held on a user")
+async def export_user(user_id: str, request: Request) -> Response:
+    tenant, _ = _tenant_actor(request)
+    return _json(await _service(request).export_user(tenant, user_id))
+
+
+@router.delete("/users/{user_id}", dependencies=WRITE, summary="Erase a user everywhere")
+async def erase_user(user_id: str, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    return _json(await _service(request).erase_user(tenant, user_id, actor=actor))
+
+
+# --- sessions and interactions --------------------------------------------------------------
+
+
+@router.post("/sessions", status_code=201, dependencies=WRITE, summary="Open a session")
+async def create_session(body: SessionCreate, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    service = _service(request)
+    session = await service.create_session(
+        tenant,
+        body.user_id,
+        channel=body.channel,
+        ttl_seconds=body.ttl_seconds,
+        state=body.state,
+        actor=actor,
+    )
+    handle = service.handle(tenant, session.session_id)
+    return _json({**session.to_api(), "handle": handle}, 201)
+
+
+@router.get("/sessions/{session_id}", dependencies=READ, summary="A session; 404 once expired")
+async def get_session(session_id: str, request: Request) -> Response:
+    tenant, _ = _tenant_actor(request)
+    view = await _service(request).get_session(tenant, session_id)
+    return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
+
+
+@router.post(
+    "/sessions/{session_id}/interactions",
+    status_code=201,
+    dependencies=WRITE,
+    summary="Append an interaction to a session",
+)
+async def add_interaction(session_id: str, body: InteractionCreate, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    (item,) = await _service(request).add_interactions(
+        tenant, session_id, [(body.role, body.content, body.metadata)], actor=actor
+    )
+    return _json(item.to_api(), 201)
+
+
+@router.get(
+    "/sessions/{session_id}/interactions",
+    dependencies=READ,
+    summary="A session's interactions, newest last",
+)
+async def list_interactions(
+    session_id: str, request: Request, limit: int = Query(20, ge=1, le=10_000)
+) -> Response:
+    tenant, _ = _tenant_actor(request)
+    items = await _service(request).interactions(tenant, session_id, limit)
+    return _json({"session_id": session_id, "interactions": [i.to_api() for i in items]})
+
+
+# --- resolve and policies ---------------------------------------------------------------------
+
+
+@router.post("/resolve", dependencies=READ, summary="What a consumer's policy lets it see")
+async def resolve(body: ResolveRequest, request: Request) -> Response:
+    tenant, _ = _tenant_actor(request)
+    bundle: Json = await _service(request).resolve_for(
+        tenant, body.consumer, body.user_id, body.session_id
+    )
+    return _json(
+        {
+            "consumer": body.consumer,
+            "user_id": body.user_id,
+            "session_id": body.session_id,
+            "context": bundle,
+        }
+    )
+
+
+@router.get("/policies", dependencies=READ, summary="Every consumer's context policy")
+async def list_policies(request: Request) -> Response:
+    tenant, _ = _tenant_actor(request)
+    return _json({"policies": await _service(request).policies.list(tenant)})
+
+
+@router.get("/policies/{consumer}", dependencies=READ, summary="A consumer's context policy")
+async def get_policy(consumer: str, request: Request) -> Response:
+    tenant, _ = _tenant_actor(request)
+    return _json(await _service(request).policies.describe(tenant, consumer))
+
+
+@router.put(
+    "/policies/{consumer}", dependencies=[require("admin")], summary="Set a consumer's policy"
+)
+async def put_policy(consumer: str, body: PolicyPut, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    service = _service(request)
+    policy = await service.policies.put(tenant, consumer, body.allow)
+    await service.notify.record(
+        actor=actor,
+        tenant=tenant,
+        action="context.policy.set",
+        resource=f"context/policies/{consumer}",
+        details={"allow": list(policy.allow)},
+    )
+    return _json({"consumer": consumer, "allow": list(policy.allow), "source": "api"})
+
+
+@router.delete(
+    "/policies/{consumer}", dependencies=[require("admin")], summary="Remove a consumer's policy"
+)
+async def delete_policy(consumer: str, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    service = _service(request)
+    await service.policies.delete(tenant, consumer)
+    await service.notify.record(
+        actor=actor,
+        tenant=tenant,
+        action="context.policy.deleted",
+        resource=f"context/policies/{consumer}",
+        details={},
+    )
+    return Response(status_code=204)

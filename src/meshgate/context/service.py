@@ -1,0 +1,375 @@
+"""The Context Mesh's public face: ``platform.context``.
+
+Reads go through a bounded in-process cache (see :mod:`meshgate.context.cache`); every write
+goes to the store first, then invalidates the entry here and, through the bus, in every other
+process. ``resolve`` and ``append_interactions`` are the inference path's entry points.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from meshgate.context.base import ContextStore
+from meshgate.context.cache import MISSING, ContextCache, Key
+from meshgate.context.config import ContextConfig
+from meshgate.context.handle import HandleSigner
+from meshgate.context.invalidation import InvalidationBus, LocalBus
+from meshgate.context.mergepatch import apply_patch, check_patch
+from meshgate.context.model import (
+    CHANNELS,
+    ROLES,
+    ContextNotFound,
+    Interaction,
+    InvalidContext,
+    Json,
+    Session,
+    SessionView,
+    StaleVersion,
+    UserProfile,
+    check_id,
+    iso,
+)
+from meshgate.context.notify import Notifier
+from meshgate.context.policies import PolicyBook
+from meshgate.context.policy import PolicyCompiler
+from meshgate.errors import Conflict
+
+CAS_ATTEMPTS = 8
+Turn = tuple[str, str, Json | None]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def matches(if_match: str, current: UserProfile | None) -> bool:
+    """RFC 9110 If-Match with strong comparison: ``*`` or one of the listed ETags."""
+    if current is None:
+        return False
+    tags = [t.strip() for t in if_match.split(",")]
+    return "*" in tags or etag(current.version) in tags
+
+
+class ContextService:
+    def __init__(
+        self,
+        store: ContextStore,
+        config: ContextConfig,
+        *,
+        signer: HandleSigner,
+        cache: ContextCache | None = None,
+        bus: InvalidationBus | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.config = config
+        self.signer = signer
+        self.cache = cache or ContextCache(config.cache_size, config.cache_ttl_seconds)
+        self.bus = bus or LocalBus()
+        self.notify = notifier or Notifier(signer)
+        self.clock = clock
+        self.compiler = PolicyCompiler(config.history_limit)
+        self.policies = PolicyBook(store, self.compiler, config.policies, self.cache, self.bus)
+
+    # --- cache plumbing ----------------------------------------------------------------------
+
+    async def _changed(self, keys: Iterable[Key]) -> None:
+        for key in keys:
+            self.cache.invalidate(key)
+            await self.bus.publish(key)
+
+    def _live(self, view: SessionView | None) -> SessionView | None:
+        if view is not None and view.session.expires_at <= self.clock():
+            return None
+        return view
+
+    async def _read(
+        self, tenant: str, user_id: str | None, session_id: str | None
+    ) -> tuple[UserProfile | None, SessionView | None]:
+        """Profile and session (with its whole kept history), from the cache or one store read."""
+        ukey, skey = (tenant, "u", user_id or ""), (tenant, "s", session_id or "")
+        user = self.cache.get(ukey) if user_id else None
+        view = self.cache.get(skey) if session_id else None
+        want_user = user_id if user is MISSING else None
+        want_session = session_id if view is MISSING else None
+        if want_user or want_session:
+            epoch = self.cache.epoch
+            got_user, got_view = await self.store.get_context(
+                tenant, want_user, want_session, last=self.config.history_limit
+            )
+            if want_user:
+                user = got_user
+                self.cache.fill(ukey, user, epoch)
+            if want_session:
+                view = got_view
+                self.cache.fill(skey, view, epoch)
+        return user, self._live(view)
+
+    # --- users ----------------------------------------------------------------------------
+
+    async def get_user(self, tenant: str, user_id: str) -> UserProfile:
+        user, _ = await self._read(tenant, check_id("user_id", user_id), None)
+        if user is None:
+            raise ContextNotFound(f"no context for user {user_id!r}")
+        return user
+
+    async def patch_user(
+        self, tenant: str, user_id: str, patch: Any, *, if_match: str | None, actor: str
+    ) -> tuple[UserProfile, bool]:
+        """Apply a merge patch; returns the new profile and whether it was created."""
+        check_id("user_id", user_id)
+        check_patch(patch)
+        for _ in range(CAS_ATTEMPTS):
+            current = await self.store.get_user(tenant, user_id)
+            if if_match is not None and not matches(if_match, current):
+                raise StaleVersion(
+                    f"If-Match {if_match} does not match the current version "
+                    f"{etag(current.version) if current else '(none: the user does not exist)'}",
+                )
+            attrs, prefs = apply_patch(
+                current.attributes if current else {},
+                current.preferences if current else {},
+                patch,
+                self.config,
+            )
+            version = (current.version if current else 0) + 1
+            profile = UserProfile(user_id, attrs, prefs, version, self.clock())
+            if await self.store.put_user(tenant, profile):
+                break
+            if if_match is not None:
+                raise StaleVersion("the user was changed by another request; read it again")
+        else:
+            raise Conflict("the user is being changed by too many requests at once; retry")
+        await self._changed([(tenant, "u", user_id)])
+        changed = sorted(
+            f"{s}.{k}" for s in ("attributes", "preferences") for k in patch.get(s) or {}
+        )
+        ref = self.notify.user_ref(tenant, user_id)
+        await self.notify.updated(
+            tenant, user_id, {"what": "profile", "version": version, "changed": changed}
+        )
+        await self.notify.record(
+            actor=actor,
+            tenant=tenant,
+            action="context.user.patched",
+            resource=f"context/users/{ref}",
+            details={"version": version, "changed": changed},
+        )
+        return profile, current is None
+
+    # --- sessions and interactions --------------------------------------------------------------
+
+    def _check_json(self, value: Any, what: str, limit: int) -> Json:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise InvalidContext(f"'{what}' must be a JSON object", param=what)
+        size = len(orjson.dumps(value))
+        if size > limit:
+            raise InvalidContext(
+                f"'{what}' is {size} bytes as JSON; the limit is {limit}", param=what
+            )
+        return value
+
+    async def create_session(
+        self,
+        tenant: str,
+        user_id: str,
+        *,
+        channel: str,
+        ttl_seconds: int | None,
+        state: Json | None,
+        actor: str,
+    ) -> Session:
+        check_id("user_id", user_id)
+        if channel not in CHANNELS:
+            raise InvalidContext(f"channel must be one of {', '.join(CHANNELS)}", param="channel")
+        ttl = self.config.default_ttl_seconds if ttl_seconds is None else ttl_seconds
+        if not 1 <= ttl <= self.config.max_ttl_seconds:
+            raise InvalidContext(
+                f"ttl_seconds must be between 1 and {self.config.max_ttl_seconds}",
+                param="ttl_seconds",
+            )
+        state = self._check_json(state, "state", self.config.max_state_bytes)
+        now = self.clock()
+        session = Session(
+            "ses_" + secrets.token_urlsafe(18), user_id, channel, ttl, state, now, now + ttl
+        )
+        await self.store.create_session(tenant, session)
+        await self.notify.updated(
+            tenant, user_id, {"what": "session", "session_id": session.session_id}
+        )
+        await self.notify.record(
+            actor=actor,
+            tenant=tenant,
+            action="context.session.created",
+            resource=f"context/sessions/{session.session_id}",
+            details={"channel": channel},
+        )
+        return session
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionView:
+        _, view = await self._read(tenant, None, check_id("session_id", session_id))
+        if view is None:
+            raise ContextNotFound(f"no session {session_id!r} (unknown or expired)")
+        return view
+
+    async def interactions(self, tenant: str, session_id: str, limit: int) -> list[Interaction]:
+        view = await self.get_session(tenant, session_id)
+        return list(view.interactions[-limit:]) if limit > 0 else []
+
+    def _interaction(self, role: Any, content: Any, metadata: Any, now: float) -> Interaction:
+        if role not in ROLES:
+            raise InvalidContext(f"role must be one of {', '.join(ROLES)}", param="role")
+        if not isinstance(content, str):
+            raise InvalidContext("content must be a string", param="content")
+        metadata = self._check_json(metadata, "metadata", self.config.max_interaction_bytes)
+        size = len(content.encode()) + len(orjson.dumps(metadata))
+        if size > self.config.max_interaction_bytes:
+            raise InvalidContext(
+                f"the interaction is {size} bytes; the limit is "
+                f"{self.config.max_interaction_bytes}",
+                param="content",
+            )
+        return Interaction(role, content, metadata, now)
+
+    async def add_interactions(
+        self, tenant: str, session_id: str, turns: Sequence[Turn], *, actor: str | None
+    ) -> list[Interaction]:
+        check_id("session_id", session_id)
+        now = self.clock()
+        items = [self._interaction(r, c, m, now) for r, c, m in turns]
+        if not items:
+            return []
+        ok = await self.store.append_interactions(
+            tenant, session_id, items, keep=self.config.history_limit
+        )
+        if not ok:
+            raise ContextNotFound(f"no session {session_id!r} (unknown or expired)")
+        await self._changed([(tenant, "s", session_id)])
+        await self.notify.session_updated(tenant, session_id, {"count": len(items)})
+        if actor is not None:
+            await self.notify.record(
+                actor=actor,
+                tenant=tenant,
+                action="context.interactions.appended",
+                resource=f"context/sessions/{session_id}",
+                details={"count": len(items)},
+            )
+        return items
+
+    async def append_interactions(
+        self, *, tenant: str, session_id: str, turns: Sequence[Turn]
+    ) -> None:
+        """The inference path's append: turns are ``(role, content, metadata)``."""
+        await self.add_interactions(tenant, session_id, turns, actor=None)
+
+    # --- resolve --------------------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        *,
+        tenant: str,
+        user_id: str | None,
+        session_id: str | None,
+        allow: Sequence[str],
+    ) -> Json:
+        """Exactly what ``allow`` lets a consumer see of this user and session.
+
+        Unknown ids give an empty bundle rather than an error: an inference call goes on
+        without context. With only a session, the profile is the session's user's.
+        """
+        policy = self.compiler.compile(allow if isinstance(allow, tuple) else tuple(allow))
+        if not policy.sections and not policy.last:
+            return {}
+        profile, view = await self._bundle(tenant, user_id, session_id)
+        return policy.apply(profile, view)
+
+    async def resolve_for(
+        self, tenant: str, consumer: str, user_id: str | None, session_id: str | None
+    ) -> Json:
+        """``POST /v1/context/resolve``: by the consumer's policy; unknown ids are a 404."""
+        check_id("consumer", consumer)
+        if user_id is None and session_id is None:
+            raise InvalidContext("give user_id, session_id or both", param="user_id")
+        if user_id is not None:
+            check_id("user_id", user_id)
+        if session_id is not None:
+            check_id("session_id", session_id)
+        policy = await self.policies.policy_for(tenant, consumer)
+        profile, view = await self._bundle(tenant, user_id, session_id)
+        if session_id is not None and view is None:
+            raise ContextNotFound(f"no session {session_id!r} of this user (unknown or expired)")
+        if user_id is not None and profile is None and view is None:
+            raise ContextNotFound(f"no context for user {user_id!r}")
+        return policy.apply(profile, view)
+
+    async def _bundle(
+        self, tenant: str, user_id: str | None, session_id: str | None
+    ) -> tuple[UserProfile | None, SessionView | None]:
+        profile, view = await self._read(tenant, user_id, session_id)
+        if view is None:
+            return profile, None
+        if user_id is None:
+            profile, _ = await self._read(tenant, view.session.user_id, None)
+        elif view.session.user_id != user_id:
+            return profile, None  # never mix two users: someone else's session is absent
+        return profile, view
+
+    # --- propagation ------------------------------------------------------------------------
+
+    def handle(self, tenant: str, session_id: str) -> str:
+        """An opaque signed handle of the session, for outbound baggage."""
+        return self.signer.sign(tenant, session_id)
+
+    def verify_handle(self, handle: str) -> tuple[str, str]:
+        """(tenant, session_id) of a handle issued here; ``BadHandle`` otherwise."""
+        return self.signer.verify(handle)
+
+    # --- export and erasure ------------------------------------------------------------------
+
+    async def export_user(self, tenant: str, user_id: str) -> Json:
+        export = await self.store.export_user(tenant, check_id("user_id", user_id))
+        if export.empty:
+            raise ContextNotFound(f"no context held for user {user_id!r}")
+        sessions = []
+        for view in export.sessions:
+            interactions = [i.to_api() for i in view.interactions]
+            sessions.append({**view.session.to_api(), "interactions": interactions})
+        return {
+            "user_id": user_id,
+            "exported_at": iso(self.clock()),
+            "profile": export.profile.to_api() if export.profile else None,
+            "sessions": sessions,
+        }
+
+    async def erase_user(self, tenant: str, user_id: str, *, actor: str = "system") -> Json:
+        """Remove everything held on the user, everywhere; returns the receipt."""
+        check_id("user_id", user_id)
+        erased = await self.store.erase_user(tenant, user_id)
+        keys = [(tenant, "u", user_id)] + [(tenant, "s", s) for s in erased.session_ids]
+        await self._changed(keys)
+        erased_at = iso(self.clock())
+        shredded = await self.notify.erased(
+            tenant, user_id, {"records": erased.records, "erased_at": erased_at}
+        )
+        ref = self.notify.user_ref(tenant, user_id)
+        await self.notify.record(
+            actor=actor,
+            tenant=tenant,
+            action="context.user.erased",
+            resource=f"context/users/{ref}",
+            details={"records": erased.records},
+        )
+        return {
+            "user_id": user_id,
+            "erased_at": erased_at,
+            "records": erased.records,
+            "event_keys_shredded": shredded,
+        }
