@@ -28,6 +28,7 @@ SECTIONS = [
     "profile",
 ]
 RESULTS = Path(__file__).resolve().parent / "results"
+LATEST = "<!-- latest -->"
 
 
 def run_section(name: str) -> str:
@@ -73,7 +74,18 @@ def main(argv: list[str]) -> int:
     out = RESULTS / f"{begun:%Y-%m-%d}{suffix}.md"
     out.write_text(text)
     print(f"bench: written to {out}", file=sys.stderr)
+    if not argv and not QUICK:
+        update_readme(text)
     return 0
+
+
+def update_readme(text: str) -> None:
+    """The README keeps the tables of the latest full run below its marker."""
+    readme = Path(__file__).resolve().parent / "README.md"
+    head, marker, _ = readme.read_text().partition(LATEST)
+    if marker:
+        demoted = text.replace("\n## ", "\n### ").replace("# Meshgate benchmark", "## Run of")
+        readme.write_text(head + LATEST + "\n" + demoted)
 
 
 if __name__ == "__main__":
