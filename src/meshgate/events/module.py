@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from meshgate.events import routes, webhook_routes
 from meshgate.events.backends import open_event_log
-from meshgate.events.crypto import MIGRATIONS, DataKeys
+from meshgate.events.crypto import MIGRATIONS as KEY_MIGRATIONS
+from meshgate.events.crypto import DataKeys
 from meshgate.events.service import EventService
+from meshgate.events.subscriptions import MIGRATIONS as SUBSCRIPTION_MIGRATIONS
+from meshgate.events.subscriptions import SubscriptionStore
+from meshgate.events.webhooks import WebhookDispatcher
 from meshgate.platform import Platform
 from meshgate.sql import Migration
 
 
 class EventsModule:
     name = "events"
-    migrations: list[Migration] = list(MIGRATIONS)
+    migrations: list[Migration] = KEY_MIGRATIONS + SUBSCRIPTION_MIGRATIONS
 
     def __init__(self) -> None:
         self.service: EventService | None = None
 
     def routers(self) -> list[APIRouter]:
-        return []
+        return [routes.router, webhook_routes.router]
 
     async def start(self, platform: Platform) -> None:
         settings = platform.settings
@@ -35,10 +40,14 @@ class EventsModule:
         )
         await service.start()
         self.service = service
+        service.webhooks = WebhookDispatcher(service, SubscriptionStore(platform.sql), config)
+        await service.webhooks.start()
         platform.events = service
         platform.checks["events"] = backend.ping
 
     async def close(self) -> None:
         if self.service is not None:
+            if self.service.webhooks is not None:
+                await self.service.webhooks.close()
             await self.service.close()
             self.service = None

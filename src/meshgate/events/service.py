@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -20,6 +20,9 @@ from meshgate.errors import ValidationFailed
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.crypto import DataKeys
 from meshgate.events.envelope import Event, Record, check_type, format_time, now
+
+if TYPE_CHECKING:
+    from meshgate.events.webhooks import WebhookDispatcher
 
 log = logging.getLogger("meshgate.events")
 Handler = Callable[[Event], Awaitable[None]]
@@ -34,6 +37,9 @@ class EventService:
         self._local: asyncio.Queue[Event] = asyncio.Queue(LOCAL_QUEUE_LIMIT)
         self._dispatcher: asyncio.Task[None] | None = None
         self.dropped_local = 0
+        self.open_streams = 0
+        """Server-sent event streams being served now (each holds one tail of the log)."""
+        self.webhooks: WebhookDispatcher | None = None
 
     async def start(self) -> None:
         await self.log.start()

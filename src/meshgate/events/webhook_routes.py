@@ -1,0 +1,117 @@
+"""REST for webhook subscriptions: create, list, read, delete, dead letters, replay.
+
+The secret is accepted on create and never returned. How deliveries are signed is described
+in :mod:`meshgate.events.webhooks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshgate.errors import BackendUnavailable
+from meshgate.events.subscriptions import check_secret, check_types, check_url
+from meshgate.events.webhooks import WebhookDispatcher, group_of
+from meshgate.gateway.security import current_principal, require
+from meshgate.platform import platform_of
+
+router = APIRouter(tags=["events"])
+
+
+class NewSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Where deliveries are POSTed (http or https).")
+    types: list[str] | None = Field(
+        None, description="Exact types or prefixes like 'meshgate.prediction.*'; none: all."
+    )
+    secret: str = Field(description="Key of the HMAC-SHA256 signature; never returned.")
+
+
+class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(ge=0, description="Deliver again every event after this sequence.")
+
+
+def dispatcher_of(request: Request) -> WebhookDispatcher:
+    events = platform_of(request).events
+    dispatcher = events.webhooks if events is not None else None
+    if dispatcher is None:
+        raise BackendUnavailable("webhook delivery is not running")
+    return dispatcher
+
+
+async def audit(request: Request, action: str, resource: str, details: dict[str, Any]) -> None:
+    platform = platform_of(request)
+    if platform.audit is not None:
+        principal = current_principal(request)
+        await platform.audit.record(
+            actor=principal.key_id,
+            tenant=principal.tenant,
+            action=action,
+            resource=resource,
+            details=details,
+        )
+
+
+@router.post("/v1/subscriptions", status_code=201, dependencies=[require("events:write")])
+async def create_subscription(request: Request, body: NewSubscription) -> dict[str, Any]:
+    """Deliver the tenant's events of ``types`` appended from now on to ``url``, signed."""
+    url, types, secret = check_url(body.url), check_types(body.types), check_secret(body.secret)
+    tenant = current_principal(request).tenant
+    sub = await dispatcher_of(request).subscribe(tenant, url, types, secret)
+    await audit(request, "event.subscription.created", sub.id, {"url": url, "types": types})
+    return sub.public()
+
+
+@router.get("/v1/subscriptions", dependencies=[require("events:read")])
+async def list_subscriptions(request: Request) -> dict[str, Any]:
+    store = dispatcher_of(request).store
+    subs = await store.list(current_principal(request).tenant)
+    return {"subscriptions": [s.public() for s in subs]}
+
+
+@router.get("/v1/subscriptions/{sub_id}", dependencies=[require("events:read")])
+async def get_subscription(request: Request, sub_id: str) -> dict[str, Any]:
+    dispatcher = dispatcher_of(request)
+    sub = await dispatcher.store.get(current_principal(request).tenant, sub_id)
+    return {
+        **sub.public(),
+        "delivered_through": await dispatcher.events.log.committed(group_of(sub.id)),
+    }
+
+
+@router.delete(
+    "/v1/subscriptions/{sub_id}", status_code=204, dependencies=[require("events:write")]
+)
+async def delete_subscription(request: Request, sub_id: str) -> None:
+    dispatcher = dispatcher_of(request)
+    await dispatcher.store.delete(current_principal(request).tenant, sub_id)
+    await dispatcher.sync()
+    await audit(request, "event.subscription.deleted", sub_id, {})
+
+
+@router.get("/v1/subscriptions/{sub_id}/dead-letters", dependencies=[require("events:read")])
+async def dead_letters(
+    request: Request, sub_id: str, limit: int = Query(100, ge=1, le=1000)
+) -> dict[str, Any]:
+    """Events that exhausted their delivery attempts, oldest first, with the last error."""
+    store = dispatcher_of(request).store
+    return {
+        "dead_letters": await store.dead_letters(current_principal(request).tenant, sub_id, limit)
+    }
+
+
+@router.post(
+    "/v1/subscriptions/{sub_id}/replay", status_code=202, dependencies=[require("events:write")]
+)
+async def replay(request: Request, sub_id: str, body: Replay) -> dict[str, Any]:
+    """Deliver again, in order, every event of the subscription after ``after``."""
+    dispatcher = dispatcher_of(request)
+    sub = await dispatcher.store.get(current_principal(request).tenant, sub_id)
+    await dispatcher.replay(sub, after=body.after)
+    await audit(request, "event.subscription.replayed", sub.id, {"after": body.after})
+    return {"id": sub.id, "after": body.after}
