@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 
 from meshgate.auth import KeyService
 from meshgate.config import Settings
+from meshgate.gateway.fast_routes import HotRoute
 from meshgate.limits import Limiter
 from meshgate.monitoring.metrics import Metrics
 from meshgate.sql import Migration, SqlStore
@@ -53,6 +54,11 @@ class DomainModule(Protocol):
 
     def routers(self) -> list[APIRouter]:
         """Routes of the domain; known before start so the OpenAPI document has them."""
+        ...
+
+    def hot_routes(self) -> list[HotRoute]:
+        """Optional: the subset of its routes dispatched directly, declared with
+        ``meshgate.gateway.fast_routes.hot_route`` (the inference routes)."""
         ...
 
     async def start(self, platform: Platform) -> None:

@@ -25,9 +25,24 @@ async def _key(client: httpx.AsyncClient) -> str:
     return str(created.json()["id"])
 
 
+async def _user(client: httpx.AsyncClient) -> str:
+    response = await client.patch("/v1/context/users/u-matrix", json={"attributes": {"a": 1}})
+    assert response.status_code in (200, 201), response.text
+    return "u-matrix"
+
+
+async def _session(client: httpx.AsyncClient) -> str:
+    body = {"user_id": await _user(client), "channel": "web", "ttl_seconds": 600}
+    response = await client.post("/v1/context/sessions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["session_id"])
+
+
 # A creator makes a resource as the owning tenant and returns the value of the path parameter.
 CREATORS: dict[str, Creator] = {
     "key_id": _key,
+    "user_id": _user,
+    "session_id": _session,
 }
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from meshgate.gateway.fast_routes import HotRoute, hot_route
 from meshgate.gateway.security import current_principal, require
 from meshgate.platform import HealthCheck, platform_of
 
@@ -64,13 +67,25 @@ async def metrics(request: Request) -> Response:
     )
 
 
-@router.get("/v1/whoami", summary="The calling key: id, tenant, scopes and limits")
-async def whoami(request: Request) -> dict[str, object]:
+async def whoami(request: Request) -> Response:
     p = current_principal(request)
-    return {
+    body = {
         "key_id": p.key_id,
         "tenant": p.tenant,
         "scopes": sorted(p.scopes),
         "rpm": p.rpm,
         "tpm": p.tpm,
     }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+HOT: list[HotRoute] = []
+hot_route(
+    router,
+    "GET",
+    "/v1/whoami",
+    whoami,
+    scope=None,
+    hot=HOT,
+    summary="The calling key: id, tenant, scopes and limits",
+)
