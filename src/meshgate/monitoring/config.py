@@ -66,6 +66,9 @@ class AlertConfig(BaseModel):
     accuracy_drop: float = Field(
         0.1, gt=0, le=1, description="Fall of accuracy below its reference at which: fire."
     )
+    feedback_window: int = Field(
+        200, ge=1, description="First N feedback: the reference accuracy; latest N: current."
+    )
     min_feedback: int = Field(
         30, ge=1, description="Feedback needed for the reference and for the current accuracy."
     )

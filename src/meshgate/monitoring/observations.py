@@ -1,0 +1,139 @@
+"""What monitoring reads from ``meshgate.prediction.made`` and ``.feedback`` event data.
+
+Inputs come in the shapes the model service logs: a mapping of feature name to value (or to a
+batch of values), Open Inference Protocol tensors (``[{"name", "shape", "data"}]``, a matrix
+giving one feature per column), or a chat message list (not features: ignored). Inputs logged
+only as a hash give no features, so drift is simply not computed for that model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FEATURES = 64
+MAX_VALUES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    tenant: str
+    model: str
+    version: str
+    latency_seconds: float | None
+    error: bool
+    features: dict[str, list[Any]]
+    predicted: Any
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, int | float | str | bool) and value is not None
+
+
+def _flatten(data: Any) -> list[Any]:
+    if _scalar(data):
+        return [data]
+    if isinstance(data, list):
+        out: list[Any] = []
+        for item in data:
+            out.extend(_flatten(item))
+            if len(out) >= MAX_VALUES:
+                break
+        return out[:MAX_VALUES]
+    return []
+
+
+def _tensor(tensor: dict[str, Any], out: dict[str, list[Any]]) -> None:
+    name, data, shape = str(tensor["name"]), tensor.get("data"), tensor.get("shape")
+    values = _flatten(data)
+    columns = shape[-1] if isinstance(shape, list) and len(shape) >= 2 else 1
+    if isinstance(columns, int) and 1 < columns <= MAX_FEATURES and len(values) % columns == 0:
+        for j in range(columns):
+            out[f"{name}[{j}]"] = values[j::columns]
+    elif values:
+        out[name] = values
+
+
+def features_of(inputs: Any) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    if isinstance(inputs, dict):
+        for name, value in list(inputs.items())[:MAX_FEATURES]:
+            values = _flatten(value)
+            if values:
+                out[str(name)] = values
+    elif isinstance(inputs, list):
+        for item in inputs[:MAX_FEATURES]:
+            if isinstance(item, dict) and "name" in item and "data" in item:
+                _tensor(item, out)
+    return dict(list(out.items())[:MAX_FEATURES])
+
+
+def predicted_label(outputs: Any) -> Any:
+    """The single label a classification answered, or None when there is not exactly one."""
+    if isinstance(outputs, dict):
+        for key in ("label", "prediction", "class"):
+            if key in outputs and _scalar(outputs[key]):
+                return outputs[key]
+        return None
+    if isinstance(outputs, list) and outputs:
+        first = outputs[0]
+        if isinstance(first, dict) and "data" in first:
+            values = _flatten(first["data"])
+            return values[0] if len(values) == 1 else None
+        return first if len(outputs) == 1 and _scalar(first) else None
+    return outputs if _scalar(outputs) else None
+
+
+def _latency(data: dict[str, Any]) -> float | None:
+    for key, scale in (("latency_ms", 0.001), ("latency_seconds", 1.0), ("latency_s", 1.0)):
+        value = data.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value) * scale
+    return None
+
+
+def _failed(data: dict[str, Any]) -> bool:
+    if data.get("error"):
+        return True
+    status = data.get("status")
+    if isinstance(status, int) and not isinstance(status, bool):
+        return status >= 500
+    return data.get("outcome") not in (None, "ok", "success")
+
+
+def prediction_of(tenant: str, data: Any, personal: Any = None) -> Prediction | None:
+    """None when the event does not name a model and version."""
+    if not isinstance(data, dict) or not data.get("model") or data.get("version") is None:
+        return None
+    inputs = data.get("features", data.get("inputs"))
+    if inputs is None and isinstance(personal, dict):
+        inputs = personal.get("features", personal.get("inputs"))
+    return Prediction(
+        tenant=tenant,
+        model=str(data["model"]),
+        version=str(data["version"]),
+        latency_seconds=_latency(data),
+        error=_failed(data),
+        features=features_of(inputs),
+        predicted=predicted_label(data.get("outputs")),
+    )
+
+
+def correctness(feedback: Any, predicted: Any) -> float | None:
+    """1.0 or 0.0 when the true label is given and the prediction had one; else the score."""
+    if not isinstance(feedback, dict):
+        return None
+    label = feedback.get("label")
+    if label is not None and predicted is not None:
+        return 1.0 if str(label) == str(predicted) else 0.0
+    score = feedback.get("score")
+    if isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 1:
+        return float(score)
+    return None
+
+
+def feedback_target(data: Any, subject: str | None) -> str | None:
+    """The prediction id a feedback event refers to."""
+    if isinstance(data, dict) and isinstance(data.get("prediction_id"), str):
+        return data["prediction_id"]
+    return subject

@@ -1,0 +1,101 @@
+"""In-memory windows of one model version: requests, latencies, feature values, feedback.
+
+Kept per process: each ``meshgate serve`` process monitors the predictions it served.
+Updating is O(1) per value; reading (percentiles, drift) copies the windows first, so the
+numeric work can run in a worker thread while events keep arriving.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from meshgate.monitoring.config import AlertConfig, DriftConfig
+from meshgate.monitoring.observations import Prediction
+
+
+@dataclass
+class FeatureWindows:
+    reference: list[Any]
+    current: deque[Any]
+
+
+@dataclass
+class VersionStats:
+    tenant: str
+    model: str
+    version: str
+    latency_window: int
+    drift_config: DriftConfig
+    feedback_window: int
+    requests: int = 0
+    errors: int = 0
+    recent: deque[tuple[float, float | None, bool]] = field(init=False)
+    features: dict[str, FeatureWindows] = field(default_factory=dict)
+    feedback_reference: list[float] = field(default_factory=list)
+    feedback_current: deque[float] = field(init=False)
+    feedback_total: int = 0
+    correct_total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.recent = deque(maxlen=self.latency_window)
+        self.feedback_current = deque(maxlen=self.feedback_window)
+
+    def record(self, prediction: Prediction, now: float) -> None:
+        self.requests += 1
+        self.errors += prediction.error
+        self.recent.append((now, prediction.latency_seconds, prediction.error))
+        for name, values in prediction.features.items():
+            windows = self.features.get(name)
+            if windows is None:
+                if len(self.features) >= 64:
+                    continue
+                windows = self.features[name] = FeatureWindows(
+                    [], deque(maxlen=self.drift_config.current_size)
+                )
+            room = self.drift_config.reference_size - len(windows.reference)
+            if room > 0:
+                windows.reference.extend(values[:room])
+                values = values[room:]
+            windows.current.extend(values)
+
+    def record_feedback(self, correct: float) -> None:
+        self.feedback_total += 1
+        self.correct_total += correct
+        if len(self.feedback_reference) < self.feedback_window:
+            self.feedback_reference.append(correct)
+        else:
+            self.feedback_current.append(correct)
+
+    def windows(self) -> dict[str, tuple[list[Any], list[Any]]]:
+        """A copy of every feature's (reference, current) windows, for drift."""
+        return {n: (list(w.reference), list(w.current)) for n, w in self.features.items()}
+
+    def window_summary(self, now: float, window_seconds: float | None = None) -> dict[str, Any]:
+        """Counts, error rate and latency percentiles of the recent predictions."""
+        since = None if window_seconds is None else now - window_seconds
+        rows = [r for r in self.recent if since is None or r[0] >= since]
+        latencies = np.array([r[1] for r in rows if r[1] is not None and not r[2]], dtype=float)
+        errors = sum(r[2] for r in rows)
+        pcts: dict[str, float | None] = {"p50": None, "p95": None, "p99": None}
+        if latencies.size:
+            p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+            pcts = {"p50": p50 * 1000, "p95": p95 * 1000, "p99": p99 * 1000}
+        return {
+            "requests": len(rows),
+            "errors": errors,
+            "error_rate": errors / len(rows) if rows else 0.0,
+            "latency_ms": {k: None if v is None else round(float(v), 3) for k, v in pcts.items()},
+        }
+
+    def accuracy(self, alerts: AlertConfig) -> dict[str, Any]:
+        ref, cur = self.feedback_reference, self.feedback_current
+        return {
+            "value": self.correct_total / self.feedback_total if self.feedback_total else None,
+            "feedback": self.feedback_total,
+            "reference": sum(ref) / len(ref) if len(ref) >= alerts.min_feedback else None,
+            "current": sum(cur) / len(cur) if len(cur) >= alerts.min_feedback else None,
+        }
