@@ -21,6 +21,7 @@ from meshgate.auth import KeyService, Limits
 from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
 from meshgate.config import Settings, load_settings
 from meshgate.gateway import problems
+from meshgate.gateway.middleware.access_log import AccessLogMiddleware
 from meshgate.gateway.middleware.auth import AuthMiddleware
 from meshgate.gateway.middleware.body_limit import BodyLimitMiddleware
 from meshgate.gateway.middleware.deprecation import DeprecationMiddleware
@@ -30,6 +31,7 @@ from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
 from meshgate.gateway.middleware.request_context import RequestContextMiddleware
 from meshgate.gateway.routes import admin, ops
 from meshgate.limits import open_limiter
+from meshgate.monitoring.logs import setup_logging
 from meshgate.monitoring.metrics import Metrics
 from meshgate.platform import DomainModule, Platform
 from meshgate.sql import migrate, open_sql_store
@@ -143,10 +145,18 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
     app.add_middleware(FieldsMiddleware)
     app.add_middleware(DeprecationMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=platform.metrics)
+    app.add_middleware(AccessLogMiddleware, enabled=settings.monitoring.access_log)
+    if settings.monitoring.otlp_endpoint:  # off: not even installed
+        from meshgate.gateway.middleware.tracing import TracingMiddleware
+        from meshgate.monitoring.tracing import Tracing
+
+        app.add_middleware(TracingMiddleware, tracing=Tracing(settings.monitoring))
     app.add_middleware(RequestContextMiddleware)
     return app
 
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``meshgate serve``: every worker reads the same settings."""
-    return create_app(load_settings())
+    settings = load_settings()
+    setup_logging(settings.log_level, json_lines=settings.monitoring.json_logs)
+    return create_app(settings)
