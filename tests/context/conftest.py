@@ -6,10 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from meshgate.config import Settings
 from meshgate.context.backends import ContextStore, open_context_store
+from tests.conftest import app_client
 
 BACKENDS = ["memory", "sqlite", "redis"]
 
@@ -63,3 +67,38 @@ async def store(
     await s.start()
     yield s
     await s.close()
+
+
+# --- the app in process, with a clock the test moves ----------------------------------------
+
+
+@pytest.fixture
+def app_clock() -> Clock:
+    return Clock(real_wait=False)
+
+
+def modules_with_clock(clock: Clock) -> list[Any]:
+    from meshgate.app import default_modules
+    from meshgate.context.module import ContextModule
+
+    return [ContextModule(clock=clock) if m.name == "context" else m for m in default_modules()]
+
+
+@pytest.fixture
+async def api(settings: Settings, app_clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app in process (admin key), its context clock under the test's control."""
+    async with app_client(settings, modules=modules_with_clock(app_clock)) as c:
+        yield c
+
+
+async def make_key(api: httpx.AsyncClient, scopes: list[str], tenant: str | None = None) -> str:
+    body: dict[str, Any] = {"scopes": scopes}
+    if tenant:
+        body["tenant"] = tenant
+    r = await api.post("/v1/admin/keys", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
+
+
+def as_key(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

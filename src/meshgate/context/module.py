@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 
 from fastapi import APIRouter
 
@@ -35,7 +37,9 @@ class ContextModule:
     name = "context"
     migrations: list[Migration] = []
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock
+        """Wall clock of sessions and profiles; tests inject one to expire sessions."""
         self.store: ContextStore | None = None
         self.bus: InvalidationBus | None = None
         self._purger: asyncio.Task[None] | None = None
@@ -48,7 +52,7 @@ class ContextModule:
     async def start(self, platform: Platform) -> None:
         settings, config = platform.settings, platform.settings.context
         url = store_url(platform)
-        self.store = open_context_store(url, namespace=settings.namespace)
+        self.store = open_context_store(url, namespace=settings.namespace, clock=self.clock)
         await self.store.start()
         bus_url = url if url.startswith(("redis:", "rediss:")) else settings.redis_url
         size = config.cache_size
@@ -78,6 +82,7 @@ class ContextModule:
             cache=cache,
             bus=self.bus,
             notifier=Notifier(signer, platform.events, platform.audit),
+            clock=self.clock or time.time,
         )
         platform.checks["context"] = self.store.ping
         self._purger = asyncio.create_task(self._purge(self.store), name="context-purge")
