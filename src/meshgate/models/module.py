@@ -4,19 +4,60 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from meshgate.gateway.fast_routes import HotRoute
+from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonProvider
+from meshgate.models.providers.http import AiohttpTransport
+from meshgate.models.registry import MIGRATIONS
+from meshgate.models.runtime import ProviderFactory
+from meshgate.models.service import ModelService
 from meshgate.platform import Platform
 from meshgate.sql import Migration
 
 
+def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> ProviderFactory:
+    from meshgate.models.demo import artifact_dir
+
+    versions = [v for d in declared for v in d.versions]
+    return ProviderFactory(
+        AiohttpTransport(),
+        artifact_root=artifact_dir(platform.settings),
+        config_entrypoints=frozenset(
+            v.provider.entrypoint for v in versions if isinstance(v.provider, PythonProvider)
+        ),
+        config_artifacts=frozenset(
+            v.provider.artifact for v in versions if isinstance(v.provider, ArtifactProvider)
+        ),
+    )
+
+
 class ModelsModule:
     name = "models"
-    migrations: list[Migration] = []
+    migrations: list[Migration] = MIGRATIONS
+
+    def __init__(self) -> None:
+        self.service: ModelService | None = None
 
     def routers(self) -> list[APIRouter]:
-        return []
+        from meshgate.models.routes import routers
+
+        return routers()
+
+    def hot_routes(self) -> list[HotRoute]:
+        from meshgate.models.routes import hot_routes
+
+        return hot_routes()
 
     async def start(self, platform: Platform) -> None:
-        pass
+        declared = list(platform.settings.models)
+        if platform.settings.demo:
+            from meshgate.models.demo import declarations
+
+            declared += await declarations(platform.settings)
+        factory = factory_for(platform, declared)
+        self.service = ModelService(platform, factory.transport, factory)
+        await self.service.apply(declared)
+        platform.models = self.service
 
     async def close(self) -> None:
-        pass
+        if self.service is not None:
+            await self.service.close()

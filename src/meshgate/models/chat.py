@@ -1,0 +1,238 @@
+"""OpenAI-compatible chat and embeddings: the product's hot path, kept lean.
+
+Only what the gateway needs is read from the body (model, user, stream, and the messages when
+context is added); the body goes upstream as sent otherwise, and the answer comes back as sent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from meshgate.errors import BadRequest
+from meshgate.models import enrichment
+from meshgate.models.inference import Caller, Inference, Served, relay, require_task
+from meshgate.models.predictions import Prediction, digest, new_prediction_id
+from meshgate.models.providers.base import Call, ChatProvider, JsonReply
+from meshgate.models.registry import default_logging
+from meshgate.models.runtime import ModelRuntime, VersionRuntime
+
+CHAT_KINDS = frozenset({"openai"})
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc}", code="invalid_json") from exc
+    if not isinstance(request, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a string", param="model")
+    user = request.get("user")
+    if user is not None and not isinstance(user, str):
+        raise BadRequest("'user' must be a string", param="user")
+    return request
+
+
+def check_messages(request: dict[str, Any]) -> None:
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty list", param="messages")
+    stream = request.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false", param="stream")
+
+
+def last_user_turn(request: dict[str, Any]) -> str | None:
+    for message in reversed(request["messages"]):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else orjson.dumps(content).decode()
+    return None
+
+
+class ChatFlow:
+    def __init__(self, inference: Inference):
+        self.inference = inference
+        self.platform = inference.platform
+
+    async def chat(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
+        check_messages(request)
+        rt = await self.inference.service.runtime(caller.tenant, request["model"])
+        require_task(rt, ("chat",), "/v1/chat/completions")
+        chain = self.inference.chain(rt, caller)
+        user_turn = last_user_turn(request) if caller.session_id else None
+        bundle = await enrichment.resolve(
+            self.platform,
+            tenant=caller.tenant,
+            allow=rt.allow,
+            user_id=caller.user_id,
+            session_id=caller.session_id,
+        )
+        rewrite = enrichment.with_system_message(request, bundle)
+        context_fields = enrichment.fields_of(bundle) if rewrite else []
+        prediction_id = new_prediction_id()
+        started = time.perf_counter()
+
+        if request.get("stream") is True:
+            version, stream = await self.inference.attempt(
+                rt,
+                chain,
+                caller,
+                lambda v, c: provider(v).chat_stream(body, request, _w(c, rewrite)),
+            )
+            served = Served(version.version, prediction_id, None)
+
+            def finished(outcome: str) -> None:
+                stream.close()
+                prediction = self._prediction(
+                    rt, version, caller, prediction_id, body, request, stream.text, started
+                )
+                prediction.status, prediction.tokens = outcome, stream.tokens
+                prediction.context_fields = context_fields
+                prediction.fallback_from = chain[0] if version.version != chain[0] else None
+                self.inference.after_response(
+                    served, rt, caller, self._shadow_work(body, request, rewrite), stream.tokens
+                )
+                self.inference.service.spawn(
+                    self._close_stream(served, prediction, user_turn, outcome == "ok")
+                )
+
+            served.value = relay(stream.chunks(), finished)
+            return served
+
+        version, reply = await self.inference.attempt(
+            rt, chain, caller, lambda v, c: provider(v).chat(body, request, _w(c, rewrite))
+        )
+        prediction = self._prediction(
+            rt, version, caller, prediction_id, body, request, reply.text, started
+        )
+        prediction.tokens, prediction.context_fields = reply.tokens, context_fields
+        prediction.fallback_from = chain[0] if version.version != chain[0] else None
+        await self.inference.record(prediction)
+        await self._append_turns(caller, prediction, user_turn, reply.text)
+        served = Served(version.version, prediction_id, reply)
+        self.inference.after_response(
+            served, rt, caller, self._shadow_work(body, request, rewrite), reply.tokens
+        )
+        return served
+
+    async def embeddings(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
+        if "input" not in request:
+            raise BadRequest("'input' is required", param="input")
+        rt = await self.inference.service.runtime(caller.tenant, request["model"])
+        require_task(rt, ("embedding",), "/v1/embeddings")
+        chain = self.inference.chain(rt, caller)
+        prediction_id = new_prediction_id()
+        started = time.perf_counter()
+        version, reply = await self.inference.attempt(
+            rt, chain, caller, lambda v, c: provider(v).embed(body, request, c)
+        )
+        prediction = self._prediction(
+            rt, version, caller, prediction_id, body, request, None, started
+        )
+        prediction.tokens = reply.tokens
+        prediction.outputs = {"bytes": len(reply.body)}
+        await self.inference.record(prediction)
+        served = Served(version.version, prediction_id, reply)
+        self.inference.after_response(served, rt, caller, None, reply.tokens)
+        return served
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _prediction(
+        self,
+        rt: ModelRuntime,
+        version: VersionRuntime,
+        caller: Caller,
+        prediction_id: str,
+        body: bytes,
+        request: dict[str, Any],
+        text: str | None,
+        started: float,
+    ) -> Prediction:
+        return Prediction(
+            prediction_id=prediction_id,
+            tenant=caller.tenant,
+            model=rt.name,
+            version=version.version,
+            task=rt.task,
+            logging=rt.logging,
+            inputs_hash=digest(body),
+            inputs=request.get("messages", request.get("input")),
+            outputs=text,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            trace_id=caller.trace.trace_id if caller.trace is not None else None,
+            user_id=caller.user_id,
+            session_id=caller.session_id,
+        )
+
+    def _shadow_work(self, body: bytes, request: dict[str, Any], rewrite: bool) -> Any:
+        shadow_request = {**request, "stream": False}
+        shadow_request.pop("stream_options", None)
+
+        async def work(version: VersionRuntime, call: Call) -> Prediction:
+            started = time.perf_counter()
+            reply = await provider(version).chat(body, shadow_request, _w(call, True))
+            return Prediction(
+                prediction_id=new_prediction_id(),
+                tenant="",
+                model=version.model,
+                version=version.version,
+                task="chat",
+                logging=default_logging("chat"),
+                inputs_hash=digest(body),
+                inputs=request.get("messages"),
+                outputs=reply.text,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                trace_id=None,
+                user_id=None,
+                tokens=reply.tokens,
+            )
+
+        return work
+
+    async def _close_stream(
+        self, served: Served, prediction: Prediction, user_turn: str | None, complete: bool
+    ) -> None:
+        await self.inference.record(prediction)
+        if complete:
+            await self._append_turns_for(prediction, user_turn)
+        await served.run_after()
+
+    async def _append_turns(
+        self, caller: Caller, prediction: Prediction, user_turn: str | None, reply: str | None
+    ) -> None:
+        if caller.session_id is None or self.platform.context is None or user_turn is None:
+            return
+        meta = {"model": prediction.model, "version": prediction.version}
+        turns = [("user", user_turn, {}), ("assistant", reply or "", meta)]
+        meta["prediction_id"] = prediction.prediction_id
+        await self.platform.context.append_interactions(
+            tenant=caller.tenant, session_id=caller.session_id, turns=turns
+        )
+
+    async def _append_turns_for(self, prediction: Prediction, user_turn: str | None) -> None:
+        caller = Caller(prediction.tenant, "", False, prediction.user_id, prediction.session_id)
+        await self._append_turns(caller, prediction, user_turn, prediction.outputs)
+
+
+def provider(version: VersionRuntime) -> ChatProvider:
+    p = version.provider
+    if p.kind not in CHAT_KINDS:
+        raise BadRequest(
+            f"version {version.version} of {version.model} is not a chat model", param="model"
+        )
+    return p  # type: ignore[return-value]
+
+
+def _w(call: Call, rewrite: bool) -> Call:
+    call.rewrite = rewrite
+    return call
+
+
+__all__ = ["ChatFlow", "JsonReply", "parse_body"]

@@ -1,0 +1,110 @@
+"""Demo models for ``make run``: an iris classifier in two versions (ONNX and skops), split
+90/10 sticky by user, and a chat model when ``MESHGATE_DEMO_CHAT_URL`` names an upstream.
+
+Training takes milliseconds and happens once; later starts reuse the files in ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from meshgate.config import Settings
+from meshgate.models.config import ModelDeclaration
+
+FEATURES = 4
+SIGNATURE: dict[str, Any] = {
+    "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, FEATURES]}],
+    "outputs": [
+        {"name": "label", "datatype": "INT64", "shape": [-1]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
+    ],
+}
+
+
+def artifact_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "models"
+
+
+def train(directory: Path) -> tuple[Path, Path]:
+    """iris-1.onnx (logistic regression) and iris-2.skops (a differently regularised one)."""
+    onnx_path, skops_path = directory / "iris-1.onnx", directory / "iris-2.skops"
+    if onnx_path.exists() and skops_path.exists():
+        return onnx_path, skops_path
+    import skops.io as sio
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    directory.mkdir(parents=True, exist_ok=True)
+    x, y = load_iris(return_X_y=True)
+    first = LogisticRegression(max_iter=500).fit(x, y)
+    graph = to_onnx(
+        first,
+        initial_types=[("input", FloatTensorType([None, FEATURES]))],
+        options={"zipmap": False},
+        target_opset=17,
+    )
+    tmp = onnx_path.with_suffix(".tmp")
+    tmp.write_bytes(graph.SerializeToString())
+    tmp.replace(onnx_path)
+    second = LogisticRegression(max_iter=500, C=0.3).fit(x, y)
+    sio.dump(second, skops_path)
+    return onnx_path, skops_path
+
+
+async def declarations(settings: Settings) -> list[ModelDeclaration]:
+    onnx_path, skops_path = await asyncio.to_thread(train, artifact_dir(settings))
+    found = [
+        ModelDeclaration.model_validate(
+            {
+                "name": "iris",
+                "task": "classification",
+                "description": "Iris species from four flower measurements (demo).",
+                "intended_purpose": "Demonstration of the V2 routes, the router and monitoring.",
+                "risk_level": "minimal",
+                "versions": [
+                    {
+                        "version": "1",
+                        "provider": {"type": "onnx", "artifact": str(onnx_path)},
+                        "signature": SIGNATURE,
+                        "metadata": {"trained_on": "sklearn.datasets.load_iris"},
+                    },
+                    {
+                        "version": "2",
+                        "provider": {"type": "sklearn", "artifact": str(skops_path)},
+                        "signature": SIGNATURE,
+                        "metadata": {"trained_on": "sklearn.datasets.load_iris", "C": 0.3},
+                    },
+                ],
+                "aliases": {"production": "1", "canary": "2"},
+                "traffic": {"split": {"1": 90, "2": 10}, "sticky": "user", "fallback": ["1"]},
+            }
+        )
+    ]
+    if settings.demo_chat_url:
+        # A version per upstream URL: versions are immutable, the URL may change between runs.
+        version = "url-" + hashlib.sha256(settings.demo_chat_url.encode()).hexdigest()[:8]
+        found.append(
+            ModelDeclaration.model_validate(
+                {
+                    "name": "demo-chat",
+                    "task": "chat",
+                    "description": "Chat on the upstream named by MESHGATE_DEMO_CHAT_URL.",
+                    "intended_purpose": "Demonstration of the OpenAI-compatible routes.",
+                    "risk_level": "limited",
+                    "context_policy": {"allow": ["preferences.language", "interactions.last:5"]},
+                    "versions": [
+                        {
+                            "version": version,
+                            "provider": {"type": "openai", "base_url": settings.demo_chat_url},
+                        }
+                    ],
+                    "traffic": {"split": {version: 100}, "sticky": "none"},
+                }
+            )
+        )
+    return found

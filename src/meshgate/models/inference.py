@@ -1,0 +1,216 @@
+"""One inference, start to end: pick a version, add context, call with resilience and
+fallback, record the prediction, and leave shadows and token charging to after the response."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
+from meshgate.models.errors import Retryable, UpstreamTimedOut
+from meshgate.models.predictions import Prediction, new_prediction_id, publish_prediction
+from meshgate.models.providers.base import Call
+from meshgate.models.router import fallback_chain
+from meshgate.models.runtime import ModelRuntime, VersionRuntime
+
+if TYPE_CHECKING:
+    from meshgate.models.service import ModelService
+    from meshgate.platform import Platform
+    from meshgate.tracecontext import TraceContext
+
+log = logging.getLogger("meshgate.models")
+T = TypeVar("T")
+Charge = Callable[[int], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who asks, as the gateway established it, plus the routing hints of the request."""
+
+    tenant: str
+    key_id: str
+    is_admin: bool
+    user_id: str | None = None
+    session_id: str | None = None
+    version: str | None = None
+    """An explicit version or alias (header ``x-model-version``, or the V2 versioned route)."""
+    trace: TraceContext | None = None
+    charge: Charge | None = None
+
+
+@dataclass(slots=True)
+class Served:
+    """Which version answered, under which prediction id, and what remains to do afterwards."""
+
+    version: str
+    prediction_id: str
+    value: Any
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def run_after(self) -> None:
+        for step in self.after:
+            try:
+                await step()
+            except Exception:
+                log.exception("after-response step of prediction %s failed", self.prediction_id)
+
+
+class Inference:
+    def __init__(self, service: ModelService, platform: Platform):
+        self.service = service
+        self.platform = platform
+
+    # --- choosing ----------------------------------------------------------------------
+
+    def chain(self, rt: ModelRuntime, caller: Caller, *, explicit_any: bool = False) -> list[str]:
+        """Versions to try in order: the chosen one, then the fallbacks (none when explicit)."""
+        if caller.version is not None:
+            if not (caller.is_admin or explicit_any):
+                raise Forbidden("choosing a version with x-model-version needs an admin key")
+            version = rt.version(caller.version)
+            if version is None:
+                raise NotFound(
+                    f"model {rt.name!r} has no version or alias {caller.version!r}",
+                    code="model_not_found",
+                )
+            return [version.version]
+        key = None
+        if rt.sticky == "user":
+            key = caller.user_id or caller.session_id
+        elif rt.sticky == "session":
+            key = caller.session_id or caller.user_id
+        primary = rt.split.pick(key)
+        if primary not in rt.versions:
+            raise NotFound(f"model {rt.name!r} has no version to serve", code="model_not_found")
+        return fallback_chain(primary, [v for v in rt.fallback if v in rt.versions])
+
+    def outbound(self, caller: Caller, timeout: float) -> Call:
+        headers = caller.trace.outbound_headers() if caller.trace is not None else {}
+        context = self.platform.context
+        if caller.session_id and context is not None and hasattr(context, "handle"):
+            handle = str(context.handle(caller.tenant, caller.session_id))
+            member = handle if "=" in handle else f"meshgate.ctx={handle}"
+            headers["baggage"] = (
+                f"{headers['baggage']},{member}" if "baggage" in headers else member
+            )
+        return Call(headers=headers, timeout=timeout)
+
+    # --- calling -----------------------------------------------------------------------
+
+    async def attempt(
+        self,
+        rt: ModelRuntime,
+        chain: list[str],
+        caller: Caller,
+        work: Callable[[VersionRuntime, Call], Awaitable[T]],
+    ) -> tuple[VersionRuntime, T]:
+        """Each version of the chain in turn, through its breaker, retries and timeout."""
+        failure: MeshgateError | None = None
+        for name in chain:
+            version = await self.service.ready(rt.versions[name])
+            call = self.outbound(caller, version.timeout)
+
+            async def once(v: VersionRuntime = version, c: Call = call) -> T:
+                try:
+                    async with asyncio.timeout(v.timeout):
+                        return await work(v, c)
+                except TimeoutError as exc:
+                    raise UpstreamTimedOut(
+                        f"version {v.version} of {rt.name} gave no answer within {v.timeout:g}s"
+                    ) from exc
+
+            try:
+                return version, await version.breaker.call(
+                    lambda v=version, o=once: v.retry.call(o)
+                )
+            except Retryable as exc:
+                failure = exc
+                log.warning("version %s of %s failed: %s", name, rt.name, exc.detail)
+        assert failure is not None
+        raise failure
+
+    async def record(self, prediction: Prediction) -> None:
+        await publish_prediction(self.platform, prediction)
+
+    def after_response(
+        self,
+        served: Served,
+        rt: ModelRuntime,
+        caller: Caller,
+        shadow_work: Callable[[VersionRuntime, Call], Awaitable[Prediction]] | None,
+        tokens: int = 0,
+    ) -> None:
+        """Charges tokens and calls the shadows once the client has its answer."""
+        if tokens and caller.charge is not None:
+            charge = caller.charge
+            served.after.append(lambda: charge(tokens))
+        if shadow_work is None:
+            return
+        for name in rt.shadow:
+            if name in rt.versions and name != served.version:
+                served.after.append(lambda n=name: self.shadow(rt, n, caller, shadow_work))
+
+    async def shadow(
+        self,
+        rt: ModelRuntime,
+        name: str,
+        caller: Caller,
+        work: Callable[[VersionRuntime, Call], Awaitable[Prediction]],
+    ) -> None:
+        """A shadow's answer goes only into its prediction event, never to the client."""
+        version = await self.service.ready(rt.versions[name])
+        call = self.outbound(caller, version.timeout)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(version.timeout):
+                prediction = await version.breaker.call(lambda: work(version, call))
+        except (MeshgateError, TimeoutError) as exc:
+            prediction = Prediction(
+                prediction_id=new_prediction_id(),
+                tenant=rt.tenant,
+                model=rt.name,
+                version=name,
+                task=rt.task,
+                logging=rt.logging,
+                inputs_hash="",
+                inputs=None,
+                outputs=None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                trace_id=caller.trace.trace_id if caller.trace else None,
+                user_id=caller.user_id,
+                status="error",
+                error=getattr(exc, "detail", "timeout"),
+            )
+        prediction.shadow, prediction.tenant, prediction.user_id = True, rt.tenant, caller.user_id
+        prediction.logging, prediction.task = rt.logging, rt.task
+        prediction.trace_id = caller.trace.trace_id if caller.trace else None
+        await self.record(prediction)
+
+
+def require_task(rt: ModelRuntime, tasks: tuple[str, ...], route: str) -> None:
+    if rt.task not in tasks:
+        raise BadRequest(
+            f"model {rt.name!r} is a {rt.task} model; {route} serves {' or '.join(tasks)} models",
+            code="model_not_supported",
+            param="model",
+        )
+
+
+async def relay(
+    chunks: AsyncIterator[bytes], on_end: Callable[[str], None]
+) -> AsyncIterator[bytes]:
+    """Passes a stream through; ``on_end`` learns how it ended (ok, error, disconnected)."""
+    outcome = "disconnected"
+    try:
+        async for chunk in chunks:
+            yield chunk
+        outcome = "ok"
+    except MeshgateError as exc:
+        outcome = "error"
+        yield b'data: {"error": {"message": "' + exc.detail.replace('"', "'").encode() + b'"}}\n\n'
+    finally:
+        on_end(outcome)

@@ -1,0 +1,128 @@
+"""``meshgate.prediction.made`` and ``meshgate.prediction.feedback`` events.
+
+What a prediction event keeps follows the model's logging policy: inputs in full, as a
+SHA-256 hash, or not at all; the hash is always there so identical inputs can be matched.
+The text of a chat (messages and reply) is personal data: with a known user it goes into the
+event's personal part, encrypted with that user's key and shredded with it. Tabular features
+stay in the plain part, where drift monitoring reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from meshgate.models.config import LoggingPolicy
+
+if TYPE_CHECKING:
+    from meshgate.platform import Platform
+
+MADE = "meshgate.prediction.made"
+FEEDBACK = "meshgate.prediction.feedback"
+TEXT_TASKS = ("chat", "embedding")
+
+
+def new_prediction_id() -> str:
+    return "pred_" + secrets.token_hex(12)
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def jsonable(tensors: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {name: array.tolist() for name, array in tensors.items()}
+
+
+@dataclass(slots=True)
+class Prediction:
+    prediction_id: str
+    tenant: str
+    model: str
+    version: str
+    task: str
+    logging: LoggingPolicy
+    inputs_hash: str
+    inputs: Any
+    outputs: Any
+    latency_ms: float
+    trace_id: str | None
+    user_id: str | None
+    session_id: str | None = None
+    context_fields: list[str] = field(default_factory=list)
+    shadow: bool = False
+    status: str = "ok"
+    error: str | None = None
+    fallback_from: str | None = None
+    tokens: int | None = None
+
+
+def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(data, personal) of the event for one prediction."""
+    data: dict[str, Any] = {
+        "prediction_id": p.prediction_id,
+        "model": p.model,
+        "version": p.version,
+        "task": p.task,
+        "status": p.status,
+        "shadow": p.shadow,
+        "latency_ms": round(p.latency_ms, 3),
+        "trace_id": p.trace_id,
+        "user_id": p.user_id,
+        "session_id": p.session_id,
+        "context_fields": p.context_fields,
+        "inputs_hash": p.inputs_hash,
+    }
+    for key, value in (("error", p.error), ("fallback_from", p.fallback_from)):
+        if value is not None:
+            data[key] = value
+    if p.tokens is not None:
+        data["tokens"] = p.tokens
+    kept: dict[str, Any] = {}
+    if p.logging.inputs == "full" and p.inputs is not None:
+        kept["inputs"] = p.inputs
+    if p.logging.outputs == "full" and p.outputs is not None:
+        kept["outputs"] = p.outputs
+    if p.task in TEXT_TASKS and p.user_id is not None:
+        return data, kept or None
+    if p.task in TEXT_TASKS:
+        # Without a user there is no key to encrypt with: keep only what is not the text.
+        kept.pop("inputs", None)
+        if isinstance(kept.get("outputs"), str):
+            kept["outputs"] = {"characters": len(kept["outputs"])}
+    data.update(kept)
+    return data, None
+
+
+async def publish_prediction(platform: Platform, p: Prediction) -> None:
+    if platform.events is None:
+        return
+    data, personal = event_parts(p)
+    await platform.events.publish(
+        MADE,
+        tenant=p.tenant,
+        data=data,
+        subject=f"models/{p.model}",
+        personal=personal,
+        user_id=p.user_id if personal is not None else None,
+        id=p.prediction_id,
+    )
+
+
+async def publish_feedback(
+    platform: Platform, *, tenant: str, prediction_id: str, feedback: dict[str, Any]
+) -> str:
+    event_id = "fb_" + secrets.token_hex(12)
+    if platform.events is not None:
+        await platform.events.publish(
+            FEEDBACK,
+            tenant=tenant,
+            data={"prediction_id": prediction_id, **feedback},
+            subject=f"predictions/{prediction_id}",
+            id=event_id,
+        )
+    return event_id

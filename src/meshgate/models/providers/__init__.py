@@ -1,0 +1,1 @@
+"""Providers: one file per kind of upstream, each behind the port in :mod:`.base`."""

@@ -1,0 +1,42 @@
+"""A Python function ``pkg.mod:fn`` as a model. Declared in the config file only: the API
+refuses this provider, since importing a name from a request would run a caller's code."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from meshgate.models.providers.base import Call, Tensors
+
+
+def resolve(entrypoint: str) -> Callable[..., Any]:
+    module_name, _, attr = entrypoint.partition(":")
+    function = getattr(importlib.import_module(module_name), attr)
+    if not callable(function):
+        raise TypeError(f"{entrypoint} is not callable")
+    return function  # type: ignore[no-any-return]
+
+
+class PythonModel:
+    kind = "python"
+
+    def __init__(self, entrypoint: str):
+        self.entrypoint = entrypoint
+        self.function: Callable[..., Any] | None = None
+
+    async def start(self) -> None:
+        self.function = resolve(self.entrypoint)
+
+    async def close(self) -> None:
+        self.function = None
+
+    async def infer(self, inputs: Tensors, call: Call) -> Tensors:
+        assert self.function is not None
+        result = self.function(inputs)
+        if inspect.isawaitable(result):
+            result = await result
+        return {name: np.asarray(value) for name, value in dict(result).items()}

@@ -1,0 +1,19 @@
+"""HTTP routes of the model services: OpenAI-compatible, V2, registry, feedback."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from meshgate.gateway.fast_routes import HotRoute
+
+
+def routers() -> list[APIRouter]:
+    from meshgate.models.routes import openai, registry, v2
+
+    return [openai.router, v2.router, registry.router]
+
+
+def hot_routes() -> list[HotRoute]:
+    from meshgate.models.routes import openai, v2
+
+    return [*openai.HOT, *v2.HOT]

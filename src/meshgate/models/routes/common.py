@@ -1,0 +1,98 @@
+"""What every model route needs: the service, the caller, and the inference headers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import Request, Response
+from starlette.types import Receive, Scope, Send
+
+from meshgate.errors import BackendUnavailable
+from meshgate.gateway.middleware.rate_limit import CHARGE_TOKENS
+from meshgate.gateway.security import current_principal
+from meshgate.models.inference import Caller
+from meshgate.platform import platform_of
+from meshgate.tracecontext import SCOPE_KEY
+
+if TYPE_CHECKING:
+    from meshgate.models.service import ModelService
+
+
+def service_of(request: Request) -> ModelService:
+    service = platform_of(request).models
+    if service is None:
+        raise BackendUnavailable("the model services are not started")
+    return service
+
+
+def caller_of(request: Request, user: str | None = None) -> Caller:
+    principal = current_principal(request)
+    scope = request.scope
+    user_id = session_id = version = None
+    for name, value in scope["headers"]:
+        if name[:2] != b"x-":
+            continue
+        if name == b"x-user-id":
+            user_id = value.decode("latin-1")
+        elif name == b"x-session-id":
+            session_id = value.decode("latin-1")
+        elif name == b"x-model-version":
+            version = value.decode("latin-1")
+    return Caller(
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+        is_admin=principal.is_admin,
+        user_id=user_id or user,
+        session_id=session_id,
+        version=version,
+        trace=scope.get(SCOPE_KEY),
+        charge=scope.get(CHARGE_TOKENS),
+    )
+
+
+def served_headers(version: str, prediction_id: str) -> dict[str, str]:
+    return {"x-model-version": version, "x-prediction-id": prediction_id}
+
+
+class RelayResponse(Response):
+    """Server-sent events passed through as they arrive.
+
+    The relay runs beside a watcher of the client's connection: when the client leaves, the
+    relay is cancelled at once (even while the upstream is silent), which closes the upstream
+    connection instead of leaving it open.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], headers: dict[str, str]):
+        # Response.__init__ would render a body; a relay has none of its own.
+        self.chunks = chunks
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        relay = asyncio.ensure_future(self._relay(send))
+        watch = asyncio.ensure_future(self._watch(receive))
+        try:
+            await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (relay, watch):
+                task.cancel()
+            await asyncio.gather(relay, watch, return_exceptions=True)
+            await self.chunks.aclose()  # type: ignore[attr-defined]
+
+    async def _relay(self, send: Send) -> None:
+        async for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _watch(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass

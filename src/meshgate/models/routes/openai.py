@@ -1,0 +1,139 @@
+"""OpenAI-compatible routes: ``/v1/models``, ``/v1/chat/completions``, ``/v1/embeddings``.
+
+Raw Starlette-style handlers (a ``Request`` in, a ``Response`` out): no pydantic model of the
+chat body on the hot path. The request schema is documented through ``openapi_extra``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.background import BackgroundTask
+
+from meshgate.gateway.fast_routes import HotRoute, hot_route
+from meshgate.gateway.security import current_principal, require
+from meshgate.models.chat import parse_body
+from meshgate.models.routes.common import RelayResponse, caller_of, served_headers, service_of
+
+router = APIRouter(tags=["inference"])
+HOT: list[HotRoute] = []
+
+CHAT_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "messages"],
+                    "properties": {
+                        "model": {"type": "string", "description": "A registered chat model."},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "stream": {"type": "boolean", "default": False},
+                        "user": {"type": "string", "description": "End user (context)."},
+                    },
+                    "additionalProperties": True,
+                }
+            }
+        },
+    },
+    "parameters": [
+        {"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
+        for h in ("x-user-id", "x-session-id", "x-model-version")
+    ],
+}
+EMBEDDINGS_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "input"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "input": {"oneOf": [{"type": "string"}, {"type": "array"}]},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.get(
+    "/v1/models",
+    dependencies=[require("inference")],
+    summary="The models this key may call (OpenAI list shape)",
+)
+async def list_models(request: Request) -> dict[str, Any]:
+    tenant = current_principal(request).tenant
+    models = await service_of(request).registry.model_names(tenant)
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": name,
+                "object": "model",
+                "created": int(datetime.fromisoformat(created).timestamp()),
+                "owned_by": tenant,
+                "task": task,
+            }
+            for name, task, created in models
+        ],
+    }
+
+
+async def chat_completions(request: Request) -> Response:
+    body = await request.body()
+    parsed = parse_body(body)
+    served = await service_of(request).chat.chat(
+        body, parsed, caller_of(request, parsed.get("user"))
+    )
+    headers = served_headers(served.version, served.prediction_id)
+    if served.value is not None and hasattr(served.value, "body"):
+        return Response(
+            served.value.body,
+            media_type="application/json",
+            headers=headers,
+            background=BackgroundTask(served.run_after) if served.after else None,
+        )
+    return RelayResponse(served.value, headers)
+
+
+async def embeddings(request: Request) -> Response:
+    body = await request.body()
+    parsed = parse_body(body)
+    served = await service_of(request).chat.embeddings(
+        body, parsed, caller_of(request, parsed.get("user"))
+    )
+    return Response(
+        served.value.body,
+        media_type="application/json",
+        headers=served_headers(served.version, served.prediction_id),
+        background=BackgroundTask(served.run_after) if served.after else None,
+    )
+
+
+hot_route(
+    router,
+    "POST",
+    "/v1/chat/completions",
+    chat_completions,
+    scope="inference",
+    hot=HOT,
+    summary="Chat completion (OpenAI-compatible; stream: true answers server-sent events)",
+    openapi_extra=CHAT_SCHEMA,
+)
+hot_route(
+    router,
+    "POST",
+    "/v1/embeddings",
+    embeddings,
+    scope="inference",
+    hot=HOT,
+    summary="Embeddings (OpenAI-compatible)",
+    openapi_extra=EMBEDDINGS_SCHEMA,
+)

@@ -1,0 +1,121 @@
+"""Registry and traffic routes (``registry:write`` to change; any key of the tenant reads),
+and feedback on predictions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import Field
+
+from meshgate.gateway.security import current_principal, require
+from meshgate.models.config import (
+    NAME,
+    AliasSet,
+    ModelCreate,
+    Strict,
+    TrafficPolicy,
+    VersionCreate,
+)
+from meshgate.models.predictions import publish_feedback
+from meshgate.models.routes.common import service_of
+from meshgate.platform import platform_of
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+write = [require("registry:write")]
+ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
+
+
+@router.post("/registry/models", status_code=201, dependencies=write, summary="Register a model")
+async def create_model(body: ModelCreate, request: Request) -> dict[str, Any]:
+    p = current_principal(request)
+    return await service_of(request).create_model(p.tenant, body, p.key_id)
+
+
+@router.get("/registry/models", summary="Models with versions, aliases and traffic")
+async def list_models(request: Request) -> dict[str, Any]:
+    tenant = current_principal(request).tenant
+    return {"models": await service_of(request).registry.list_models(tenant)}
+
+
+@router.get("/registry/models/{name}", summary="One model with versions, aliases and traffic")
+async def get_model(name: ModelName, request: Request) -> dict[str, Any]:
+    tenant = current_principal(request).tenant
+    return await service_of(request).registry.get_model(tenant, name)
+
+
+@router.get(
+    "/registry/models/{name}/history",
+    summary="Every change of the model: versions, aliases, traffic; who and when",
+)
+async def history(name: ModelName, request: Request) -> dict[str, Any]:
+    tenant = current_principal(request).tenant
+    return {"history": await service_of(request).registry.history(tenant, name)}
+
+
+@router.post(
+    "/registry/models/{name}/versions",
+    status_code=201,
+    dependencies=write,
+    summary="Register an immutable version",
+)
+async def add_version(name: ModelName, body: VersionCreate, request: Request) -> dict[str, Any]:
+    p = current_principal(request)
+    return await service_of(request).add_version(p.tenant, name, body, p.key_id)
+
+
+@router.put(
+    "/registry/models/{name}/aliases/{alias}",
+    dependencies=write,
+    summary="Point an alias at a version",
+)
+async def set_alias(
+    name: ModelName,
+    alias: Annotated[str, Path(pattern=NAME)],
+    body: AliasSet,
+    request: Request,
+) -> dict[str, Any]:
+    p = current_principal(request)
+    return await service_of(request).set_alias(p.tenant, name, alias, body.version, p.key_id)
+
+
+@router.put(
+    "/registry/models/{name}/traffic",
+    dependencies=write,
+    summary="Set the traffic policy: split, shadows, stickiness, fallback",
+)
+async def set_traffic(name: ModelName, body: TrafficPolicy, request: Request) -> dict[str, Any]:
+    p = current_principal(request)
+    return await service_of(request).set_traffic(p.tenant, name, body, p.key_id)
+
+
+class Feedback(Strict):
+    label: Any = Field(None, description="The true label or value.")
+    score: float | None = Field(None, ge=0.0, le=1.0)
+    comment: str | None = Field(None, max_length=2000)
+
+
+@router.post(
+    "/predictions/{prediction_id}/feedback",
+    status_code=201,
+    dependencies=[require("inference")],
+    tags=["inference"],
+    summary="Ground truth for a prediction (monitoring, retraining)",
+)
+async def feedback(
+    prediction_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")],
+    body: Feedback,
+    request: Request,
+) -> dict[str, Any]:
+    from meshgate.errors import ValidationFailed
+
+    if body.label is None and body.score is None:
+        raise ValidationFailed("feedback needs a label or a score", param="label")
+    tenant = current_principal(request).tenant
+    event_id = await publish_feedback(
+        platform_of(request),
+        tenant=tenant,
+        prediction_id=prediction_id,
+        feedback=body.model_dump(exclude_none=True),
+    )
+    return {"id": event_id, "prediction_id": prediction_id}

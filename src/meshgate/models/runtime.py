@@ -1,0 +1,163 @@
+"""What the hot path reads: a model's registry entry compiled into ready objects.
+
+Versions are immutable, so a version's provider, breaker and retry policy are built once per
+process and reused across registry refreshes; only aliases and the traffic split change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshgate.errors import BadRequest
+from meshgate.models.config import (
+    ArtifactProvider,
+    LoggingPolicy,
+    OpenAIProvider,
+    PythonProvider,
+    Signature,
+    TrafficPolicy,
+    V2Provider,
+    VersionCreate,
+)
+from meshgate.models.providers.base import Provider
+from meshgate.models.providers.http import HttpTransport
+from meshgate.models.resilience import Backoff, CircuitBreaker, Retry, State
+from meshgate.models.router import Split
+
+log = logging.getLogger("meshgate.models")
+
+
+class ProviderRefused(BadRequest):
+    pass
+
+
+@dataclass
+class VersionRuntime:
+    model: str
+    version: str
+    spec: VersionCreate
+    provider: Provider
+    breaker: CircuitBreaker
+    retry: Retry
+    timeout: float
+    started: bool = False
+
+    @property
+    def signature(self) -> Signature:
+        return self.spec.signature
+
+
+@dataclass
+class ModelRuntime:
+    tenant: str
+    name: str
+    task: str
+    allow: tuple[str, ...]
+    logging: LoggingPolicy
+    versions: dict[str, VersionRuntime]
+    aliases: dict[str, str]
+    split: Split
+    sticky: str
+    shadow: tuple[str, ...]
+    fallback: tuple[str, ...]
+    loaded_at: float
+    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def version(self, name: str) -> VersionRuntime | None:
+        return self.versions.get(self.aliases.get(name, name))
+
+
+def traffic_of(record: dict[str, Any]) -> TrafficPolicy | None:
+    if record["traffic"]:
+        return TrafficPolicy.model_validate(record["traffic"])
+    versions = [v["version"] for v in record["versions"]]
+    if not versions:
+        return None
+    # No split set yet: the production alias, else the newest version, takes everything.
+    target = record["aliases"].get("production", versions[-1])
+    return TrafficPolicy(split={target: 100}, sticky="none")
+
+
+class ProviderFactory:
+    """Builds providers from version specs; knows which sources each kind may come from."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        *,
+        artifact_root: Path,
+        config_entrypoints: frozenset[str],
+        config_artifacts: frozenset[str],
+    ):
+        self.transport = transport
+        self.artifact_root = artifact_root.resolve()
+        self.config_entrypoints = config_entrypoints
+        self.config_artifacts = config_artifacts
+
+    def check_api(self, spec: VersionCreate) -> None:
+        """Refuse what the API may not register (a caller's code, files outside the root)."""
+        provider = spec.provider
+        if isinstance(provider, PythonProvider):
+            raise ProviderRefused(
+                "python providers are declared in the config file only, never through the API",
+                param="provider.type",
+            )
+        if isinstance(provider, ArtifactProvider):
+            self.artifact_path(provider.artifact, from_config=False)
+
+    def artifact_path(self, artifact: str, *, from_config: bool) -> Path:
+        path = Path(artifact)
+        if not path.is_absolute():
+            path = self.artifact_root / path
+        path = path.resolve()
+        if not from_config and not path.is_relative_to(self.artifact_root):
+            raise ProviderRefused(
+                f"artifact {artifact!r} is outside the artifact directory {self.artifact_root}",
+                param="provider.artifact",
+            )
+        return path
+
+    def build(self, spec: VersionCreate, task: str, logging_policy: LoggingPolicy) -> Provider:
+        p = spec.provider
+        if isinstance(p, OpenAIProvider):
+            from meshgate.models.providers.openai import OpenAIChat
+
+            return OpenAIChat(p, self.transport, collect_text=True)
+        if isinstance(p, V2Provider):
+            from meshgate.models.providers.v2 import V2Model
+
+            return V2Model(p, self.transport)
+        if isinstance(p, PythonProvider):
+            if p.entrypoint not in self.config_entrypoints:
+                raise ProviderRefused(f"python entry point {p.entrypoint} is not in the config")
+            from meshgate.models.providers.python import PythonModel
+
+            return PythonModel(p.entrypoint)
+        path = self.artifact_path(p.artifact, from_config=p.artifact in self.config_artifacts)
+        if p.type == "onnx":
+            from meshgate.models.providers.onnx import OnnxModel
+
+            return OnnxModel(path)
+        from meshgate.models.providers.sklearn import SklearnModel
+
+        return SklearnModel(path, p.trusted, spec.signature)
+
+
+def build_version(
+    model: str,
+    spec: VersionCreate,
+    provider: Provider,
+    on_breaker: Callable[[str, str, State], None],
+) -> VersionRuntime:
+    r = spec.resilience
+    breaker = CircuitBreaker(
+        failures=r.breaker.failures,
+        reset_seconds=r.breaker.reset_seconds,
+        on_change=lambda state: on_breaker(model, spec.version, state),
+    )
+    retry = Retry(r.retries, Backoff(base=r.backoff_seconds))
+    return VersionRuntime(model, spec.version, spec, provider, breaker, retry, r.timeout_seconds)

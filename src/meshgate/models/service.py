@@ -1,0 +1,280 @@
+"""The model service: the registry with its events and audit, and the runtime cache.
+
+The hot path asks :meth:`ModelService.runtime` for a compiled model; it is served from memory
+and refreshed from the SQL store in the background once older than ``refresh_seconds``, so a
+change made through another process is in effect within that time (at once in this one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from meshgate.errors import Conflict, NotFound
+from meshgate.models.config import (
+    LoggingPolicy,
+    ModelCreate,
+    ModelDeclaration,
+    TrafficPolicy,
+    VersionCreate,
+)
+from meshgate.models.providers.http import HttpTransport
+from meshgate.models.registry import Registry, default_logging
+from meshgate.models.resilience import State
+from meshgate.models.router import Split
+from meshgate.models.runtime import (
+    ModelRuntime,
+    ProviderFactory,
+    VersionRuntime,
+    build_version,
+    traffic_of,
+)
+
+if TYPE_CHECKING:
+    from meshgate.platform import Platform
+
+log = logging.getLogger("meshgate.models")
+Key = tuple[str, str]
+
+
+class ModelService:
+    def __init__(
+        self,
+        platform: Platform,
+        transport: HttpTransport,
+        factory: ProviderFactory,
+        *,
+        refresh_seconds: float = 1.0,
+    ):
+        self.platform = platform
+        self.registry = Registry(platform.sql)
+        self.transport = transport
+        self.factory = factory
+        self.refresh_seconds = refresh_seconds
+        self._models: dict[Key, ModelRuntime | None] = {}
+        self._versions: dict[tuple[str, str, str], VersionRuntime] = {}
+        self._refreshing: set[Key] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        from meshgate.models.chat import ChatFlow
+        from meshgate.models.inference import Inference
+        from meshgate.models.tabular import TabularFlow
+
+        self.inference = Inference(self, platform)
+        self.chat = ChatFlow(self.inference)
+        self.tabular = TabularFlow(self.inference)
+
+    # --- the hot path ------------------------------------------------------------------
+
+    async def runtime(self, tenant: str, name: str) -> ModelRuntime:
+        key = (tenant, name)
+        try:
+            found = self._models[key]
+        except KeyError:
+            found = await self._load(key)
+        else:
+            stale = found is None or time.monotonic() - found.loaded_at > self.refresh_seconds
+            if stale and key not in self._refreshing:
+                self._refreshing.add(key)
+                self.spawn(self._refresh(key))
+        if found is None:
+            raise NotFound(f"the model {name!r} does not exist", code="model_not_found")
+        return found
+
+    async def ready(self, version: VersionRuntime) -> VersionRuntime:
+        """Starts a version's provider on first use (loading a file, resolving a function)."""
+        if not version.started:
+            await version.provider.start()
+            version.started = True
+        return version
+
+    async def _refresh(self, key: Key) -> None:
+        try:
+            await self._load(key)
+        except Exception:
+            log.exception("refreshing model %s/%s failed; serving the cached entry", *key)
+        finally:
+            self._refreshing.discard(key)
+
+    async def _load(self, key: Key) -> ModelRuntime | None:
+        tenant, name = key
+        record = await self.registry.find_model(tenant, name)
+        compiled = None if record is None else self._compile(tenant, record)
+        self._models[key] = compiled
+        return compiled
+
+    def _compile(self, tenant: str, record: dict[str, Any]) -> ModelRuntime:
+        name = record["name"]
+        logging_policy = LoggingPolicy.model_validate(record["logging"])
+        versions = {}
+        for raw in record["versions"]:
+            vkey = (tenant, name, raw["version"])
+            if vkey not in self._versions:
+                spec = VersionCreate.model_validate(
+                    {k: v for k, v in raw.items() if k not in ("registered_by", "created_at")}
+                )
+                provider = self.factory.build(spec, record["task"], logging_policy)
+                moved = functools.partial(self._breaker_moved, tenant)
+                self._versions[vkey] = build_version(name, spec, provider, moved)
+                moved(name, spec.version, State.CLOSED)
+            versions[raw["version"]] = self._versions[vkey]
+        traffic = traffic_of(record) or TrafficPolicy(split={"": 100}, sticky="none")
+        return ModelRuntime(
+            tenant=tenant,
+            name=name,
+            task=record["task"],
+            allow=tuple(record["context_policy"]["allow"]),
+            logging=logging_policy,
+            versions=versions,
+            aliases=record["aliases"],
+            split=Split.of(name, traffic.split),
+            sticky=traffic.sticky,
+            shadow=tuple(traffic.shadow),
+            fallback=tuple(traffic.fallback),
+            loaded_at=time.monotonic(),
+            record=record,
+        )
+
+    def _breaker_moved(self, tenant: str, model: str, version: str, state: State) -> None:
+        set_breaker = getattr(self.platform.metrics, "set_breaker", None)
+        if set_breaker is not None:
+            set_breaker(tenant, model, version, state.name.lower())
+
+    def forget(self, tenant: str, name: str) -> None:
+        self._models.pop((tenant, name), None)
+
+    def spawn(self, work: Any) -> None:
+        """Runs ``work`` in the background, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- registry changes, with their events and audit records -------------------------
+
+    async def create_model(self, tenant: str, body: ModelCreate, actor: str) -> dict[str, Any]:
+        created = await self.registry.create_model(tenant, body, actor)
+        self.forget(tenant, body.name)
+        await self._announce(
+            "meshgate.model.registered", tenant, body.name, actor, body.model_dump()
+        )
+        return created
+
+    async def add_version(
+        self, tenant: str, model: str, body: VersionCreate, actor: str, *, from_api: bool = True
+    ) -> dict[str, Any]:
+        if from_api:
+            self.factory.check_api(body)
+        added = await self.registry.add_version(tenant, model, body, actor)
+        self.forget(tenant, model)
+        await self._announce(
+            "meshgate.model.version.registered",
+            tenant,
+            model,
+            actor,
+            {"version": body.version, "provider": body.provider.type},
+            version=body.version,
+        )
+        return added
+
+    async def set_alias(
+        self, tenant: str, model: str, alias: str, version: str, actor: str
+    ) -> dict[str, Any]:
+        result = await self.registry.set_alias(tenant, model, alias, version, actor)
+        self.forget(tenant, model)
+        await self._audit(actor, tenant, "model.alias.set", model, result, version)
+        return result
+
+    async def set_traffic(
+        self, tenant: str, model: str, policy: TrafficPolicy, actor: str
+    ) -> dict[str, Any]:
+        result = await self.registry.set_traffic(tenant, model, policy, actor)
+        self.forget(tenant, model)
+        await self._announce("meshgate.model.traffic.changed", tenant, model, actor, result)
+        return result
+
+    async def _announce(
+        self,
+        type_: str,
+        tenant: str,
+        model: str,
+        actor: str,
+        details: dict[str, Any],
+        version: str | None = None,
+    ) -> None:
+        data = {"model": model, "actor": actor, **details}
+        if self.platform.events is not None:
+            await self.platform.events.publish(
+                type_, tenant=tenant, data=data, subject=f"models/{model}"
+            )
+        await self._audit(actor, tenant, type_.removeprefix("meshgate."), model, details, version)
+
+    async def _audit(
+        self,
+        actor: str,
+        tenant: str,
+        action: str,
+        model: str,
+        details: dict[str, Any],
+        version: str | None,
+    ) -> None:
+        if self.platform.audit is not None:
+            await self.platform.audit.record(
+                actor=actor,
+                tenant=tenant,
+                action=action,
+                resource=f"models/{model}",
+                details=details,
+                model_version=version,
+            )
+
+    async def apply(self, declarations: list[ModelDeclaration], actor: str = "config") -> None:
+        """Brings the registry in line with declared models; existing versions must match."""
+        for d in declarations:
+            found = await self.registry.find_model(d.tenant, d.name)
+            if found is None:
+                model = ModelCreate.model_validate(
+                    d.model_dump(include=set(ModelCreate.model_fields))
+                )
+                with contextlib.suppress(Conflict):  # another worker starting at the same time
+                    await self.create_model(d.tenant, model, actor)
+                found = await self.registry.get_model(d.tenant, d.name)
+            known = {v["version"]: v for v in found["versions"]}
+            for v in d.versions:
+                if v.version in known:
+                    check_same(d.name, v, known[v.version])
+                    continue
+                try:
+                    await self.add_version(d.tenant, d.name, v, actor, from_api=False)
+                except Conflict:
+                    stored = await self.registry.get_model(d.tenant, d.name)
+                    check_same(
+                        d.name, v, next(x for x in stored["versions"] if x["version"] == v.version)
+                    )
+            for alias, version in d.aliases.items():
+                if found["aliases"].get(alias) != version:
+                    await self.set_alias(d.tenant, d.name, alias, version, actor)
+            if d.traffic is not None and found["traffic"] != d.traffic.model_dump():
+                await self.set_traffic(d.tenant, d.name, d.traffic, actor)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for version in self._versions.values():
+            if version.started:
+                await version.provider.close()
+        await self.transport.close()
+
+
+def check_same(model: str, declared: VersionCreate, stored: dict[str, Any]) -> None:
+    stored_spec = {k: v for k, v in stored.items() if k not in ("registered_by", "created_at")}
+    if declared.model_dump(exclude_none=True) != stored_spec:
+        raise Conflict(
+            f"version {declared.version} of {model} in the config differs from the registered "
+            "one; versions are immutable, so declare a new version instead"
+        )
+
+
+__all__ = ["ModelService", "default_logging"]
