@@ -49,6 +49,7 @@ class RateLimitMiddleware:
             return
         headers = decision.headers()
         if not decision.allowed:
+            scope["app"].state.platform.metrics.rate_limited.labels(principal.tenant).inc()
             await send_error(
                 RateLimited(
                     "rate limit exceeded; retry after the time in Retry-After", headers=headers
