@@ -205,3 +205,17 @@ async def test_verify_reports_the_first_bad_record_after_tampering(
     assert r.status_code == 200
     assert r.json()["ok"] is False
     assert r.json()["first_bad"]["sequence"] == 2
+
+
+async def test_the_api_works_the_same_on_postgresql(make_settings: Any, postgres_url: str) -> None:
+    from tests.conftest import app_client
+
+    settings: Settings = make_settings(database_url=postgres_url, audit={"checkpoint_every": 2})
+    async with app_client(settings) as client:
+        created = await make_key(client, "acme", "inference")
+        await client.delete(f"/v1/admin/keys/{created['id']}")
+        got = await records(client, resource=f"keys/{created['id']}")
+        assert [x["action"] for x in got] == ["key.created", "key.revoked"]
+        result = (await client.get("/v1/audit/verify")).json()
+        assert result["ok"] is True
+        assert result["checkpoints"]["last"]["sequence"] == 2

@@ -230,3 +230,34 @@ async def test_details_are_stored_as_given_and_secrets_never_are(trail: Trail) -
         }
     )
     assert (await trail.audit.verify())["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("actor", "", "actor"),
+        ("tenant", "x" * 300, "tenant"),
+        ("resource", None, "resource"),
+        ("details", ["not", "an", "object"], "details"),
+        ("details", {"when": object()}, "JSON"),
+        ("model_version", 2, "model_version"),
+    ],
+)
+async def test_a_malformed_record_is_refused_and_nothing_is_appended(
+    trail: Trail, field: str, value: Any, says: str
+) -> None:
+    from meshgate.governance.audit import InvalidAuditRecord
+
+    await trail.add(2)
+    fields: dict[str, Any] = {
+        "actor": "key_alice",
+        "tenant": "acme",
+        "action": "thing.changed",
+        "resource": "things/1",
+        "details": {},
+        field: value,
+    }
+    with pytest.raises(InvalidAuditRecord, match=says):
+        await trail.audit.record(**fields)
+    assert await trail.sequences() == [1, 2]
+    assert (await trail.audit.verify())["ok"] is True
