@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 
+from meshgate.config import Settings
 from meshgate.events.backends import open_event_log
 from meshgate.events.base import EventLog
 from meshgate.events.envelope import Record, format_time, now
+from meshgate.events.service import EventService
+from tests.conftest import ADMIN_KEY, free_port
 
 BACKENDS = ["sqlite", "nats", "redis"]
 
@@ -58,3 +63,48 @@ def record(n: int, *, tenant: str = "acme", type: str = "crm.synced", **kw: obje
     }
     values.update(kw)
     return Record(**values)  # type: ignore[arg-type]
+
+
+class LiveServer:
+    """The whole app served by uvicorn on loopback inside the test's event loop.
+
+    A real HTTP server and real clients, while the test can still look at the service.
+    """
+
+    def __init__(self, settings: Settings):
+        import uvicorn
+
+        from meshgate.app import create_app
+
+        self.app = create_app(settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+
+    async def __aenter__(self) -> LiveServer:
+        self._task = asyncio.create_task(self.server.serve())
+        for _ in range(500):
+            if self.server.started:
+                return self
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        raise RuntimeError("server did not start")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        await self._task
+
+    @property
+    def events(self) -> EventService:
+        service = self.app.state.platform.events
+        assert service is not None
+        return service
+
+    def client(self, key: str = ADMIN_KEY) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )

@@ -4,7 +4,8 @@ Each (tenant, user) gets a random AES-256-GCM key in the platform SQL store, nev
 event log. Erasing the user deletes the key row; from then on no process can decrypt what was
 encrypted under it, wherever the ciphertext was copied, so the log itself stays append-only.
 
-Decryption always reads keys from the store (one query per page of events), so an erasure in
+The keys themselves are stored sealed (:mod:`meshgate.events.sealing`). Decryption always
+reads keys from the store (one query per page of events), so an erasure in
 one process is honoured by every process at once. Encryption keeps a key for at most
 ``cache_seconds``: an event published by another process within that window after an erasure
 is encrypted under the destroyed key, which makes it unreadable, never readable.
@@ -22,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from meshgate.events.envelope import ERASED, format_time, now
+from meshgate.events.sealing import Sealer, SealError
 from meshgate.sql import Migration, SqlStore
 
 MIGRATIONS = [
@@ -42,14 +44,19 @@ MIGRATIONS = [
 NONCE_BYTES = 12
 
 
+def _context(tenant: str, user_id: str) -> str:
+    return f"user-data-key\x1f{tenant}\x1f{user_id}"
+
+
 def _aad(tenant: str, user_id: str) -> bytes:
     # Binds a ciphertext to its owner: it cannot be replayed under another user's key.
     return f"{tenant}\x1f{user_id}".encode()
 
 
 class DataKeys:
-    def __init__(self, sql: SqlStore, *, cache_seconds: float = 5.0):
+    def __init__(self, sql: SqlStore, sealer: Sealer, *, cache_seconds: float = 5.0):
         self.sql = sql
+        self.sealer = sealer
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str], tuple[bytes, float]] = {}
 
@@ -88,13 +95,20 @@ class DataKeys:
         await self.sql.execute(
             "INSERT INTO user_data_keys (tenant, user_id, data_key, created_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (tenant, user_id) DO NOTHING",
-            (tenant, user_id, fresh, format_time(now())),
+            (
+                tenant,
+                user_id,
+                self.sealer.seal(fresh, _context(tenant, user_id)),
+                format_time(now()),
+            ),
         )
         row = await self.sql.fetch_one(
             "SELECT data_key FROM user_data_keys WHERE tenant = ? AND user_id = ?",
             (tenant, user_id),
         )
-        key = bytes(row["data_key"]) if row is not None else fresh
+        # Another process may have made the key first: use the stored one.
+        key = self._unseal(tenant, user_id, row["data_key"]) if row is not None else None
+        key = key or fresh
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[(tenant, user_id)] = (key, time.monotonic() + self.cache_seconds)
@@ -109,8 +123,16 @@ class DataKeys:
             for row in await self.sql.fetch_all(
                 f"SELECT tenant, user_id, data_key FROM user_data_keys WHERE {where}", params
             ):
-                keys[(row["tenant"], row["user_id"])] = bytes(row["data_key"])
+                key = self._unseal(row["tenant"], row["user_id"], row["data_key"])
+                if key is not None:
+                    keys[(row["tenant"], row["user_id"])] = key
         return keys
+
+    def _unseal(self, tenant: str, user_id: str, sealed: bytes) -> bytes | None:
+        try:
+            return self.sealer.open(bytes(sealed), _context(tenant, user_id))
+        except SealError:
+            return None
 
 
 def _open(key: bytes, tenant: str, user_id: str, sealed: str) -> Any:

@@ -8,6 +8,7 @@ from meshgate.events import routes, webhook_routes
 from meshgate.events.backends import open_event_log
 from meshgate.events.crypto import MIGRATIONS as KEY_MIGRATIONS
 from meshgate.events.crypto import DataKeys
+from meshgate.events.sealing import Sealer
 from meshgate.events.service import EventService
 from meshgate.events.subscriptions import MIGRATIONS as SUBSCRIPTION_MIGRATIONS
 from meshgate.events.subscriptions import SubscriptionStore
@@ -35,12 +36,18 @@ class EventsModule:
             namespace=settings.namespace,
             poll_interval=config.poll_interval_seconds,
         )
-        service = EventService(
-            backend, DataKeys(platform.sql, cache_seconds=config.key_cache_seconds)
+        from meshgate.app import load_pepper
+
+        pepper = load_pepper(settings)
+        keys = DataKeys(
+            platform.sql, Sealer(pepper, "user-data-keys"), cache_seconds=config.key_cache_seconds
         )
+        service = EventService(backend, keys)
         await service.start()
         self.service = service
-        service.webhooks = WebhookDispatcher(service, SubscriptionStore(platform.sql), config)
+        service.webhooks = WebhookDispatcher(
+            service, SubscriptionStore(platform.sql, Sealer(pepper, "webhook-secrets")), config
+        )
         await service.webhooks.start()
         platform.events = service
         platform.checks["events"] = backend.ping

@@ -1,11 +1,13 @@
 """Webhook subscriptions and their dead letters, kept in the platform SQL store.
 
 A subscription belongs to one tenant and only ever receives that tenant's events. Its secret
-is stored to sign deliveries and is never returned by the API or written to a log.
+is stored sealed (:mod:`meshgate.events.sealing`) to sign deliveries, and is never returned
+by the API or written to a log.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ import orjson
 
 from meshgate.errors import NotFound, ValidationFailed
 from meshgate.events.envelope import check_type, format_time, now
+from meshgate.events.sealing import Sealer
 from meshgate.sql import Migration, SqlStore
 
 MIGRATIONS = [
@@ -112,8 +115,22 @@ def new_id() -> str:
 
 
 class SubscriptionStore:
-    def __init__(self, sql: SqlStore):
+    def __init__(self, sql: SqlStore, sealer: Sealer):
         self.sql = sql
+        self.sealer = sealer
+
+    def _seal(self, sub_id: str, secret: str) -> str:
+        return base64.b64encode(self.sealer.seal(secret.encode(), sub_id)).decode()
+
+    def _subscription(self, row: dict[str, Any]) -> Subscription:
+        return Subscription(
+            id=row["id"],
+            tenant=row["tenant"],
+            url=row["url"],
+            types=tuple(orjson.loads(row["types"])),
+            secret=self.sealer.open(base64.b64decode(row["secret"]), row["id"]).decode(),
+            created_at=row["created_at"],
+        )
 
     async def create(
         self, tenant: str, url: str, types: tuple[str, ...], secret: str, *, sub_id: str
@@ -129,7 +146,14 @@ class SubscriptionStore:
         await self.sql.execute(
             "INSERT INTO event_subscriptions (id, tenant, url, types, secret, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (sub.id, tenant, url, orjson.dumps(list(types)).decode(), secret, sub.created_at),
+            (
+                sub.id,
+                tenant,
+                url,
+                orjson.dumps(list(types)).decode(),
+                self._seal(sub.id, secret),
+                sub.created_at,
+            ),
         )
         return sub
 
@@ -139,7 +163,7 @@ class SubscriptionStore:
         )
         if row is None:
             raise NotFound(f"no subscription {sub_id!r}")
-        return _subscription(row)
+        return self._subscription(row)
 
     async def list(self, tenant: str | None = None) -> list[Subscription]:
         if tenant is None:
@@ -149,7 +173,7 @@ class SubscriptionStore:
                 "SELECT * FROM event_subscriptions WHERE tenant = ? ORDER BY created_at, id",
                 (tenant,),
             )
-        return [_subscription(r) for r in rows]
+        return [self._subscription(r) for r in rows]
 
     async def delete(self, tenant: str, sub_id: str) -> None:
         deleted = await self.sql.execute(
@@ -187,14 +211,3 @@ class SubscriptionStore:
             }
             for r in rows
         ]
-
-
-def _subscription(row: dict[str, Any]) -> Subscription:
-    return Subscription(
-        id=row["id"],
-        tenant=row["tenant"],
-        url=row["url"],
-        types=tuple(orjson.loads(row["types"])),
-        secret=row["secret"],
-        created_at=row["created_at"],
-    )
