@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.machine import CpuTimes, describe
-from bench.procs import QUICK, duration, repetitions
+from bench.procs import QUICK, duration, repetitions, source_description, source_env
 
 # Sections of the bench itself, then those each domain keeps in bench/<name>.py.
 SECTIONS = [
@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown section(s): {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
         return 2
     chosen = argv or SECTIONS
+    source_env()  # export the chosen commit once, before any section starts a server
     cpu = CpuTimes.now()
     begun = datetime.now(UTC)
     parts = [run_section(name) for name in chosen]
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
     head = [
         f"# Meshgate benchmark, {begun:%Y-%m-%d %H:%M} UTC",
         f"Mode: {mode}; {duration()} s per wrk cell, {repetitions()} repetition(s); "
-        f"sections: {', '.join(chosen)}.",
+        f"sections: {', '.join(chosen)}. {source_description()}.",
         describe(cpu),
     ]
     text = "\n\n".join(head + parts) + "\n"
@@ -84,7 +85,7 @@ def update_readme(text: str) -> None:
     readme = Path(__file__).resolve().parent / "README.md"
     head, marker, _ = readme.read_text().partition(LATEST)
     if marker:
-        demoted = text.replace("\n## ", "\n### ").replace("# Meshgate benchmark", "## Run of")
+        demoted = text.replace("\n## ", "\n### ").replace("# Meshgate benchmark,", "## Full run,")
         readme.write_text(head + LATEST + "\n" + demoted)
 
 

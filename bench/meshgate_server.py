@@ -32,6 +32,21 @@ def fresh_dir(name: str) -> Path:
     return path
 
 
+def server_env(data_dir: Path, admin_key: str, pepper: str | None = None) -> dict[str, str]:
+    """Settings of every Meshgate under test: production defaults (info logs, so the access
+    log line is part of the measured path) with rate limits far above the load."""
+    return {
+        "MESHGATE_DATA_DIR": str(data_dir),
+        "MESHGATE_ADMIN_KEY": admin_key,
+        "MESHGATE_KEY_PEPPER": pepper or secrets.token_urlsafe(24),
+        "MESHGATE_LOG_LEVEL": "info",
+        "MESHGATE_LIMITS__KEY_RPM": HIGH,
+        "MESHGATE_LIMITS__KEY_TPM": HIGH,
+        "MESHGATE_LIMITS__TENANT_RPM": HIGH,
+        "MESHGATE_LIMITS__TENANT_TPM": HIGH,
+    }
+
+
 class Meshgate:
     def __init__(
         self,
@@ -47,15 +62,8 @@ class Meshgate:
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_key = admin_key or "mg_bench_" + secrets.token_urlsafe(24)
         full_env = {
+            **server_env(data_dir or fresh_dir(name), self.admin_key, pepper),
             "MESHGATE_PORT": str(self.port),
-            "MESHGATE_DATA_DIR": str(data_dir or fresh_dir(name)),
-            "MESHGATE_ADMIN_KEY": self.admin_key,
-            "MESHGATE_KEY_PEPPER": pepper or secrets.token_urlsafe(24),
-            "MESHGATE_LOG_LEVEL": "warning",
-            "MESHGATE_LIMITS__KEY_RPM": HIGH,
-            "MESHGATE_LIMITS__KEY_TPM": HIGH,
-            "MESHGATE_LIMITS__TENANT_RPM": HIGH,
-            "MESHGATE_LIMITS__TENANT_TPM": HIGH,
             **(env or {}),
         }
         argv = [sys.executable, "-m", "meshgate", "serve"]

@@ -29,6 +29,49 @@ LOAD_CORE = "1"
 LUA = WORK / "lua"
 
 
+def source_env() -> dict[str, str]:
+    """``BENCH_SOURCE=<commit>`` runs Meshgate from that commit instead of the working tree.
+
+    The commit's ``src`` is exported (``git archive``, which reads only the object store) into
+    bench/.work/src-<sha> and put first on every child's PYTHONPATH, ahead of the editable
+    install: a shared checkout's half-edited files then cannot break or skew a run.
+    """
+    ref = os.environ.get("BENCH_SOURCE", "")
+    if not ref or ref == "worktree":
+        return {}
+    root = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", ref + "^{commit}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = WORK / f"src-{sha[:12]}"
+    if not (target / "src" / "meshgate").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", sha, "src"], cwd=root, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return {"PYTHONPATH": str(target / "src")}
+
+
+def source_description() -> str:
+    root = Path(__file__).resolve().parent.parent
+    ref = os.environ.get("BENCH_SOURCE", "")
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", (ref if ref and ref != "worktree" else "HEAD")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if ref and ref != "worktree":
+        return f"Meshgate from commit {head} (BENCH_SOURCE={ref})"
+    return f"Meshgate from the working tree (HEAD {head}, uncommitted changes included)"
+
+
 def duration() -> int:
     """Seconds per wrk cell: 15 for a real run, 3 for a smoke run."""
     return int(os.environ.get("BENCH_DURATION", "3" if QUICK else "15"))
@@ -68,7 +111,7 @@ class Proc:
         self.log = logs / f"{name}.log"
         self.proc = subprocess.Popen(
             pinned(core, argv),
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **source_env(), **(env or {})},
             cwd=cwd,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
