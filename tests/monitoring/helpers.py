@@ -1,0 +1,66 @@
+"""Prediction and feedback events as the model service publishes them, and waiting on them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from meshgate.events.envelope import Event
+from meshgate.platform import Platform
+
+
+def platform_of(client: httpx.AsyncClient) -> Platform:
+    platform: Platform = client.app.state.platform  # type: ignore[attr-defined]
+    return platform
+
+
+async def predict(
+    platform: Platform, model: str, version: str, *, tenant: str = "default", **data: Any
+) -> Event:
+    assert platform.events is not None
+    return await platform.events.publish(
+        "meshgate.prediction.made",
+        tenant=tenant,
+        subject=f"{model}/{version}",
+        data={"model": model, "version": version, **data},
+    )
+
+
+async def feedback(platform: Platform, prediction: Event, **data: Any) -> Event:
+    assert platform.events is not None
+    return await platform.events.publish(
+        "meshgate.prediction.feedback",
+        tenant=prediction.tenant,
+        subject=prediction.id,
+        data={"prediction_id": prediction.id, **data},
+    )
+
+
+async def report_when(
+    client: httpx.AsyncClient,
+    name: str,
+    ready: Callable[[dict[str, Any]], bool],
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """GET /v1/monitoring/models/{name} until ``ready`` says the events were handled."""
+    async with asyncio.timeout(10):
+        while True:
+            answer = await client.get(f"/v1/monitoring/models/{name}", headers=headers)
+            if answer.status_code == 200 and ready(answer.json()):
+                return dict(answer.json())
+            await asyncio.sleep(0.02)
+
+
+def version_of(report: dict[str, Any], version: str) -> dict[str, Any]:
+    return next(v for v in report["versions"] if v["version"] == version)
+
+
+def requests_at_least(version: str, n: int) -> Callable[[dict[str, Any]], bool]:
+    def ready(report: dict[str, Any]) -> bool:
+        found = [v for v in report["versions"] if v["version"] == version]
+        return bool(found) and found[0]["requests"] >= n
+
+    return ready
