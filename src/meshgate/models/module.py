@@ -57,6 +57,8 @@ class ModelsModule:
         self.service = ModelService(platform, factory.transport, factory)
         await self.service.apply(declared)
         platform.models = self.service
+        # Load the declared models now rather than on their first request.
+        self.service.spawn(self.service.warm([(d.tenant, d.name) for d in declared]))
 
     async def close(self) -> None:
         if self.service is not None:

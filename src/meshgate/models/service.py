@@ -91,6 +91,14 @@ class ModelService:
             version.started = True
         return version
 
+    async def warm(self, models: list[Key]) -> None:
+        for tenant, name in models:
+            try:
+                for version in (await self.runtime(tenant, name)).versions.values():
+                    await self.ready(version)
+            except Exception:
+                log.exception("loading model %s/%s failed; it loads on first use", tenant, name)
+
     async def _refresh(self, key: Key) -> None:
         try:
             await self._load(key)
