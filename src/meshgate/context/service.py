@@ -70,9 +70,11 @@ class ContextService:
         self.store = store
         self.config = config
         self.signer = signer
-        self.cache = cache or ContextCache(config.cache_size, config.cache_ttl_seconds)
-        self.bus = bus or LocalBus()
-        self.notify = notifier or Notifier(signer)
+        if cache is None:
+            cache = ContextCache(config.cache_size, config.cache_ttl_seconds)
+        self.cache = cache
+        self.bus = bus if bus is not None else LocalBus()
+        self.notify = notifier if notifier is not None else Notifier(signer)
         self.clock = clock
         self.compiler = PolicyCompiler(config.history_limit)
         self.policies = PolicyBook(store, self.compiler, config.policies, self.cache, self.bus)
