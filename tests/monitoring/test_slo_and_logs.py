@@ -1,0 +1,123 @@
+"""GET /v1/slo over the requests served, and the request's ids in every log line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+
+from meshgate.config import Settings
+from meshgate.monitoring.logs import JsonFormatter
+from tests.conftest import app_client
+from tests.monitoring.helpers import platform_of
+
+
+def add_slo_route(app: Any) -> None:
+    async def served(request: Request, status: int, sleep: float = 0.0) -> Response:
+        if sleep:
+            await asyncio.sleep(sleep)
+        logging.getLogger("meshgate.models").warning("upstream answered %d", status)
+        return Response(status_code=status)
+
+    app.add_api_route("/v1/test-slo/{status}", served, methods=["POST"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_slo_report_against_targets_over_a_window(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(monitoring={"slo": {"paths": ["/v1/test-slo/"]}})
+    clock = Clock()
+    async with app_client(settings) as client:
+        add_slo_route(client.app)  # type: ignore[attr-defined]
+        platform_of(client).metrics.slo_window.clock = clock
+        empty = (await client.get("/v1/slo")).json()
+        assert empty["requests"] == 0 and empty["availability"]["met"] is True
+
+        statuses = [200] * 96 + [429, 502, 503, 503]
+        await asyncio.gather(*(client.post(f"/v1/test-slo/{s}") for s in statuses))
+        await client.get("/v1/whoami")  # not a covered route
+        report = (await client.get("/v1/slo")).json()
+        assert report["window_seconds"] == 3600 and report["requests"] == 100
+        assert report["availability"] == {"value": 0.98, "target": 0.9995, "met": False}
+        assert report["error_rate"] == {"value": 0.03, "target": 0.001, "met": False}
+        assert report["p95_latency_ms"]["target"] == 200
+        assert report["p95_latency_ms"]["value"] < 200 and report["p95_latency_ms"]["met"]
+        assert report["error_budget_remaining"] == 0
+
+        # Two slow calls in twenty: the p95 is theirs, at most 5% high.
+        clock.now += 7200
+        slow = [0.3, 0.3] + [0.0] * 18
+        await asyncio.gather(*(client.post(f"/v1/test-slo/200?sleep={s}") for s in slow))
+        recent = (await client.get("/v1/slo?window=600")).json()
+        assert recent["requests"] == 20 and recent["error_rate"]["value"] == 0
+        assert 300 <= recent["p95_latency_ms"]["value"] <= 300 * 1.05 + 20
+        assert recent["p95_latency_ms"]["met"] is False
+        assert recent["availability"]["met"] and recent["error_budget_remaining"] == 1
+        day = (await client.get("/v1/slo?window=86400")).json()
+        assert day["requests"] == 120
+
+
+async def test_slo_refuses_bad_windows_and_keys_without_audit_read(
+    client: Any,
+) -> None:
+    before = (await client.get("/v1/slo")).json()
+    for bad, word in (("5", "window"), ("abc", "window"), ("999999", "retention")):
+        answer = await client.get(f"/v1/slo?window={bad}")
+        assert answer.status_code == 422, bad
+        assert word in answer.text
+    assert (await client.get("/v1/slo")).json() == before
+    made = await client.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["inference"]})
+    denied = await client.get("/v1/slo", headers={"Authorization": f"Bearer {made.json()['key']}"})
+    assert denied.status_code == 403
+
+
+async def test_every_log_line_of_a_request_carries_its_request_and_trace_ids(
+    client: Any,
+) -> None:
+    add_slo_route(client.app)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("meshgate")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    try:
+        await client.post(
+            "/v1/test-slo/201",
+            headers={
+                "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+                "x-request-id": "abc-1",
+                "x-api-key": "should-not-appear",
+            },
+        )
+        logging.getLogger("meshgate.events").info("outside any request")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    domain, access, outside = lines
+    assert domain["message"] == "upstream answered 201" and domain["level"] == "warning"
+    assert (domain["request_id"], domain["trace_id"]) == ("abc-1", trace_id)
+    assert access["logger"] == "meshgate.access"
+    assert (access["request_id"], access["trace_id"]) == ("abc-1", trace_id)
+    assert access["route"] == "/v1/test-slo/{status}" and access["status"] == 201
+    assert access["tenant"] == "default"
+    assert "request_id" not in outside and "trace_id" not in outside
+    text = stream.getvalue()
+    assert "should-not-appear" not in text and "Bearer" not in text
