@@ -31,6 +31,8 @@ log = logging.getLogger("meshgate.governance")
 PREDICTION_TYPE = "meshgate.prediction.made"
 SYSTEM_ACTOR = "meshgate"
 MAX_BATCH = 500
+# Queued prediction references while the store is down; beyond this they are counted, not kept.
+MAX_PENDING = 200_000
 MAX_FIELD = 256
 REDACTED = "[redacted]"
 # Values under these keys never reach the trail, whoever passes them in details.
@@ -121,6 +123,7 @@ class AuditService:
         self.clock = clock
         self.store = AuditStore(sql, checkpoint_every=config.checkpoint_every)
         self._pending: list[Entry] = []
+        self.dropped_references = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._verify_lock = asyncio.Lock()
@@ -151,6 +154,11 @@ class AuditService:
 
     async def on_prediction(self, event: Any) -> None:
         """Handler for ``meshgate.prediction.made``: queues a reference, never the payload."""
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped_references += 1
+            if self.dropped_references % 1000 == 1:
+                log.error("audit: %d prediction references dropped", self.dropped_references)
+            return
         data = event.data if isinstance(event.data, dict) else {}
         model = str(data.get("model") or "unknown")
         version = data.get("version", data.get("model_version"))

@@ -58,6 +58,8 @@ MIGRATIONS = [
 ]
 
 PAGE = 1000
+# 10 parameters a row; SQLite allows 32766 parameters a statement.
+INSERT_CHUNK = 100
 RECORD_COLUMNS = "seq, at, actor, tenant, action, resource, details, model_version, prev_hash, hash"
 
 
@@ -131,7 +133,8 @@ class AuditStore:
         self, entries: list[Entry], now: Callable[[], str], sign: SignCheckpoint
     ) -> list[dict[str, Any]]:
         """Chain ``entries`` after the current head in one transaction; checkpoint as due."""
-        out = []
+        out: list[dict[str, Any]] = []
+        checkpoints: list[dict[str, Any]] = []
         async with self._sql.transaction() as tx:
             head = await self._lock_head(tx)
             seq, prev, cp_seq = int(head["seq"]), head["hash"], int(head["checkpoint_seq"])
@@ -149,30 +152,39 @@ class AuditStore:
                     "prev_hash": prev,
                 }
                 rec["hash"] = prev = record_hash(rec)
-                await tx.execute(
-                    f"INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        seq,
-                        rec["time"],
-                        entry.actor,
-                        entry.tenant,
-                        entry.action,
-                        entry.resource,
-                        orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode(),
-                        entry.model_version,
-                        rec["prev_hash"],
-                        rec["hash"],
-                    ),
-                )
                 out.append(rec)
                 if seq - cp_seq >= self._every:
-                    await self._insert_checkpoint(tx, sign(seq, prev, rec["time"]))
+                    checkpoints.append(sign(seq, prev, rec["time"]))
                     cp_seq = seq
+            for start in range(0, len(out), INSERT_CHUNK):
+                await self._insert_records(tx, out[start : start + INSERT_CHUNK])
+            for cp in checkpoints:
+                await self._insert_checkpoint(tx, cp)
             await tx.execute(
                 "UPDATE audit_head SET seq = ?, hash = ?, checkpoint_seq = ? WHERE id = 1",
                 (seq, prev, cp_seq),
             )
         return out
+
+    @staticmethod
+    async def _insert_records(tx: SqlSession, records: list[dict[str, Any]]) -> None:
+        """One multi-row INSERT: a batch costs a round trip per chunk, not per record."""
+        params: list[Any] = []
+        for rec in records:
+            params += [
+                rec["sequence"],
+                rec["time"],
+                rec["actor"],
+                rec["tenant"],
+                rec["action"],
+                rec["resource"],
+                orjson.dumps(rec["details"], option=orjson.OPT_SORT_KEYS).decode(),
+                rec["model_version"],
+                rec["prev_hash"],
+                rec["hash"],
+            ]
+        values = ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(records))
+        await tx.execute(f"INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {values}", params)
 
     async def checkpoint_head(
         self, now: Callable[[], str], sign: SignCheckpoint
