@@ -141,12 +141,13 @@ class TrafficPolicy(Strict):
     sticky: Literal["user", "session", "none"] = "user"
     fallback: list[str] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _weights(self) -> TrafficPolicy:
-        total = sum(self.split.values())
+    @field_validator("split")
+    @classmethod
+    def _weights(cls, split: dict[str, int]) -> dict[str, int]:
+        total = sum(split.values())
         if total != 100:
             raise ValueError(f"split weights must sum to 100, not {total}")
-        return self
+        return split
 
     def versions(self) -> set[str]:
         return set(self.split) | set(self.shadow) | set(self.fallback)
