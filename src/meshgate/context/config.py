@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 KiB = 1024
+SCHEMES = ("memory", "sqlite", "redis", "rediss")
 
 
 class ContextConfig(BaseModel):
@@ -52,3 +53,10 @@ class ContextConfig(BaseModel):
         "['preferences.language', 'interactions.last:5']), for every tenant; the admin API "
         "sets per-tenant ones, which take precedence.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in SCHEMES:
+            raise ValueError(f"the context store is one of {', '.join(SCHEMES)} (a URL)")
+        return value
