@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from meshgate.context.model import CHANNELS, ID_PATTERN, ROLES, Json
+from meshgate.context.model import Json
+from meshgate.context.schemas import (
+    ErasureReceipt,
+    ExportOut,
+    InteractionCreate,
+    InteractionOut,
+    InteractionsOut,
+    PoliciesOut,
+    PolicyOut,
+    PolicyPut,
+    ResolveOut,
+    ResolveRequest,
+    SessionCreate,
+    SessionCreated,
+    SessionRead,
+    UserOut,
+    documented,
+)
 from meshgate.context.service import ContextService, etag
 from meshgate.errors import BadRequest, UnsupportedMediaType
 from meshgate.gateway.security import current_principal, require
@@ -18,40 +34,6 @@ router = APIRouter(prefix="/v1/context", tags=["context"])
 READ = [require("context:read")]
 WRITE = [require("context:write")]
 PATCH_TYPES = ("application/merge-patch+json", "application/json")
-
-Channel = Literal[CHANNELS]  # type: ignore[valid-type]
-Role = Literal[ROLES]  # type: ignore[valid-type]
-
-
-class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: str = Field(pattern=ID_PATTERN)
-    channel: Channel = "api"
-    ttl_seconds: int | None = Field(None, ge=1, description="Default from the configuration.")
-    state: dict[str, Any] | None = None
-
-
-class InteractionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Role
-    content: str
-    metadata: dict[str, Any] | None = None
-
-
-class ResolveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    consumer: str = Field(pattern=ID_PATTERN, examples=["model:support-chat"])
-    user_id: str | None = Field(None, pattern=ID_PATTERN)
-    session_id: str | None = Field(None, pattern=ID_PATTERN)
-
-
-class PolicyPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    allow: list[str] = Field(examples=[["preferences.language", "interactions.last:5"]])
 
 
 def _service(request: Request) -> ContextService:
@@ -72,7 +54,12 @@ def _tenant_actor(request: Request) -> tuple[str, str]:
 # --- users ------------------------------------------------------------------------------------
 
 
-@router.get("/users/{user_id}", dependencies=READ, summary="A user's context, with an ETag")
+@router.get(
+    "/users/{user_id}",
+    dependencies=READ,
+    summary="A user's context, with an ETag",
+    responses=documented(UserOut),
+)
 async def get_user(user_id: str, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     user = await _service(request).get_user(tenant, user_id)
@@ -107,7 +94,7 @@ PATCH_BODY = {
     dependencies=WRITE,
     openapi_extra=PATCH_BODY,
     summary="Merge-patch a user's attributes and preferences (creates the user if absent)",
-    responses={201: {"description": "created"}, 412: {"description": "stale If-Match"}},
+    responses={**documented(UserOut), **documented(UserOut, 201), 412: {"description": "stale"}},
 )
 async def patch_user(user_id: str, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
@@ -126,13 +113,23 @@ async def patch_user(user_id: str, request: Request) -> Response:
     return _json(user.to_api(), 201 if created else 200, {"ETag": etag(user.version)})
 
 
-@router.get("/users/{user_id}/export", dependencies=READ, summary="Everything held on a user")
+@router.get(
+    "/users/{user_id}/export",
+    dependencies=READ,
+    summary="Everything held on a user",
+    responses=documented(ExportOut),
+)
 async def export_user(user_id: str, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     return _json(await _service(request).export_user(tenant, user_id))
 
 
-@router.delete("/users/{user_id}", dependencies=WRITE, summary="Erase a user everywhere")
+@router.delete(
+    "/users/{user_id}",
+    dependencies=WRITE,
+    summary="Erase a user everywhere",
+    responses=documented(ErasureReceipt),
+)
 async def erase_user(user_id: str, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     return _json(await _service(request).erase_user(tenant, user_id, actor=actor))
@@ -141,7 +138,13 @@ async def erase_user(user_id: str, request: Request) -> Response:
 # --- sessions and interactions --------------------------------------------------------------
 
 
-@router.post("/sessions", status_code=201, dependencies=WRITE, summary="Open a session")
+@router.post(
+    "/sessions",
+    status_code=201,
+    dependencies=WRITE,
+    summary="Open a session",
+    responses=documented(SessionCreated, 201),
+)
 async def create_session(body: SessionCreate, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     service = _service(request)
@@ -157,7 +160,12 @@ async def create_session(body: SessionCreate, request: Request) -> Response:
     return _json({**session.to_api(), "handle": handle}, 201)
 
 
-@router.get("/sessions/{session_id}", dependencies=READ, summary="A session; 404 once expired")
+@router.get(
+    "/sessions/{session_id}",
+    dependencies=READ,
+    summary="A session; 404 once expired",
+    responses=documented(SessionRead),
+)
 async def get_session(session_id: str, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     view = await _service(request).get_session(tenant, session_id)
@@ -169,6 +177,7 @@ async def get_session(session_id: str, request: Request) -> Response:
     status_code=201,
     dependencies=WRITE,
     summary="Append an interaction to a session",
+    responses=documented(InteractionOut, 201),
 )
 async def add_interaction(session_id: str, body: InteractionCreate, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
@@ -182,6 +191,7 @@ async def add_interaction(session_id: str, body: InteractionCreate, request: Req
     "/sessions/{session_id}/interactions",
     dependencies=READ,
     summary="A session's interactions, newest last",
+    responses=documented(InteractionsOut),
 )
 async def list_interactions(
     session_id: str, request: Request, limit: int = Query(20, ge=1, le=10_000)
@@ -194,7 +204,12 @@ async def list_interactions(
 # --- resolve and policies ---------------------------------------------------------------------
 
 
-@router.post("/resolve", dependencies=READ, summary="What a consumer's policy lets it see")
+@router.post(
+    "/resolve",
+    dependencies=READ,
+    summary="What a consumer's policy lets it see",
+    responses=documented(ResolveOut),
+)
 async def resolve(body: ResolveRequest, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     bundle: Json = await _service(request).resolve_for(
@@ -210,20 +225,33 @@ async def resolve(body: ResolveRequest, request: Request) -> Response:
     )
 
 
-@router.get("/policies", dependencies=READ, summary="Every consumer's context policy")
+@router.get(
+    "/policies",
+    dependencies=READ,
+    summary="Every consumer's context policy",
+    responses=documented(PoliciesOut),
+)
 async def list_policies(request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     return _json({"policies": await _service(request).policies.list(tenant)})
 
 
-@router.get("/policies/{consumer}", dependencies=READ, summary="A consumer's context policy")
+@router.get(
+    "/policies/{consumer}",
+    dependencies=READ,
+    summary="A consumer's context policy",
+    responses=documented(PolicyOut),
+)
 async def get_policy(consumer: str, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     return _json(await _service(request).policies.describe(tenant, consumer))
 
 
 @router.put(
-    "/policies/{consumer}", dependencies=[require("admin")], summary="Set a consumer's policy"
+    "/policies/{consumer}",
+    dependencies=[require("admin")],
+    summary="Set a consumer's policy",
+    responses=documented(PolicyOut),
 )
 async def put_policy(consumer: str, body: PolicyPut, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
