@@ -36,6 +36,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_post("/v2/models/{name}/infer", self.v2_infer)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -135,6 +136,16 @@ class FakeOpenAI:
                 "usage": {"prompt_tokens": 4, "total_tokens": 4},
             }
         )
+
+    async def v2_infer(self, request: web.Request) -> web.Response:
+        """A V2 model that doubles its input ``x``."""
+        body = await self._record(request)
+        if self.fail_status is not None:
+            return web.json_response({"error": "failing"}, status=self.fail_status)
+        x = next(i for i in body["inputs"] if i["name"] == "x")
+        doubled = {**x, "name": "doubled", "data": [v * 2 for v in x["data"]]}
+        name = request.match_info["name"]
+        return web.json_response({"model_name": name, "outputs": [doubled]})
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:

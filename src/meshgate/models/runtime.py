@@ -6,6 +6,7 @@ process and reused across registry refreshes; only aliases and the traffic split
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,8 +99,9 @@ class ProviderFactory:
         self.config_entrypoints = config_entrypoints
         self.config_artifacts = config_artifacts
 
-    def check_api(self, spec: VersionCreate) -> None:
-        """Refuse what the API may not register (a caller's code, files outside the root)."""
+    async def check_api(self, spec: VersionCreate) -> None:
+        """Refuse what the API may not register: a caller's code, files outside the artifact
+        directory, files that are missing, and skops files that would build untrusted types."""
         provider = spec.provider
         if isinstance(provider, PythonProvider):
             raise ProviderRefused(
@@ -107,7 +109,13 @@ class ProviderFactory:
                 param="provider.type",
             )
         if isinstance(provider, ArtifactProvider):
-            self.artifact_path(provider.artifact, from_config=False)
+            path = self.artifact_path(provider.artifact, from_config=False)
+            if not path.is_file():
+                raise ProviderRefused(f"artifact {provider.artifact!r} not found")
+            if provider.type == "sklearn":
+                from meshgate.models.providers.sklearn import check_trusted
+
+                await asyncio.to_thread(check_trusted, path, provider.trusted)
 
     def artifact_path(self, artifact: str, *, from_config: bool) -> Path:
         path = Path(artifact)

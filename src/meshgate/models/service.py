@@ -174,7 +174,7 @@ class ModelService:
         self, tenant: str, model: str, body: VersionCreate, actor: str, *, from_api: bool = True
     ) -> dict[str, Any]:
         if from_api:
-            self.factory.check_api(body)
+            await self.factory.check_api(body)
         added = await self.registry.add_version(tenant, model, body, actor)
         self.forget(tenant, model)
         await self._announce(

@@ -23,15 +23,26 @@ class UntrustedArtifact(BadRequest):
     pass
 
 
+def check_trusted(path: Path, trusted: list[str]) -> list[str]:
+    """The file's untrusted types, once each is in ``trusted``; raises otherwise."""
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises several kinds on a file that is not its format
+        raise UntrustedArtifact(f"{path.name} is not a readable skops file: {exc}") from exc
+    if refused := sorted(set(untrusted) - set(trusted)):
+        raise UntrustedArtifact(
+            f"{path.name} would build types that are not trusted: {', '.join(refused)}; "
+            "list them under provider.trusted if you trust them"
+        )
+    return list(untrusted)
+
+
 def load_trusted(path: Path, trusted: list[str]) -> Any:
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=path)
-    if refused := sorted(set(untrusted) - set(trusted)):
-        raise UntrustedArtifact(
-            f"{path.name} would build types that are not trusted: {', '.join(refused)}"
-        )
-    return sio.load(path, trusted=untrusted)
+    return sio.load(path, trusted=check_trusted(path, trusted))
 
 
 def features(inputs: Tensors, signature: Signature) -> np.ndarray:
