@@ -150,3 +150,21 @@ def test_cli_refuses_bad_input_naming_what_is_wrong(
         result = run(cli_env, *args)
         assert result.exit_code == 2, (args, result.output)
         assert says in result.output, (args, result.output)
+
+
+def test_cli_verify_without_any_key_asks_for_one_and_creates_none(
+    cli_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    key_file = settings.data_dir / "audit_signing_key.pem"
+    pem = run(cli_env, "public-key").stdout
+    published = tmp_path / "audit.pub"
+    published.write_text(pem)
+    key_file.rename(tmp_path / "moved.pem")  # an auditor's machine: the store, not the key
+
+    refused = run(cli_env, "verify")
+    assert refused.exit_code == 2 and "--public-key" in refused.output
+    assert not key_file.exists()
+    ok = run(cli_env, "verify", "--public-key", str(published))
+    assert ok.exit_code == 0, ok.output
+    assert orjson.loads(ok.stdout)["ok"] is True
+    assert not key_file.exists()

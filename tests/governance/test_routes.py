@@ -141,6 +141,7 @@ async def test_since_and_until_select_a_window(client: httpx.AsyncClient) -> Non
     [
         ({"since": "yesterday"}, 400, "since"),
         ({"until": "2026-13-01"}, 400, "until"),
+        ({"since": "0001-01-01T00:00:00+14:00"}, 400, "since"),
         ({"since": "2026-03-02", "until": "2026-03-01"}, 400, "since"),
         ({"limit": 0}, 422, "limit"),
         ({"limit": 1001}, 422, "limit"),

@@ -62,14 +62,14 @@ def parse_time(name: str, value: str | None) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip().replace(" ", "+"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return iso(moment)
+    except (ValueError, OverflowError):
         raise BadRequest(
             f"'{name}' must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {value!r}",
             param=name,
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return iso(moment)
 
 
 def redact(value: Any) -> Any:

@@ -54,12 +54,37 @@ def _trusted_keys(files: list[Path]) -> dict[str, Any]:
     return keys
 
 
-def _with_audit(config: str | None, work: Any) -> Any:
+def _with_audit(
+    config: str | None, work: Any, key_files: list[Path] | None, *, need_keys: bool = True
+) -> Any:
+    """Run ``work(audit)`` on the configured store, reading only: no key is ever created here."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from meshgate.cli import settings_or_exit, with_platform
-    from meshgate.governance.module import build_audit
+    from meshgate.governance.audit import AuditService
+    from meshgate.governance.signing import Signer, SigningKeyError, find_signer
 
     settings = settings_or_exit(config)
-    return with_platform(settings, lambda platform: work(build_audit(platform)))
+    try:
+        signer = find_signer(settings.audit, settings.data_dir)
+    except SigningKeyError as exc:
+        typer.echo(str(exc.detail), err=True)
+        raise typer.Exit(2) from exc
+    trusted = _trusted_keys(key_files) if key_files else signer.keys if signer else None
+    if trusted is None and not need_keys:
+        trusted = {}
+    if trusted is None:
+        typer.echo(
+            f"no audit signing key in settings or {settings.data_dir}: pass --public-key", err=True
+        )
+        raise typer.Exit(2)
+    # Verifying and exporting sign nothing; a throwaway key stands in when only public keys
+    # are at hand.
+    reader = signer or Signer(Ed25519PrivateKey.generate())
+    reader.keys = trusted
+    return with_platform(
+        settings, lambda platform: work(AuditService(platform.sql, reader, settings.audit))
+    )
 
 
 @app.command()
@@ -87,14 +112,10 @@ def verify(
         _exit_on(result)
         return
 
-    keys = _trusted_keys(public_key or [])
-
     async def run(audit: Any) -> dict[str, Any]:
-        if keys:
-            audit.signer.keys = keys
         return await audit.verify()
 
-    _exit_on(_with_audit(config, run))
+    _exit_on(_with_audit(config, run, public_key))
 
 
 @app.command()
@@ -105,6 +126,7 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
     ] = None,
+    public_key: KeyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Export records (widened to signed checkpoints) as JSON lines."""
@@ -127,7 +149,7 @@ def export(
         with output.open("wb") as out:
             return await export_jsonl(audit, out, since=lo, until=hi)
 
-    counts = _with_audit(config, run)
+    counts = _with_audit(config, run, public_key, need_keys=False)
     typer.echo(
         f"exported {counts['records']} records, {counts['checkpoints']} checkpoints", err=True
     )
@@ -137,7 +159,11 @@ def export(
 def public_key_cmd(config: ConfigOption = None) -> None:
     """Print the public key of the checkpoints (PEM), for verifying exports elsewhere."""
     from meshgate.cli import settings_or_exit
-    from meshgate.governance.signing import load_signer
+    from meshgate.governance.signing import find_signer
 
     settings = settings_or_exit(config)
-    typer.echo(load_signer(settings.audit, settings.data_dir).describe()["pem"], nl=False)
+    signer = find_signer(settings.audit, settings.data_dir)
+    if signer is None:
+        typer.echo(f"no audit signing key in settings or {settings.data_dir}", err=True)
+        raise typer.Exit(2)
+    typer.echo(signer.describe()["pem"], nl=False)

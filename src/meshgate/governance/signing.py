@@ -90,6 +90,15 @@ def parse_public(text: str) -> Ed25519PublicKey:
     return key
 
 
+def find_signer(config: AuditConfig, data_dir: Path) -> Signer | None:
+    """The configured key, else the one in data_dir, else None (nothing is created)."""
+    trusted = [parse_public(k) for k in config.trusted_public_keys]
+    if config.signing_key is not None:
+        return Signer(parse_private(config.signing_key.get_secret_value()), trusted)
+    path = Path(data_dir) / KEY_FILE
+    return Signer(parse_private(path.read_text()), trusted) if path.exists() else None
+
+
 def load_signer(config: AuditConfig, data_dir: Path) -> Signer:
     """The configured key, else the one in data_dir, else a new one written there (0600)."""
     trusted = [parse_public(k) for k in config.trusted_public_keys]
