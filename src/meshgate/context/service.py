@@ -290,6 +290,8 @@ class ContextService:
         policy = self.compiler.compile(allow if isinstance(allow, tuple) else tuple(allow))
         if not policy.sections and not policy.last:
             return {}
+        if user_id is not None and not policy.needs_session:
+            session_id = None  # the profile alone answers: one read fewer
         profile, view = await self._bundle(tenant, user_id, session_id)
         return policy.apply(profile, view)
 

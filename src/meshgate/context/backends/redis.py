@@ -182,10 +182,15 @@ class RedisContextStore:
     async def export_user(self, tenant: str, user_id: str) -> UserExport:
         try:
             export = UserExport(await self.get_user(tenant, user_id))
+            expired = []
             for sid in await self._session_ids(tenant, user_id):
                 view = await self.get_session(tenant, sid, last=1 << 30)
                 if view is not None:
                     export.sessions.append(view)
+                else:
+                    expired.append(sid)
+            if expired:  # Redis dropped them at their TTL; the index forgets them here
+                await self._redis.srem(self._k(tenant, "us:", user_id), *expired)
         except RedisError as exc:
             raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
         export.sessions.sort(key=lambda v: v.session.created_at)
