@@ -6,16 +6,19 @@ and expects ``verify`` to name the first record that no longer holds.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from meshgate.governance.audit import InvalidAuditRecord
 from meshgate.governance.chain import checkpoint_payload, key_id_of, record_hash
 from meshgate.governance.store import to_record
-from tests.governance.conftest import Trail
+from tests.governance.conftest import Clock, Trail, open_trail
 
 
 @pytest.fixture
@@ -246,8 +249,6 @@ async def test_details_are_stored_as_given_and_secrets_never_are(trail: Trail) -
 async def test_a_malformed_record_is_refused_and_nothing_is_appended(
     trail: Trail, field: str, value: Any, says: str
 ) -> None:
-    from meshgate.governance.audit import InvalidAuditRecord
-
     await trail.add(2)
     fields: dict[str, Any] = {
         "actor": "key_alice",
@@ -261,3 +262,25 @@ async def test_a_malformed_record_is_refused_and_nothing_is_appended(
         await trail.audit.record(**fields)
     assert await trail.sequences() == [1, 2]
     assert (await trail.audit.verify())["ok"] is True
+
+
+async def test_a_quiet_chain_is_signed_within_the_checkpoint_interval(
+    sql_url: str, tmp_path: Path
+) -> None:
+    trail = await open_trail(
+        sql_url, tmp_path, Clock(), checkpoint_every=1000, checkpoint_interval_seconds=0.05
+    )
+    await trail.audit.start()
+    try:
+        await trail.add(2)
+        for _ in range(100):
+            rows = await trail.sql.fetch_all("SELECT seq FROM audit_checkpoints")
+            if rows:
+                break
+            await asyncio.sleep(0.02)
+        assert [int(r["seq"]) for r in rows] == [2]
+        result = await trail.audit.verify()
+        assert result["ok"] is True and result["checkpoints"]["last"]["sequence"] == 2
+    finally:
+        await trail.audit.close()
+        await trail.sql.close()
