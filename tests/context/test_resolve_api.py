@@ -234,3 +234,14 @@ async def test_the_inference_path_resolves_with_policies_compiled_once(
     assert again["interactions"][0]["content"] == "a"
     none = await service.resolve(tenant="default", user_id="ghost", session_id=None, allow=allow)
     assert none == {}
+
+
+async def test_changing_a_resolved_bundle_does_not_change_the_cache(api: httpx.AsyncClient) -> None:
+    sid = await seed(api)
+    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    allow = ["attributes.*", "interactions.last:1"]
+    first = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
+    first["attributes"]["tier"] = "tampered"
+    first["interactions"][0]["content"] = "tampered"
+    again = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
+    assert again["attributes"]["tier"] == "gold" and again["interactions"][0]["content"] == "m3"

@@ -293,7 +293,8 @@ class ContextService:
         if user_id is not None and not policy.needs_session:
             session_id = None  # the profile alone answers: one read fewer
         profile, view = await self._bundle(tenant, user_id, session_id)
-        return policy.apply(profile, view)
+        # A private copy: the bundle shares dicts with the cache, and callers may change it.
+        return orjson.loads(orjson.dumps(policy.apply(profile, view)))  # type: ignore[no-any-return]
 
     async def resolve_for(
         self, tenant: str, consumer: str, user_id: str | None, session_id: str | None
