@@ -54,6 +54,11 @@ async def test_an_export_of_a_window_is_widened_to_signed_checkpoints(trail: Tra
     assert result["ok"] is True and result["first_sequence"] == 11
     assert result["unsigned_tail"] == 1  # record 16 is chained but not yet signed
 
+    for window in ({"since": "2030-01-01T00:00:00Z"}, {"until": "2020-01-01T00:00:00Z"}):
+        out = io.BytesIO()
+        assert await export_jsonl(trail.audit, out, **window) == {"records": 0, "checkpoints": 0}
+        assert [i["kind"] for i in lines_of(out.getvalue())] == ["header"]
+
 
 async def test_a_tampered_export_is_found(trail: Trail) -> None:
     await trail.add(12)

@@ -59,12 +59,14 @@ async def export_jsonl(
 ) -> dict[str, int]:
     """Write the export to ``out``; returns counts of records and checkpoints written."""
     first, last = await _bounds(audit, since, until)
-    checkpoints = await audit.store.checkpoints()
+    checkpoints = await audit.store.checkpoints() if first <= last else []
     before = [c for c in checkpoints if c["sequence"] < first]
     anchor = before[-1] if before else None
     start = anchor["sequence"] + 1 if anchor else 1
     closing = next((c for c in checkpoints if c["sequence"] >= last), None)
     end = closing["sequence"] if closing is not None and last >= start else last
+    if first > last:  # nothing in the window: a header alone
+        start, end = first, last
     header = {
         "kind": "header",
         "format": FORMAT,
