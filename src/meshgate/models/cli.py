@@ -1,7 +1,139 @@
-"""Commands of the models domain, mounted by meshgate.cli."""
+"""``meshgate models list | register | traffic``, mounted by meshgate.cli.
+
+They work on the configured SQL store directly, as the operator's counterpart of the API;
+a running server sees the change within its registry refresh time (a second). A declaration
+file has the shape of one entry of ``models:`` in ``meshgate.yaml`` (or a list of them) and,
+being a file on the operator's side, may declare Python entry points, as the config may.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from meshgate.errors import MeshgateError
+from meshgate.models.config import ModelDeclaration, TrafficPolicy
 
 app = typer.Typer(no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
+TenantOption = Annotated[str, typer.Option("--tenant", help="Whose models.")]
+ACTOR = "cli"
+
+
+def _run(config: str | None, work: Any) -> Any:
+    from meshgate.cli import settings_or_exit, with_platform
+
+    try:
+        return with_platform(settings_or_exit(config), work)
+    except MeshgateError as exc:
+        err.print(f"[red]{exc.detail}[/red]", highlight=False)
+        raise typer.Exit(1) from exc
+
+
+def _service(platform: Any, declared: list[ModelDeclaration]) -> Any:
+    from meshgate.models.module import factory_for
+    from meshgate.models.service import ModelService
+
+    factory = factory_for(platform, declared)
+    return ModelService(platform, factory.transport, factory)
+
+
+@app.command("list")
+def list_models(
+    tenant: TenantOption = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every model of a tenant with its versions, aliases and split."""
+    from meshgate.models.registry import Registry
+
+    models = _run(config, lambda p: Registry(p.sql).list_models(tenant))
+    if as_json:
+        out.print_json(json.dumps(models))
+        return
+    table = Table("name", "task", "risk", "versions", "aliases", "split")
+    for m in models:
+        split = (m["traffic"] or {}).get("split", {})
+        table.add_row(
+            m["name"],
+            m["task"],
+            m["risk_level"],
+            ", ".join(v["version"] for v in m["versions"]),
+            ", ".join(f"{a}={v}" for a, v in m["aliases"].items()),
+            ", ".join(f"{v}:{w}" for v, w in split.items()),
+        )
+    out.print(table)
+
+
+@app.command("register")
+def register(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON.")],
+    config: ConfigOption = None,
+) -> None:
+    """Register the models, versions, aliases and traffic declared in FILE."""
+    raw = yaml.safe_load(file.read_text())
+    try:
+        declared = [ModelDeclaration.model_validate(d) for d in _as_list(raw)]
+    except ValidationError as exc:
+        err.print(f"[red]{file}: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from exc
+
+    async def work(platform: Any) -> None:
+        service = _service(platform, declared)
+        try:
+            await service.apply(declared, actor=ACTOR)
+        finally:
+            await service.close()
+
+    _run(config, work)
+    for d in declared:
+        versions = ", ".join(v.version for v in d.versions) or "no versions"
+        out.print(f"registered {d.name} ({d.tenant}): {versions}", highlight=False)
+
+
+@app.command("traffic")
+def traffic(
+    name: str,
+    split: Annotated[list[str], typer.Option("--split", "-s", help="VERSION=WEIGHT; repeat.")],
+    shadow: Annotated[list[str] | None, typer.Option(help="Shadow version; repeat.")] = None,
+    fallback: Annotated[list[str] | None, typer.Option(help="Fallback version; repeat.")] = None,
+    sticky: Annotated[str, typer.Option(help="user, session or none.")] = "user",
+    tenant: TenantOption = "default",
+    config: ConfigOption = None,
+) -> None:
+    """Set the traffic policy of model NAME, e.g. --split 1=90 --split 2=10."""
+    try:
+        weights = {v: int(w) for v, _, w in (s.partition("=") for s in split)}
+        policy = TrafficPolicy(
+            split=weights, shadow=shadow or [], fallback=fallback or [], sticky=sticky
+        )
+    except (ValueError, ValidationError) as exc:
+        err.print(f"[red]invalid traffic policy: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from exc
+
+    async def work(platform: Any) -> dict[str, Any]:
+        service = _service(platform, [])
+        try:
+            result: dict[str, Any] = await service.set_traffic(tenant, name, policy, ACTOR)
+            return result
+        finally:
+            await service.close()
+
+    result = _run(config, work)
+    out.print(f"{name}: {json.dumps(result)}", highlight=False)
+
+
+def _as_list(raw: Any) -> list[Any]:
+    if isinstance(raw, dict) and "models" in raw:
+        raw = raw["models"]
+    return raw if isinstance(raw, list) else [raw]

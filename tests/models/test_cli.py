@@ -1,0 +1,59 @@
+"""``meshgate models list | register | traffic`` on a real store (the commands run in process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from meshgate.models.cli import app
+from tests.conftest import ADMIN_KEY
+
+
+@pytest.fixture
+def meshgate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MESHGATE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MESHGATE_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.delenv("MESHGATE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_register_traffic_and_list(tmp_path: Path, meshgate) -> None:  # type: ignore[no-untyped-def]
+    declaration = {
+        "name": "helpdesk",
+        "task": "chat",
+        "versions": [
+            {"version": v, "provider": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}}
+            for v in ("1", "2")
+        ],
+    }
+    file = tmp_path / "helpdesk.yaml"
+    file.write_text(yaml.safe_dump(declaration))
+    registered = meshgate("register", str(file))
+    assert registered.exit_code == 0, registered.output
+    assert "registered helpdesk (default): 1, 2" in registered.output
+
+    bad = meshgate("traffic", "helpdesk", "--split", "1=70")
+    assert bad.exit_code == 2 and "sum to 100" in bad.output
+    unknown = meshgate("traffic", "helpdesk", "--split", "1=50", "--split", "7=50")
+    assert unknown.exit_code == 1 and "'7'" in unknown.output
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(yaml.safe_dump({**declaration, "task": "poetry"}))
+    assert meshgate("register", str(invalid)).exit_code == 2
+
+    moved = meshgate("traffic", "helpdesk", "--split", "1=80", "--split", "2=20", "--fallback", "1")
+    assert moved.exit_code == 0, moved.output
+
+    listed = meshgate("list", "--json")
+    assert listed.exit_code == 0, listed.output
+    [model] = json.loads(listed.output)
+    assert model["task"] == "chat"
+    assert model["traffic"]["split"] == {"1": 80, "2": 20} and model["traffic"]["fallback"] == ["1"]
+    assert [v["registered_by"] for v in model["versions"]] == ["cli", "cli"]
+    table = meshgate("list")
+    assert "helpdesk" in table.output and "1:80" in table.output
