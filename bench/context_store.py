@@ -191,11 +191,11 @@ def in_process() -> str:
         client.close()
     header = [
         "read",
-        "p50 ms",
-        "p99 ms",
+        "p50 µs",
+        "p99 µs",
         "reference",
-        "ref p50 ms",
-        "ref p99 ms",
+        "ref p50 µs",
+        "ref p99 µs",
         "p99 ratio",
         "aim, p99 µs",
     ]
