@@ -55,7 +55,9 @@ def main(argv: list[str]) -> int:
         print(f"unknown section(s): {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
         return 2
     chosen = argv or SECTIONS
-    source_env()  # export the chosen commit once, before any section starts a server
+    # Export the chosen commit once; sections that import Meshgate in process use it too.
+    if path := source_env().get("PYTHONPATH"):
+        sys.path.insert(0, path)
     cpu = CpuTimes.now()
     begun = datetime.now(UTC)
     parts = [run_section(name) for name in chosen]

@@ -30,6 +30,7 @@ from bench.procs import (
     best,
     free_port,
     interleaved,
+    least_cpu,
     lua_script,
     python_server,
     running,
@@ -66,13 +67,13 @@ def run() -> str:
         pt_url = f"http://127.0.0.1:{pt_port}"
         passthrough.wait_http(pt_url + "/v1/chat/completions")
         variants = {
-            "direct": (up_url, MODEL, {}),
-            "pass-through": (pt_url, MODEL, {}),
+            "direct": (up_url, MODEL, {}, upstream.pids()),
+            "pass-through": (pt_url, MODEL, {}, passthrough.pids()),
         }
         try:
             litellm = LiteLLM(up_url, core=PROXY_CORE)
             procs.append(litellm.proc)
-            variants["LiteLLM"] = (litellm.url, MODEL, litellm.auth)
+            variants["LiteLLM"] = (litellm.url, MODEL, litellm.auth, litellm.proc.pids())
         except Exception as exc:
             notes.append(f"LiteLLM not measured: {str(exc)[:300]}")
         mesh = Meshgate("chat-meshgate", core=PROXY_CORE)
@@ -86,8 +87,13 @@ def run() -> str:
         try:
             mesh.register_chat_model(up_url)
             traced.register_chat_model(up_url)
-            variants["Meshgate"] = (mesh.url, CHAT_MODEL, mesh.auth)
-            variants["Meshgate + tracing"] = (traced.url, CHAT_MODEL, traced.auth)
+            variants["Meshgate"] = (mesh.url, CHAT_MODEL, mesh.auth, mesh.proc.pids())
+            variants["Meshgate + tracing"] = (
+                traced.url,
+                CHAT_MODEL,
+                traced.auth,
+                traced.proc.pids(),
+            )
         except NotAvailable as exc:
             notes.append(f"Meshgate not measured: not available ({exc}).")
         try:
@@ -134,7 +140,7 @@ def render(names: list[str], plain: Cells, streamed: Cells, notes: list[str]) ->
     for c in CONNECTIONS:
         header += [f"c={c} RPS (spread)", f"c={c} p50 ms", f"c={c} p99 ms"]
     header += [f"stream c={c} RPS" for c in STREAM_CONNECTIONS]
-    header += ["added p50 over direct at c=1, ms", "errors"]
+    header += ["added p50 over direct at c=1, ms", "CPU µs/request (c=8)", "errors"]
     rows = []
     for name in names:
         row: list[object] = [name]
@@ -150,7 +156,7 @@ def render(names: list[str], plain: Cells, streamed: Cells, notes: list[str]) ->
             if k[0] == name
             for r in v
         )
-        rows.append([*row, added, errors])
+        rows.append([*row, added, least_cpu(plain[(name, 8)]), errors])
 
     def rps(name: str, c: int) -> float:
         return best(plain[(name, c)])[0].rps if (name, c) in plain else math.nan
@@ -172,7 +178,9 @@ def render(names: list[str], plain: Cells, streamed: Cells, notes: list[str]) ->
         "## Chat: Meshgate against LiteLLM and a bare pass-through",
         "Non-streaming `POST /v1/chat/completions` (streamed as SSE with usage in the stream "
         "column); proxies pinned to core 0, mock upstream and wrk to core 1; best of the "
-        "repetitions, spread = (best - worst) / best; latency from the best repetition.",
+        "repetitions, spread = (best - worst) / best; latency from the best repetition. "
+        "CPU: user + system time of the proxy's processes per request (for `direct`, the "
+        "upstream's), least of the repetitions: the figure least moved by other load.",
         table(header, rows),
         table(["RPS ratio", *(f"c={c}" for c in CONNECTIONS), "target"], ratio_rows),
         f"Meshgate's added p50 at c=1 over the pass-through: {fmt_ms(added)} "

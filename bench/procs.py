@@ -6,6 +6,7 @@ core and the load generator and the upstream on the other.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -15,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,10 @@ class Proc:
     def pid(self) -> int:
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The process and its descendants (taskset execs in place, so the pid is the server)."""
+        return tree(self.proc.pid)
+
     def wait_http(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -178,6 +183,42 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: float = math.nan
+    """CPU time the server processes spent per request (user + system, all threads)."""
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes so far, from /proc (nan where unreadable)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return math.nan
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (a server may fork its workers)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            for child in task.read_text().split():
+                found += tree(int(child))
+        except OSError:
+            continue
+    return found
+
+
+def with_cpu(pids: list[int], measure: Callable[[], WrkResult]) -> WrkResult:
+    """``measure()`` with the CPU the server processes spent on it, per request."""
+    before = cpu_seconds(pids)
+    result = measure()
+    spent = cpu_seconds(pids) - before
+    per_request = spent / result.requests * 1e6 if result.requests else math.nan
+    return replace(result, cpu_us=per_request)
 
 
 def ensure_wrk() -> str:
@@ -277,21 +318,32 @@ Cells = dict[tuple[str, int], list[WrkResult]]
 
 
 def interleaved(
-    variants: dict[str, tuple[str, Path]], connections: tuple[int, ...], *, warm_up: bool = True
+    variants: dict[str, tuple[str, Path, list[int]]],
+    connections: tuple[int, ...],
+    *,
+    warm_up: bool = True,
 ) -> Cells:
     """Every (variant, connections) cell, repetitions interleaved so noise hits all alike.
 
-    ``variants`` maps a name to (url, wrk script).
+    ``variants`` maps a name to (url, wrk script, pids of the server processes whose CPU time
+    per request is recorded).
     """
     if warm_up:
-        for url, script in variants.values():
+        for url, script, _ in variants.values():
             wrk(url, connections=8, seconds=1, script=script)
     cells: Cells = {}
     for _ in range(repetitions()):
         for c in connections:
-            for name, (url, script) in variants.items():
-                cells.setdefault((name, c), []).append(wrk(url, connections=c, script=script))
+            for name, (url, script, pids) in variants.items():
+                result = with_cpu(pids, lambda: wrk(url, connections=c, script=script))  # noqa: B023
+                cells.setdefault((name, c), []).append(result)
     return cells
+
+
+def least_cpu(results: list[WrkResult]) -> float:
+    """The lowest CPU time per request across repetitions (the least disturbed one)."""
+    values = [r.cpu_us for r in results if not math.isnan(r.cpu_us)]
+    return min(values) if values else math.nan
 
 
 def best(results: list[WrkResult]) -> tuple[WrkResult, float]:

@@ -1,10 +1,11 @@
-"""Scale-out: two Meshgate processes sharing Redis and NATS against one.
+"""Scale-out: two Meshgate processes sharing PostgreSQL, Redis and NATS against one.
 
 Configurations, all running for the whole section and measured interleaved:
 
 - ``1 process, embedded``: in-memory limiter, SQLite event log, core 0 (the reference);
-- ``1 process, Redis + NATS``: limiter and context on Redis, events on NATS JetStream, core 0;
-- ``2 processes, Redis + NATS``: the same settings, one process on core 0, one on core 1.
+- ``1 process, shared backends``: the platform's SQL store on PostgreSQL (a fresh schema of
+  the local ``test`` database), limiter and context on Redis, events on NATS JetStream, core 0;
+- ``2 processes, shared backends``: the same settings, one process on core 0, one on core 1.
 
 The load is two wrk instances at once, each with half the connections, one per process (both
 on the single process when there is one); the figure is their summed RPS. wrk and the mock
@@ -24,13 +25,26 @@ import orjson
 
 from bench.chat import start_upstream
 from bench.meshgate_server import CHAT_MODEL, Meshgate, NotAvailable, chat_body, fresh_dir
-from bench.procs import WrkResult, best, duration, lua_script, repetitions, running, wrk
+from bench.procs import (
+    WrkResult,
+    best,
+    duration,
+    least_cpu,
+    lua_script,
+    repetitions,
+    running,
+    with_cpu,
+    wrk,
+)
 from bench.report import ratio, table
 
 NAMESPACE = "bench"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NATS_URL = "nats://127.0.0.1:4222"
+POSTGRES = "postgresql://127.0.0.1:5432/test"
 CONNECTIONS = 32
+ONE = "1 process, shared backends"
+TWO = "2 processes, shared backends"
 SHARED = {
     "MESHGATE_REDIS_URL": REDIS_URL,
     "MESHGATE_NAMESPACE": NAMESPACE,
@@ -43,12 +57,17 @@ def run() -> str:
     with running(upstream):
         admin_key = "mg_bench_" + secrets.token_urlsafe(24)
         pepper = secrets.token_urlsafe(24)
-        shared_dir = fresh_dir("scaleout-shared")
         common = {"admin_key": admin_key, "pepper": pepper}
-        embedded = Meshgate("scaleout-embedded", core="0", **common)
-        first = Meshgate("scaleout-1", core="0", env=SHARED, data_dir=shared_dir, **common)
-        servers = [embedded, first]
+        schema = "bench_" + secrets.token_hex(4)
+        servers: list[Meshgate] = []
         try:
+            shared = {**SHARED, "MESHGATE_DATABASE_URL": create_schema(schema)}
+            embedded = Meshgate("scaleout-embedded", core="0", **common)
+            servers.append(embedded)
+            first = Meshgate(
+                "scaleout-1", core="0", env=shared, data_dir=fresh_dir("so-1"), **common
+            )
+            servers.append(first)
             route = "chat"
             try:
                 embedded.register_chat_model(up_url)
@@ -56,23 +75,28 @@ def run() -> str:
             except NotAvailable as exc:
                 route = f"whoami (the chat path is not available: {exc})"
             # Started after registration, on the same database: it sees the same registry.
-            second = Meshgate("scaleout-2", core="1", env=SHARED, data_dir=shared_dir, **common)
+            second = Meshgate(
+                "scaleout-2", core="1", env=shared, data_dir=fresh_dir("so-2"), **common
+            )
             servers.append(second)
             script = make_script(route == "chat", admin_key)
             path = "/v1/chat/completions" if route == "chat" else "/v1/whoami"
             configs = {
-                "1 process, embedded": [embedded.url, embedded.url],
-                "1 process, Redis + NATS": [first.url, first.url],
-                "2 processes, Redis + NATS": [first.url, second.url],
+                "1 process, embedded": ([embedded.url, embedded.url], [embedded]),
+                ONE: ([first.url, first.url], [first]),
+                TWO: ([first.url, second.url], [first, second]),
             }
             results: dict[str, list[WrkResult]] = {name: [] for name in configs}
             for _ in range(repetitions()):
-                for name, urls in configs.items():
-                    results[name].append(load([u + path for u in urls], script))
+                for name, (urls, procs) in configs.items():
+                    pids = [pid for m in procs for pid in m.proc.pids()]
+                    measured = with_cpu(pids, lambda u=urls: load([x + path for x in u], script))
+                    results[name].append(measured)
         finally:
             for server in servers:
                 server.stop()
             asyncio.run(clean_shared_state())
+            drop_schema(schema)
     return render(route, results)
 
 
@@ -100,6 +124,24 @@ def load(urls: list[str], script: Path) -> WrkResult:
         errors=sum(r.errors for r in runs),
         requests=sum(r.requests for r in runs),
     )
+
+
+def create_schema(schema: str) -> str:
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{POSTGRES}?options=-csearch_path%3D{schema}"
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    except psycopg.Error:
+        pass
 
 
 async def clean_shared_state() -> None:
@@ -134,7 +176,7 @@ async def clean_shared_state() -> None:
 
 def render(route: str, results: dict[str, list[WrkResult]]) -> str:
     reference = best(results["1 process, embedded"])[0].rps
-    single = best(results["1 process, Redis + NATS"])[0].rps
+    single = best(results[ONE])[0].rps
     rows = []
     for name, runs in results.items():
         top, spread = best(runs)
@@ -146,6 +188,7 @@ def render(route: str, results: dict[str, list[WrkResult]]) -> str:
                 top.p99_ms,
                 f"{ratio(top.rps, reference):.2f}",
                 f"{ratio(top.rps, single):.2f}",
+                least_cpu(runs),
                 sum(r.errors for r in runs),
             ]
         )
@@ -155,14 +198,18 @@ def render(route: str, results: dict[str, list[WrkResult]]) -> str:
         "p50 ms",
         "p99 ms",
         "vs 1 embedded",
-        "vs 1 on Redis + NATS",
+        "vs 1 on shared backends",
+        "Meshgate CPU µs/request",
         "errors",
     ]
     return "\n\n".join(
         [
-            "## Scale-out: two processes on Redis and NATS against one",
+            "## Scale-out: two processes on PostgreSQL, Redis and NATS against one",
             f"Route: {route}. Two wrk instances at c={CONNECTIONS // 2} each, summed; "
-            "wrk and the mock upstream unpinned (see bench/README.md).",
+            "wrk and the mock upstream unpinned (see bench/README.md). CPU: user + system time "
+            "of the Meshgate processes per request, least of the repetitions; if it stays "
+            "flat from one process to two, the shared backends add no work per request and "
+            "throughput is bounded by the cores left over by wrk and the upstream.",
             table(header, rows),
         ]
     )
