@@ -28,29 +28,13 @@ class EventsModule:
         return [routes.router, webhook_routes.router]
 
     async def start(self, platform: Platform) -> None:
-        settings = platform.settings
-        config = settings.events
-        backend = open_event_log(
-            config.url,
-            data_dir=settings.data_dir,
-            namespace=settings.namespace,
-            poll_interval=config.poll_interval_seconds,
-        )
-        from meshgate.app import load_pepper
-
-        pepper = load_pepper(settings)
-        keys = DataKeys(
-            platform.sql, Sealer(pepper, "user-data-keys"), cache_seconds=config.key_cache_seconds
-        )
-        service = EventService(backend, keys)
+        service = build_service(platform)
         await service.start()
         self.service = service
-        service.webhooks = WebhookDispatcher(
-            service, SubscriptionStore(platform.sql, Sealer(pepper, "webhook-secrets")), config
-        )
-        await service.webhooks.start()
         platform.events = service
-        platform.checks["events"] = backend.ping
+        platform.checks["events"] = service.log.ping
+        if service.webhooks is not None:
+            await service.webhooks.start()
 
     async def close(self) -> None:
         if self.service is not None:
@@ -58,3 +42,25 @@ class EventsModule:
                 await self.service.webhooks.close()
             await self.service.close()
             self.service = None
+
+
+def build_service(platform: Platform) -> EventService:
+    """The event service over the configured log backend, not yet started."""
+    from meshgate.app import load_pepper
+
+    settings = platform.settings
+    config = settings.events
+    backend = open_event_log(
+        config.url,
+        data_dir=settings.data_dir,
+        namespace=settings.namespace,
+        poll_interval=config.poll_interval_seconds,
+    )
+    pepper = load_pepper(settings)
+    keys = DataKeys(
+        platform.sql, Sealer(pepper, "user-data-keys"), cache_seconds=config.key_cache_seconds
+    )
+    service = EventService(backend, keys)
+    store = SubscriptionStore(platform.sql, Sealer(pepper, "webhook-secrets"))
+    service.webhooks = WebhookDispatcher(service, store, config)
+    return service

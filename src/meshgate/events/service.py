@@ -159,20 +159,25 @@ class EventService:
         At-least-once: an event handled but not yet committed when the process stops is
         handled again on restart.
         """
-        after = await self.log.committed(group)
+        after = mine = await self.log.committed(group)
         while True:
+            # A replay (from any process) moves the offset back: follow it.
+            stored = await self.log.committed(group)
+            if stored < mine:
+                after = mine = stored
             end = await self.log.last_sequence()
             records = await self.log.read(after, batch, where)
             if not records:
                 if end > after:
-                    after = end
+                    after = mine = end
                     await self.log.commit(group, after)
-                await self.log.wait(after, within=30)
+                await self.log.wait(after, within=1)
                 continue
             for event in await self.open_records(records):
                 await handler(event)
                 after = event.sequence
             await self.log.commit(group, after)
+            mine = after
 
     async def replay(self, group: str, *, after: int) -> None:
         """Rewind ``group`` so it handles again every event after ``after``."""
