@@ -112,11 +112,14 @@ async def test_erasure_shreds_personal_event_data_and_is_announced(api: httpx.As
     assert len(audit["records"]) == 1 and "alice" not in str(audit["records"])
 
 
-async def test_erasing_is_idempotent_and_a_new_profile_starts_fresh(api: httpx.AsyncClient) -> None:
+async def test_a_second_erasure_finds_nothing_and_a_new_profile_starts_fresh(
+    api: httpx.AsyncClient,
+) -> None:
     await seed(api, "alice")
-    await api.delete("/v1/context/users/alice")
-    again = (await api.delete("/v1/context/users/alice")).json()
-    assert again["records"] == 0
+    assert (await api.delete("/v1/context/users/alice")).status_code == 200
+    again = await api.delete("/v1/context/users/alice")
+    assert again.status_code == 404 and "nothing is held" in again.json()["detail"]
+    assert (await api.delete("/v1/context/users/never-seen")).status_code == 404
     r = await api.patch("/v1/context/users/alice", json={"preferences": {"language": "en"}})
     assert r.status_code == 201
     got = r.json()
@@ -132,5 +135,21 @@ async def test_erasure_needs_the_write_scope_and_stays_in_the_tenant(
     reader = as_key(await make_key(api, ["context:read"]))
     assert (await api.delete("/v1/context/users/alice", headers=reader)).status_code == 403
     other = as_key(await make_key(api, ["context:write", "context:read"], tenant="globex"))
-    assert (await api.delete("/v1/context/users/alice", headers=other)).json()["records"] == 0
+    assert (await api.delete("/v1/context/users/alice", headers=other)).status_code == 404
     assert (await api.get("/v1/context/users/alice")).status_code == 200
+
+
+async def test_a_user_known_only_to_the_event_log_is_still_erased(api: httpx.AsyncClient) -> None:
+    events = api.app.state.platform.events  # type: ignore[attr-defined]
+    await events.publish(
+        "meshgate.prediction.made",
+        tenant="default",
+        data={"model": "m"},
+        personal={"prompt": "carol's question"},
+        user_id="carol",
+    )
+    r = await api.delete("/v1/context/users/carol")
+    assert r.status_code == 200
+    assert r.json()["records"] == 0 and r.json()["event_keys_shredded"] == 1
+    made = (await api.get("/v1/events", params={"type": "meshgate.prediction.made"})).json()
+    assert made["events"][0]["data"]["personal"] == {"erased": True}

@@ -127,6 +127,9 @@ async def test_bad_sessions_are_refused_and_nothing_is_created(
 async def test_an_unknown_session_is_404_and_limits_are_checked(api: httpx.AsyncClient) -> None:
     assert (await api.get("/v1/context/sessions/ses_nope")).status_code == 404
     assert (await say(api, "ses_nope", "hi")).status_code == 404
+    # an unknown session is a 404 whatever the body, so a bad body reveals nothing either
+    r = await api.post("/v1/context/sessions/ses_nope/interactions", json={})
+    assert r.status_code == 404
     sid = (await open_session(api))["session_id"]
     r = await api.get(f"/v1/context/sessions/{sid}/interactions", params={"limit": 0})
     assert r.status_code == 422 and "limit" in r.json()["detail"]

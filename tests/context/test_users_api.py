@@ -162,3 +162,15 @@ async def test_patches_are_audited_and_announced_without_the_user_id(
     assert len(events["events"]) == 1
     event = events["events"][0]
     assert "alice" not in str(event["data"].get("user_ref")) and "alice" not in event["subject"]
+
+
+async def test_a_patch_that_changes_nothing_writes_nothing(api: httpx.AsyncClient) -> None:
+    r = await patch(api, "ghost", {})
+    assert r.status_code == 404 and "creates nothing" in r.json()["detail"]
+    assert (await patch(api, "ghost", {"attributes": {"a": None}})).status_code == 404
+    assert (await api.get("/v1/context/users/ghost")).status_code == 404
+    await patch(api, "u1", {"attributes": {"a": 1}})
+    r = await patch(api, "u1", {"attributes": {"a": 1, "b": None}})
+    assert r.status_code == 200 and r.json()["version"] == 1 and r.headers["etag"] == '"1"'
+    events = (await api.get("/v1/events", params={"type": "meshgate.context.updated"})).json()
+    assert len(events["events"]) == 1

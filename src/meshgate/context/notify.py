@@ -63,11 +63,16 @@ class Notifier:
             source="/meshgate/context",
         )
 
-    async def erased(self, tenant: str, user_id: str, data: Json) -> int:
-        """Shred the user's event key, then announce the erasure; returns keys shredded."""
+    async def shred(self, tenant: str, user_id: str) -> int:
+        """Destroy the user's event data key; returns how many keys were destroyed."""
         if self.events is None:
             return 0
-        shredded = await self.events.shred_user(tenant, user_id)
+        return await self.events.shred_user(tenant, user_id)
+
+    async def erased(self, tenant: str, user_id: str, data: Json) -> None:
+        """``meshgate.context.erased``, naming the user only by pseudonym."""
+        if self.events is None:
+            return
         ref = self.user_ref(tenant, user_id)
         await self.events.publish(
             ERASED,
@@ -76,7 +81,6 @@ class Notifier:
             data={"user_ref": ref, **data},
             source="/meshgate/context",
         )
-        return shredded
 
     async def record(
         self, *, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from meshgate.context.model import Json
 from meshgate.context.schemas import (
@@ -172,10 +172,16 @@ async def get_session(session_id: str, request: Request) -> Response:
     return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
 
 
+async def live_session(session_id: str, request: Request) -> None:
+    """An unknown session is a 404 before the body is even looked at."""
+    tenant, _ = _tenant_actor(request)
+    await _service(request).get_session(tenant, session_id)
+
+
 @router.post(
     "/sessions/{session_id}/interactions",
     status_code=201,
-    dependencies=WRITE,
+    dependencies=[*WRITE, Depends(live_session)],
     summary="Append an interaction to a session",
     responses=documented(InteractionOut, 201),
 )

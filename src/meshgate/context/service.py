@@ -140,6 +140,12 @@ class ContextService:
                 patch,
                 self.config,
             )
+            if current is None and not (attrs or prefs):
+                raise ContextNotFound(
+                    f"no context for user {user_id!r}, and an empty patch creates nothing"
+                )
+            if current is not None and (attrs, prefs) == (current.attributes, current.preferences):
+                return current, False  # nothing changes: no new version, no event
             version = (current.version if current else 0) + 1
             profile = UserProfile(user_id, attrs, prefs, version, self.clock())
             if await self.store.put_user(tenant, profile):
@@ -360,8 +366,11 @@ class ContextService:
         erased = await self.store.erase_user(tenant, user_id)
         keys = [(tenant, "u", user_id)] + [(tenant, "s", s) for s in erased.session_ids]
         await self._changed(keys)
+        shredded = await self.notify.shred(tenant, user_id)
+        if erased.records == 0 and shredded == 0:
+            raise ContextNotFound(f"nothing is held on user {user_id!r}")
         erased_at = iso(self.clock())
-        shredded = await self.notify.erased(
+        await self.notify.erased(
             tenant, user_id, {"records": erased.records, "erased_at": erased_at}
         )
         ref = self.notify.user_ref(tenant, user_id)
