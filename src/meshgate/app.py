@@ -21,6 +21,7 @@ from meshgate.auth import KeyService, Limits
 from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
 from meshgate.config import Settings, load_settings
 from meshgate.gateway import problems
+from meshgate.gateway.fast_routes import FastRoutes
 from meshgate.gateway.middleware.access_log import AccessLogMiddleware
 from meshgate.gateway.middleware.auth import AuthMiddleware
 from meshgate.gateway.middleware.body_limit import BodyLimitMiddleware
@@ -29,7 +30,7 @@ from meshgate.gateway.middleware.fields import FieldsMiddleware
 from meshgate.gateway.middleware.metrics import MetricsMiddleware
 from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
 from meshgate.gateway.middleware.request_context import RequestContextMiddleware
-from meshgate.gateway.routes import admin, ops
+from meshgate.gateway.routes import admin, graphql, ops
 from meshgate.limits import open_limiter
 from meshgate.monitoring.logs import setup_logging
 from meshgate.monitoring.metrics import Metrics
@@ -135,10 +136,15 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(admin.router)
+    app.include_router(graphql.build_router())
     for mod in mods:
         for router in mod.routers():
             app.include_router(router)
+    hot = list(ops.HOT)
+    for mod in mods:
+        hot += mod.hot_routes() if hasattr(mod, "hot_routes") else []
     # Added innermost first: a request meets them in the reverse order.
+    app.add_middleware(FastRoutes, routes=hot)
     app.add_middleware(RateLimitMiddleware, limiter=platform.limiter)
     app.add_middleware(AuthMiddleware, keys=platform.keys, public_paths=settings.public_paths)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

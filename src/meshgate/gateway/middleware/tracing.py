@@ -63,18 +63,18 @@ class TracingMiddleware:
 
     @staticmethod
     def _describe(span: Span, scope: Scope, method: str, status: int) -> None:
+        attributes: dict[str, str | int] = {"http.response.status_code": status}
         route = getattr(scope.get("route"), "path", None)
         if route:
             span.update_name(f"{method} {route}")
-            span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
+            attributes["http.route"] = route
         principal = scope.get(PRINCIPAL)
         if principal is not None:
-            span.set_attribute("meshgate.tenant", principal.tenant)
+            attributes["meshgate.tenant"] = principal.tenant
         if scope.get(MODEL) is not None:
-            span.set_attribute("meshgate.model", str(scope[MODEL]))
-            version = str(scope.get(MODEL_VERSION) or "")
-            span.set_attribute("meshgate.model_version", version)
+            attributes["meshgate.model"] = str(scope[MODEL])
+            attributes["meshgate.model_version"] = str(scope.get(MODEL_VERSION) or "")
+        span.set_attributes(attributes)
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR))
 

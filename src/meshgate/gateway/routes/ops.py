@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 

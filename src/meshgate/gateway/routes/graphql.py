@@ -1,0 +1,143 @@
+"""Read-only GraphQL over models, context and events (``POST /graphql``).
+
+A thin view on the same domain services the REST routes use: the same tenant partition and
+the same scopes, checked per field (models: any key of the tenant; users and sessions:
+``context:read``; events: ``events:read``). There is no mutation type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from fastapi import Request
+from strawberry.fastapi import GraphQLRouter
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from meshgate.auth import Principal
+from meshgate.errors import Forbidden, NotFound
+from meshgate.gateway.security import current_principal
+from meshgate.platform import Platform, platform_of
+
+MAX_EVENTS = 1000
+
+
+def _caller(info: Info, scope: str | None = None) -> tuple[Platform, Principal]:
+    request: Request = info.context["request"]
+    principal = current_principal(request)
+    if scope is not None and not principal.has(scope):
+        raise Forbidden(f"this API key lacks the '{scope}' scope")
+    return platform_of(request), principal
+
+
+@strawberry.type
+class Model:
+    name: str
+    task: str
+    description: str | None
+    intended_purpose: str | None
+    risk_level: str | None
+    versions: list[JSON]
+    aliases: JSON
+    traffic: JSON | None
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Model:
+        return cls(
+            name=record["name"],
+            task=record["task"],
+            description=record.get("description"),
+            intended_purpose=record.get("intended_purpose"),
+            risk_level=record.get("risk_level"),
+            versions=record.get("versions", []),
+            aliases=record.get("aliases", {}),
+            traffic=record.get("traffic"),
+        )
+
+
+@strawberry.type
+class User:
+    user_id: str
+    attributes: JSON
+    preferences: JSON
+    version: int
+    updated_at: str
+
+
+@strawberry.type
+class Session:
+    session: JSON
+    interactions: list[JSON]
+
+
+@strawberry.type
+class EventPage:
+    events: list[JSON]
+    next_after: int
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Models of the caller's tenant.")
+    async def models(self, info: Info) -> list[Model]:
+        platform, principal = _caller(info)
+        assert platform.models is not None
+        return [Model.of(m) for m in await platform.models.registry.list_models(principal.tenant)]
+
+    @strawberry.field(description="One model, or null when the tenant has none by that name.")
+    async def model(self, info: Info, name: str) -> Model | None:
+        platform, principal = _caller(info)
+        assert platform.models is not None
+        found = await platform.models.registry.find_model(principal.tenant, name)
+        return Model.of(found) if found else None
+
+    @strawberry.field(description="A user's context profile (scope context:read).")
+    async def user(self, info: Info, id: str) -> User | None:
+        platform, principal = _caller(info, "context:read")
+        assert platform.context is not None
+        try:
+            profile = (await platform.context.get_user(principal.tenant, id)).to_api()
+        except NotFound:
+            return None
+        return User(**{k: profile[k] for k in User.__annotations__})
+
+    @strawberry.field(description="A live session and its newest interactions (context:read).")
+    async def session(self, info: Info, id: str, limit: int = 20) -> Session | None:
+        platform, principal = _caller(info, "context:read")
+        assert platform.context is not None
+        try:
+            view = await platform.context.get_session(principal.tenant, id)
+            turns = await platform.context.interactions(principal.tenant, id, min(limit, 100))
+        except NotFound:
+            return None
+        return Session(session=view.session.to_api(), interactions=[t.to_api() for t in turns])
+
+    @strawberry.field(description="Events in log order (scope events:read).")
+    async def events(
+        self,
+        info: Info,
+        type: str | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> EventPage:
+        from meshgate.events.base import Filter
+
+        platform, principal = _caller(info, "events:read")
+        assert platform.events is not None
+        where = Filter(tenant=principal.tenant, type=type, subject=subject)
+        found = await platform.events.read(
+            after=max(after, 0), limit=max(1, min(limit, MAX_EVENTS)), where=where
+        )
+        return EventPage(
+            events=[e.to_cloudevent() for e in found],
+            next_after=found[-1].sequence if found else after,
+        )
+
+
+schema = strawberry.Schema(query=Query)
+
+
+def build_router() -> GraphQLRouter[Any, Any]:
+    return GraphQLRouter(schema, path="/graphql", graphql_ide=None, tags=["graphql"])
