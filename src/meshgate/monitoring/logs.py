@@ -1,19 +1,20 @@
 """JSON log lines, one object per line, each with the request and trace ids it belongs to.
 
 Lines are formatted where they are logged (so the request's context variables are at hand)
-and written to stderr by a background thread, so a slow log sink never stalls the event loop.
+and handed to a writer thread that writes whatever is pending every few milliseconds in one
+system call, so neither a slow log sink nor a write per line costs the event loop anything.
 At shutdown the platform switches back to direct writes, so nothing logged last is lost.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sys
+import threading
+from collections import deque
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -23,10 +24,14 @@ RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"
 QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
+def timestamp(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -45,24 +50,73 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-class _Prepared(QueueHandler):
-    """Formats in the logging thread, hands the finished line to the writer thread."""
+class LineWriter:
+    """Finished lines from any thread, written in batches by one background thread."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        line = self.format(record)
-        return logging.makeLogRecord({"msg": line, "levelno": record.levelno})
+    def __init__(self, stream: IO[bytes], interval: float = 0.02):
+        self.stream = stream
+        self.interval = interval
+        self._pending: deque[bytes] = deque()
+        self._stop = threading.Event()
+        self._direct = False
+        self._thread = threading.Thread(target=self._run, name="meshgate-log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def write(self, line: bytes) -> None:
+        """``line`` ends with a newline. Never blocks (until shutdown switches to direct)."""
+        if self._direct:
+            self.stream.write(line)
+            self.stream.flush()
+        else:
+            self._pending.append(line)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        lines = []
+        pending = self._pending
+        while pending:
+            lines.append(pending.popleft())
+        if lines:
+            try:
+                self.stream.write(b"".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # the sink is gone; there is nowhere left to report it
+
+    def write_directly(self) -> None:
+        """Write what is pending, then write synchronously from now on (for shutdown)."""
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+        self._direct = True
+        self._drain()
+
+
+class JsonHandler(logging.Handler):
+    def __init__(self, writer: LineWriter):
+        super().__init__()
+        self.writer = writer
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.write(self.format(record).encode() + b"\n")
+        except Exception:
+            self.handleError(record)
 
 
 class JsonLogging:
     """The process's log setup: JSON lines on stderr through a writer thread."""
 
-    def __init__(self, level: str = "info", stream: Any = None):
-        self.stream = stream or sys.stderr
-        self.queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        writer = logging.StreamHandler(self.stream)
-        self.listener = QueueListener(self.queue, writer)
-        self.handler: logging.Handler = _Prepared(self.queue)
-        self.handler.setFormatter(JsonFormatter())
+    def __init__(self, level: str = "info", stream: IO[bytes] | None = None):
+        self.writer = LineWriter(stream or sys.stderr.buffer)
+        self.handler = JsonHandler(self.writer)
         self.level = getattr(logging, level.upper())
 
     def install(self) -> None:
@@ -73,17 +127,7 @@ class JsonLogging:
             logger = logging.getLogger(name)
             logger.handlers = []
             logger.propagate = True
-        self.listener.start()
-
-    def write_directly(self) -> None:
-        """Drain the writer thread and write synchronously from now on (for shutdown)."""
-        if self.listener._thread is None:
-            return
-        self.listener.stop()
-        direct = logging.StreamHandler(self.stream)
-        direct.setFormatter(JsonFormatter())
-        root = logging.getLogger()
-        root.handlers = [direct if h is self.handler else h for h in root.handlers]
+        self.writer.start()
 
 
 _installed: list[JsonLogging] = []
@@ -101,6 +145,13 @@ def setup_logging(level: str = "info", *, json_lines: bool = True) -> None:
     _installed.append(setup)
 
 
+def access_writer() -> LineWriter | None:
+    """Where access lines go straight to, when JSON logging is set up for this process."""
+    if _installed and logging.getLogger("meshgate.access").isEnabledFor(logging.INFO):
+        return _installed[0].writer
+    return None
+
+
 def flush_logs() -> None:
     for setup in _installed:
-        setup.write_directly()
+        setup.writer.write_directly()
