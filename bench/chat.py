@@ -97,19 +97,19 @@ def run() -> str:
         except NotAvailable as exc:
             notes.append(f"Meshgate not measured: not available ({exc}).")
         try:
-            for name, (url, model, auth) in variants.items():
+            for name, (url, model, auth, _) in variants.items():
                 check(name, url, model, auth)
             plain = interleaved(
                 {
-                    n: (u + "/v1/chat/completions", script(m, a))
-                    for n, (u, m, a) in variants.items()
+                    n: (u + "/v1/chat/completions", script(m, a), pids)
+                    for n, (u, m, a, pids) in variants.items()
                 },
                 CONNECTIONS,
             )
             streamed = interleaved(
                 {
-                    n: (u + "/v1/chat/completions", script(m, a, stream=True))
-                    for n, (u, m, a) in variants.items()
+                    n: (u + "/v1/chat/completions", script(m, a, stream=True), pids)
+                    for n, (u, m, a, pids) in variants.items()
                 },
                 STREAM_CONNECTIONS,
                 warm_up=False,
