@@ -10,6 +10,8 @@ stay in the plain part, where drift monitoring reads them.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,8 +28,22 @@ FEEDBACK = "meshgate.prediction.feedback"
 TEXT_TASKS = ("chat", "embedding")
 
 
+# A random per-process prefix and a counter: unique across processes without a system call
+# per prediction (reading the OS's randomness costs tens of microseconds on some machines).
+_PREFIX = "pred_" + secrets.token_hex(8)
+_COUNTER = itertools.count(1)
+
+
+def _new_prefix() -> None:
+    global _PREFIX
+    _PREFIX = "pred_" + secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
 def new_prediction_id() -> str:
-    return "pred_" + secrets.token_hex(12)
+    return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
 def digest(raw: bytes) -> str:

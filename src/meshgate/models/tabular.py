@@ -57,7 +57,8 @@ class TabularFlow:
         )
         outputs = pick_outputs(outputs, request)
         latency = (time.perf_counter() - started) * 1000
-        inputs_hash = digest(orjson.dumps(jsonable(inputs)))
+        logged_inputs = jsonable(inputs)
+        inputs_hash = digest(orjson.dumps(logged_inputs))
         prediction = Prediction(
             prediction_id=prediction_id,
             tenant=caller.tenant,
@@ -66,7 +67,7 @@ class TabularFlow:
             task=rt.task,
             logging=rt.logging,
             inputs_hash=inputs_hash,
-            inputs=jsonable(inputs),
+            inputs=logged_inputs,
             outputs=jsonable(outputs),
             latency_ms=latency,
             trace_id=caller.trace.trace_id if caller.trace is not None else None,

@@ -7,6 +7,7 @@ written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +88,7 @@ def _decode_input(spec: Any, binary: memoryview, offset: int) -> tuple[str, np.n
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidInput(f"input {name!r}: 'shape' must be a list of non-negative integers")
     dtype = DTYPES[datatype]
-    size = int(np.prod(shape)) if shape else 1
+    size = math.prod(shape)
     params = spec.get("parameters") or {}
     length = params.get("binary_data_size") if isinstance(params, dict) else None
     if length is not None:
