@@ -191,3 +191,41 @@ async def test_thresholds_are_configurable_and_bad_values_are_refused(
     monkeypatch.setenv("MESHGATE_MONITORING__DRIFT__NUMERIC_TEST", "wasserstein")
     with pytest.raises(ConfigError, match=r"monitoring\.drift\.numeric_test"):
         load_settings()
+
+
+async def test_tabular_events_as_the_model_service_logs_them(client: httpx.AsyncClient) -> None:
+    """Tensors by name as row matrices, outputs by name, a string status, an id of our own."""
+    platform = platform_of(client)
+    assert platform.events is not None
+    rng = np.random.default_rng(5)
+    made = []
+    for i in range(4):
+        rows = rng.normal(5, 1, size=(3, 4)).round(2).tolist() if i < 3 else [[1.0, 2.0, 3.0, 4.0]]
+        made.append(
+            await platform.events.publish(
+                "meshgate.prediction.made",
+                tenant="default",
+                subject="models/iris",
+                id=f"pred_{i}",
+                data={
+                    "prediction_id": f"pred_{i}",
+                    "model": "iris",
+                    "version": "1",
+                    "status": "ok" if i else "error",
+                    "latency_ms": 2.5,
+                    "inputs": {"input": rows},
+                    "outputs": {"output_label": [i % 2], "output_probability": [[0.4, 0.6]]},
+                },
+            )
+        )
+    await feedback(platform, made[3], label=1)  # output_label of pred_3 is 1: right
+    await feedback(platform, made[2], label="1")  # pred_2 answered 0: wrong
+    report = await report_when(
+        client, "iris", lambda r: version_of(r, "1")["accuracy"]["feedback"] == 2
+    )
+    version = version_of(report, "1")
+    assert version["requests"] == 4 and version["errors"] == 1
+    assert version["accuracy"]["value"] == 0.5
+    features = version["drift"]["features"]
+    assert set(features) == {"input[0]", "input[1]", "input[2]", "input[3]"}
+    assert features["input[0]"]["reference_size"] == 10

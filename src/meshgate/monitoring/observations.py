@@ -1,9 +1,10 @@
 """What monitoring reads from ``meshgate.prediction.made`` and ``.feedback`` event data.
 
-Inputs come in the shapes the model service logs: a mapping of feature name to value (or to a
-batch of values), Open Inference Protocol tensors (``[{"name", "shape", "data"}]``, a matrix
-giving one feature per column), or a chat message list (not features: ignored). Inputs logged
-only as a hash give no features, so drift is simply not computed for that model.
+Inputs come in the shapes the model service logs: a mapping of tensor or feature name to a
+value, a batch of values or a matrix of rows (one feature per column, ``name[j]``), Open
+Inference Protocol tensors (``[{"name", "shape", "data"}]``, columns likewise), or a chat
+message list (not features: ignored). Inputs logged only as a hash give no features, so drift
+is simply not computed for that model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 MAX_FEATURES = 64
 MAX_VALUES = 4096
+LABEL_KEYS = ("label", "prediction", "class", "output_label")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +56,26 @@ def _tensor(tensor: dict[str, Any], out: dict[str, list[Any]]) -> None:
         out[name] = values
 
 
+def _rows(name: str, value: Any, out: dict[str, list[Any]]) -> None:
+    """A matrix (list of equally long rows) gives a feature per column; else one feature."""
+    if isinstance(value, list) and value and all(isinstance(r, list) for r in value):
+        width = len(value[0])
+        if 1 < width <= MAX_FEATURES and all(len(r) == width for r in value):
+            for j in range(width):
+                column = [r[j] for r in value[:MAX_VALUES] if _scalar(r[j])]
+                if column:
+                    out[f"{name}[{j}]"] = column
+            return
+    values = _flatten(value)
+    if values:
+        out[name] = values
+
+
 def features_of(inputs: Any) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     if isinstance(inputs, dict):
         for name, value in list(inputs.items())[:MAX_FEATURES]:
-            values = _flatten(value)
-            if values:
-                out[str(name)] = values
+            _rows(str(name), value, out)
     elif isinstance(inputs, list):
         for item in inputs[:MAX_FEATURES]:
             if isinstance(item, dict) and "name" in item and "data" in item:
@@ -71,9 +86,10 @@ def features_of(inputs: Any) -> dict[str, list[Any]]:
 def predicted_label(outputs: Any) -> Any:
     """The single label a classification answered, or None when there is not exactly one."""
     if isinstance(outputs, dict):
-        for key in ("label", "prediction", "class"):
-            if key in outputs and _scalar(outputs[key]):
-                return outputs[key]
+        for key, value in outputs.items():
+            if key in LABEL_KEYS or str(key).endswith("label"):
+                values = _flatten(value)
+                return values[0] if len(values) == 1 else None
         return None
     if isinstance(outputs, list) and outputs:
         first = outputs[0]
@@ -96,6 +112,8 @@ def _failed(data: dict[str, Any]) -> bool:
     if data.get("error"):
         return True
     status = data.get("status")
+    if isinstance(status, str):
+        return status not in ("ok", "success")
     if isinstance(status, int) and not isinstance(status, bool):
         return status >= 500
     return data.get("outcome") not in (None, "ok", "success")
