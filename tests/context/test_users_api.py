@@ -174,3 +174,17 @@ async def test_a_patch_that_changes_nothing_writes_nothing(api: httpx.AsyncClien
     assert r.status_code == 200 and r.json()["version"] == 1 and r.headers["etag"] == '"1"'
     events = (await api.get("/v1/events", params={"type": "meshgate.context.updated"})).json()
     assert len(events["events"]) == 1
+
+
+async def test_concurrent_patches_lose_no_update(api: httpx.AsyncClient) -> None:
+    import asyncio
+
+    await patch(api, "u1", {"attributes": {"start": True}})
+    results = await asyncio.gather(
+        *(patch(api, "u1", {"attributes": {f"k{i}": i}}) for i in range(10))
+    )
+    assert [r.status_code for r in results] == [200] * 10, [r.text for r in results]
+    got = (await api.get("/v1/context/users/u1")).json()
+    assert got["attributes"] == {"start": True, **{f"k{i}": i for i in range(10)}}
+    assert got["version"] == 11
+    assert sorted(r.json()["version"] for r in results) == list(range(2, 12))

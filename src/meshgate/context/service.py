@@ -7,6 +7,8 @@ process. ``resolve`` and ``append_interactions`` are the inference path's entry 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,7 +41,8 @@ from meshgate.context.policies import PolicyBook
 from meshgate.context.policy import PolicyCompiler
 from meshgate.errors import Conflict
 
-CAS_ATTEMPTS = 8
+CAS_ATTEMPTS = 16
+WRITE_LOCKS = 64
 Turn = tuple[str, str, Json | None]
 
 
@@ -77,6 +80,7 @@ class ContextService:
         self.notify = notifier if notifier is not None else Notifier(signer)
         self.clock = clock
         self.compiler = PolicyCompiler(config.history_limit)
+        self._write_locks = [asyncio.Lock() for _ in range(WRITE_LOCKS)]
         self.policies = PolicyBook(store, self.compiler, config.policies, self.cache, self.bus)
 
     # --- cache plumbing ----------------------------------------------------------------------
@@ -127,7 +131,34 @@ class ContextService:
         """Apply a merge patch; returns the new profile and whether it was created."""
         check_id("user_id", user_id)
         check_patch(patch)
-        for _ in range(CAS_ATTEMPTS):
+        # Writers of one user in this process take turns; the store's compare-and-set settles
+        # races with other processes.
+        async with self._write_locks[hash((tenant, user_id)) % WRITE_LOCKS]:
+            profile, created = await self._patch(tenant, user_id, patch, if_match)
+        if created is None:
+            return profile, False
+        await self._changed([(tenant, "u", user_id)])
+        changed = sorted(
+            f"{s}.{k}" for s in ("attributes", "preferences") for k in patch.get(s) or {}
+        )
+        ref = self.notify.user_ref(tenant, user_id)
+        await self.notify.updated(
+            tenant, user_id, {"what": "profile", "version": profile.version, "changed": changed}
+        )
+        await self.notify.record(
+            actor=actor,
+            tenant=tenant,
+            action="context.user.patched",
+            resource=f"context/users/{ref}",
+            details={"version": profile.version, "changed": changed},
+        )
+        return profile, created
+
+    async def _patch(
+        self, tenant: str, user_id: str, patch: Json, if_match: str | None
+    ) -> tuple[UserProfile, bool | None]:
+        """Read, merge, compare-and-set. "Created" is None when the patch changed nothing."""
+        for attempt in range(CAS_ATTEMPTS):
             current = await self.store.get_user(tenant, user_id)
             if if_match is not None and not matches(if_match, current):
                 raise StaleVersion(
@@ -145,31 +176,15 @@ class ContextService:
                     f"no context for user {user_id!r}, and an empty patch creates nothing"
                 )
             if current is not None and (attrs, prefs) == (current.attributes, current.preferences):
-                return current, False  # nothing changes: no new version, no event
+                return current, None
             version = (current.version if current else 0) + 1
             profile = UserProfile(user_id, attrs, prefs, version, self.clock())
             if await self.store.put_user(tenant, profile):
-                break
+                return profile, current is None
             if if_match is not None:
                 raise StaleVersion("the user was changed by another request; read it again")
-        else:
-            raise Conflict("the user is being changed by too many requests at once; retry")
-        await self._changed([(tenant, "u", user_id)])
-        changed = sorted(
-            f"{s}.{k}" for s in ("attributes", "preferences") for k in patch.get(s) or {}
-        )
-        ref = self.notify.user_ref(tenant, user_id)
-        await self.notify.updated(
-            tenant, user_id, {"what": "profile", "version": version, "changed": changed}
-        )
-        await self.notify.record(
-            actor=actor,
-            tenant=tenant,
-            action="context.user.patched",
-            resource=f"context/users/{ref}",
-            details={"version": version, "changed": changed},
-        )
-        return profile, current is None
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # another process won
+        raise Conflict("the user is being changed by too many requests at once; retry")
 
     # --- sessions and interactions --------------------------------------------------------------
 
