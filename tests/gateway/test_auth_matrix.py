@@ -2,8 +2,10 @@
 
 Every route outside the public paths answers 401 without a key and 403 to a key that lacks
 its scope; every route with a path parameter answers 404 when a key of another tenant names a
-resource that exists. A route added later is covered without touching this file, except that
-a new kind of path parameter needs a creator in ``CREATORS`` (the test says which).
+resource that exists (or, where an empty body is refused before any lookup, exactly what it
+answers for an id that does not exist). A route added later is covered without touching this
+file, except that a new kind of path parameter needs a creator in ``CREATORS`` (the test says
+which).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from meshgate.auth import SCOPES
 from meshgate.gateway.security import route_scope
+from meshgate.models.demo import SIGNATURE, artifact_dir, train
 
 Creator = Callable[[httpx.AsyncClient], Awaitable[str]]
 
@@ -38,11 +41,85 @@ async def _session(client: httpx.AsyncClient) -> str:
     return str(response.json()["session_id"])
 
 
+async def _model(client: httpx.AsyncClient) -> str:
+    """A classifier with version 1 (the demo's ONNX artifact) and an alias, once."""
+    if (await client.get("/v1/registry/models/mx")).status_code == 200:
+        return "mx"
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    onnx_path, _ = train(artifact_dir(platform.settings))
+    created = await client.post(
+        "/v1/registry/models", json={"name": "mx", "task": "classification"}
+    )
+    assert created.status_code == 201, created.text
+    version = await client.post(
+        "/v1/registry/models/mx/versions",
+        json={
+            "version": "1",
+            "provider": {"type": "onnx", "artifact": str(onnx_path)},
+            "signature": SIGNATURE,
+        },
+    )
+    assert version.status_code == 201, version.text
+    alias = await client.put("/v1/registry/models/mx/aliases/prod", json={"version": "1"})
+    assert alias.status_code == 200, alias.text
+    return "mx"
+
+
+async def _version(client: httpx.AsyncClient) -> str:
+    await _model(client)
+    return "1"
+
+
+async def _alias(client: httpx.AsyncClient) -> str:
+    await _model(client)
+    return "prod"
+
+
+async def _prediction(client: httpx.AsyncClient) -> str:
+    name = await _model(client)
+    body = {
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}
+        ]
+    }
+    response = await client.post(f"/v2/models/{name}/infer", json=body)
+    assert response.status_code == 200, response.text
+    return response.headers["x-prediction-id"]
+
+
+async def _subscription(client: httpx.AsyncClient) -> str:
+    body = {"url": "http://127.0.0.1:9/hook", "types": ["com.acme.*"], "secret": "s" * 32}
+    response = await client.post("/v1/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _consumer(client: httpx.AsyncClient) -> str:
+    response = await client.put(
+        "/v1/context/policies/model:mx", json={"allow": ["preferences.language"]}
+    )
+    assert response.status_code in (200, 201), response.text
+    return "model:mx"
+
+
+# Upserts: another tenant writing the same id creates its own resource in its own partition.
+# For these the test asserts that the owner's resource is unchanged instead of a 404.
+UPSERTS = {
+    ("PATCH", "/v1/context/users/{user_id}"): "/v1/context/users/u-matrix",
+    ("PUT", "/v1/context/policies/{consumer}"): "/v1/context/policies/model:mx",
+}
+
 # A creator makes a resource as the owning tenant and returns the value of the path parameter.
 CREATORS: dict[str, Creator] = {
     "key_id": _key,
     "user_id": _user,
     "session_id": _session,
+    "name": _model,
+    "version": _version,
+    "alias": _alias,
+    "prediction_id": _prediction,
+    "sub_id": _subscription,
+    "consumer": _consumer,
 }
 
 
@@ -115,7 +192,18 @@ async def test_another_tenants_resource_is_not_found(client: httpx.AsyncClient) 
         for name, value in values.items():
             target = re.sub(r"\{" + name + r"(:[^}]*)?\}", value, target)
         key = other[route_scope(route) or "inference"]
+        owner_view = UPSERTS.get((method, path))
+        before = (await client.get(owner_view)).json() if owner_view else None
         response = await client.request(
             method, target, headers={"Authorization": f"Bearer {key}"}, json={}
         )
-        assert response.status_code == 404, (method, path, response.text)
+        if owner_view:
+            assert (await client.get(owner_view)).json() == before, (method, path)
+            continue
+        # Never reveal existence: the answer is the one for an id that does not exist, a 404,
+        # or the 422 of an empty body that is checked before any lookup.
+        missing = await client.request(
+            method, fill(path, "no-such-id-0"), headers={"Authorization": f"Bearer {key}"}, json={}
+        )
+        assert response.status_code == missing.status_code, (method, path, response.text)
+        assert response.status_code in (404, 422), (method, path, response.text)
