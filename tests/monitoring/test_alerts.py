@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +60,10 @@ def monitoring(platform: Platform, clock: Clock) -> MonitoringService:
 def delivered(receiver: Receiver, index: int) -> tuple[dict[str, str], dict[str, Any]]:
     headers, body = receiver.requests[index]
     timestamp = int(headers["Meshgate-Webhook-Timestamp"])
+    assert abs(time.time() - timestamp) < 60
+    # The documented scheme, computed here independently: v1= hex HMAC-SHA256 of "<ts>.<body>".
+    mac = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    assert headers["Meshgate-Webhook-Signature"] == "v1=" + mac.hexdigest()
     assert verify(SECRET, timestamp, body, headers["Meshgate-Webhook-Signature"])
     assert not verify("another secret", timestamp, body, headers["Meshgate-Webhook-Signature"])
     assert headers["Content-Type"] == "application/cloudevents+json"

@@ -1,7 +1,8 @@
 """Alert webhooks: each fired or resolved alert POSTed to every configured URL, signed.
 
-The signature scheme is the event backbone's, so one receiver verifies both: the body is the
-alert's CloudEvent (``application/cloudevents+json``) and the headers are
+The signature scheme is the event backbone's (``meshgate.events.webhooks``), so one receiver
+verifies both: the body is the alert's CloudEvent (``application/cloudevents+json``) and the
+headers are
 
 - ``Meshgate-Webhook-Id``: the event id (the same on every retry, for de-duplication),
 - ``Meshgate-Webhook-Timestamp``: Unix seconds when this attempt was signed,
@@ -15,10 +16,8 @@ that is down delays nothing but its own deliveries.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,28 +25,16 @@ from typing import Any
 import aiohttp
 import orjson
 
+from meshgate.events.webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, backoff, sign
 from meshgate.monitoring.config import AlertConfig, WebhookConfig
 
 log = logging.getLogger("meshgate.monitoring.webhooks")
-SIGNATURE_HEADER = "Meshgate-Webhook-Signature"
-TIMESTAMP_HEADER = "Meshgate-Webhook-Timestamp"
-ID_HEADER = "Meshgate-Webhook-Id"
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
 
 
 def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
-
-
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Delay before retry ``attempt`` (1-based): exponential, capped, half of it jittered."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 class AlertWebhooks:
@@ -89,7 +76,7 @@ class AlertWebhooks:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = type(exc).__name__
             if attempt < self.config.webhook_attempts:
-                await self.sleep(backoff(attempt))
+                await self.sleep(backoff(attempt, BACKOFF_BASE, BACKOFF_CAP))
         self.failed += 1
         # The URL may carry a token in its query; log only where it points.
         log.warning("alert webhook to %s failed: %s", hook.url.split("?", 1)[0], reason)
