@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -77,10 +78,25 @@ def test_writes_on_one_node_reach_the_other_nodes_cache(
         while on_b.post("/v1/context/resolve", json=resolve).json()["context"] != {}:
             assert time.perf_counter() - start < WITHIN, "policy change not seen on the other node"
 
+        # writers on both nodes at once: the compare-and-set loses no update
+        def write(http: httpx.Client, prefix: str) -> list[int]:
+            return [
+                http.patch(
+                    "/v1/context/users/u1", json={"preferences": {f"{prefix}{i}": i}}
+                ).status_code
+                for i in range(10)
+            ]
+
+        with ThreadPoolExecutor(2) as pool:
+            statuses = list(pool.map(write, (on_a, on_b), ("a", "b")))
+        assert statuses == [[200] * 10, [200] * 10]
+        prefs = on_a.get("/v1/context/users/u1").json()["preferences"]
+        assert prefs == {f"{p}{i}": i for p in "ab" for i in range(10)}
+
         # erasure on A empties B's cache too
         assert on_b.get(f"/v1/context/sessions/{sid}").status_code == 200
         receipt = on_a.delete("/v1/context/users/u1").json()
-        assert receipt["records"] == 1 + 1 + 1
+        assert receipt["records"] == 1 + 1 + 1  # profile, session, interaction
         seen_within(on_b, "/v1/context/users/u1", lambda r: r.status_code == 404)
         seen_within(on_b, f"/v1/context/sessions/{sid}", lambda r: r.status_code == 404)
         assert on_b.get("/v1/context/users/u1/export").status_code == 404
