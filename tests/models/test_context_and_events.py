@@ -110,3 +110,20 @@ def test_tokens_used_are_charged_to_the_key(server: Server, admin_http: httpx.Cl
         return False
 
     eventually(refused, timeout=3)
+
+
+def test_a_failed_inference_is_recorded_and_named_in_the_error(
+    server: Server, admin_http: httpx.Client
+) -> None:
+    raw = admin_http.post(
+        "/v1/chat/completions",
+        json={"model": "support-chat", "messages": [{"role": "user", "content": "reject me"}]},
+    )
+    assert raw.status_code == 400
+    assert raw.json()["error"]["message"] == "This model's maximum context length is 10 tokens"
+    prediction_id = raw.headers["x-prediction-id"]
+    [event] = [
+        e for e in events_of(admin_http, "meshgate.prediction.made") if e["id"] == prediction_id
+    ]
+    assert event["data"]["status"] == "rejected" and event["data"]["version"] == "1"
+    assert "maximum context length" in event["data"]["error"]

@@ -83,7 +83,9 @@ class ChatFlow:
                 rt,
                 chain,
                 caller,
-                lambda v, c: provider(v).chat_stream(body, request, _w(c, rewrite)),
+                prediction_id=prediction_id,
+                body=body,
+                work=lambda v, c: provider(v).chat_stream(body, request, _w(c, rewrite)),
             )
             served = Served(version.version, prediction_id, None)
 
@@ -106,7 +108,12 @@ class ChatFlow:
             return served
 
         version, reply = await self.inference.attempt(
-            rt, chain, caller, lambda v, c: provider(v).chat(body, request, _w(c, rewrite))
+            rt,
+            chain,
+            caller,
+            lambda v, c: provider(v).chat(body, request, _w(c, rewrite)),
+            prediction_id=prediction_id,
+            body=body,
         )
         prediction = self._prediction(
             rt, version, caller, prediction_id, body, request, reply.text, started
@@ -130,7 +137,12 @@ class ChatFlow:
         prediction_id = new_prediction_id()
         started = time.perf_counter()
         version, reply = await self.inference.attempt(
-            rt, chain, caller, lambda v, c: provider(v).embed(body, request, c)
+            rt,
+            chain,
+            caller,
+            lambda v, c: provider(v).embed(body, request, c),
+            prediction_id=prediction_id,
+            body=body,
         )
         prediction = self._prediction(
             rt, version, caller, prediction_id, body, request, None, started

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
 from meshgate.models.errors import Retryable, UpstreamTimedOut
-from meshgate.models.predictions import Prediction, new_prediction_id, publish_prediction
+from meshgate.models.predictions import (
+    Prediction,
+    digest,
+    new_prediction_id,
+    publish_prediction,
+)
 from meshgate.models.providers.base import Call
 from meshgate.models.router import fallback_chain
 from meshgate.models.runtime import ModelRuntime, VersionRuntime
@@ -102,6 +107,45 @@ class Inference:
     # --- calling -----------------------------------------------------------------------
 
     async def attempt(
+        self,
+        rt: ModelRuntime,
+        chain: list[str],
+        caller: Caller,
+        work: Callable[[VersionRuntime, Call], Awaitable[T]],
+        *,
+        prediction_id: str,
+        body: bytes,
+    ) -> tuple[VersionRuntime, T]:
+        """Calls the chain; a failure is recorded as a prediction with its status, and the
+        error answer names the prediction too."""
+        started = time.perf_counter()
+        try:
+            return await self._chain(rt, chain, caller, work)
+        except MeshgateError as exc:
+            exc.headers["x-prediction-id"] = prediction_id
+            exc.headers["x-model-version"] = chain[-1] if isinstance(exc, Retryable) else chain[0]
+            await self.record(
+                Prediction(
+                    prediction_id=prediction_id,
+                    tenant=rt.tenant,
+                    model=rt.name,
+                    version=exc.headers["x-model-version"],
+                    task=rt.task,
+                    logging=rt.logging,
+                    inputs_hash=digest(body),
+                    inputs=None,
+                    outputs=None,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    trace_id=caller.trace.trace_id if caller.trace is not None else None,
+                    user_id=caller.user_id,
+                    session_id=caller.session_id,
+                    status="error" if isinstance(exc, Retryable) else "rejected",
+                    error=exc.detail,
+                )
+            )
+            raise
+
+    async def _chain(
         self,
         rt: ModelRuntime,
         chain: list[str],

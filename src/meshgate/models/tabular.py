@@ -53,7 +53,12 @@ class TabularFlow:
         prediction_id = request.request_id or new_prediction_id()
         started = time.perf_counter()
         version, outputs = await self.inference.attempt(
-            rt, chain, caller, lambda v, c: tensor_provider(v).infer(inputs, c)
+            rt,
+            chain,
+            caller,
+            lambda v, c: tensor_provider(v).infer(inputs, c),
+            prediction_id=prediction_id,
+            body=body,
         )
         outputs = pick_outputs(outputs, request)
         latency = (time.perf_counter() - started) * 1000
