@@ -102,7 +102,7 @@ def version_violations(
         add(
             "drift",
             drift["share"],
-            0.0,
+            drift["threshold"],
             f"{model} {version}: input drift in {', '.join(names)}",
         )
     return found

@@ -107,5 +107,6 @@ def model_drift(
     return {
         "drifted": bool(tested) and share >= cfg.drift_share,
         "share": round(share, 4),
+        "threshold": cfg.drift_share,
         "features": features,
     }

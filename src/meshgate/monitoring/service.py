@@ -65,6 +65,7 @@ class MonitoringService:
         self._versions: dict[VersionKey, VersionStats] = {}
         self._predictions: OrderedDict[str, tuple[VersionKey, Any]] = OrderedDict()
         self._children: dict[tuple[VersionKey, bool], tuple[Counter, Histogram]] = {}
+        self._drift_cache: dict[VersionKey, tuple[int, dict[str, Any] | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self.evaluations = 0
 
@@ -146,10 +147,7 @@ class MonitoringService:
         )
         if not versions:
             raise NotFound(f"no predictions of model '{name}' have been recorded")
-        windows = [s.windows() for s in versions]
-        drifts = await asyncio.to_thread(
-            lambda: [model_drift(w, self.config.drift) if w else None for w in windows]
-        )
+        drifts = await self._drifts([((tenant, name, s.version), s) for s in versions])
         now = self.clock()
         open_alerts = self.alerts.for_model(tenant, name)
         out = []
@@ -170,6 +168,20 @@ class MonitoringService:
             )
         return {"model": name, "versions": out, "alerts": [a.to_dict() for a in open_alerts]}
 
+    async def _drifts(self, items: list[tuple[VersionKey, VersionStats]]) -> list[dict | None]:
+        """Drift of each version, recomputed (in a worker thread) only when it saw new values."""
+        stale = [
+            (key, stats.windows(), stats.requests)
+            for key, stats in items
+            if stats.features and self._drift_cache.get(key, (-1, None))[0] != stats.requests
+        ]
+        if stale:
+            cfg = self.config.drift
+            fresh = await asyncio.to_thread(lambda: [model_drift(w, cfg) for _, w, _ in stale])
+            for (key, _, seen), drift in zip(stale, fresh, strict=True):
+                self._drift_cache[key] = (seen, drift)
+        return [self._drift_cache.get(key, (0, None))[1] for key, _ in items]
+
     # --- alerts -------------------------------------------------------------------------------
 
     async def evaluate(self) -> tuple[list[Alert], list[Alert]]:
@@ -177,10 +189,7 @@ class MonitoringService:
         cfg = self.config.alerts
         now = self.clock()
         items = list(self._versions.items())
-        windows = [s.windows() for _, s in items]
-        drifts = await asyncio.to_thread(
-            lambda: [model_drift(w, self.config.drift) if w else None for w in windows]
-        )
+        drifts = await self._drifts(items)
         violations = []
         for (key, stats), drift in zip(items, drifts, strict=True):
             window = stats.window_summary(now, cfg.window_seconds)
