@@ -216,3 +216,19 @@ def test_shadow_is_called_but_never_seen(
         )  # fmt: skip
 
     eventually(shadow_recorded)
+
+
+def test_admins_choose_a_version_explicitly(server: Server, secondary: FakeOpenAI) -> None:
+    raw = client_for(server).chat.completions.with_raw_response.create(
+        model="shadowed-chat",
+        messages=[{"role": "user", "content": "pinned"}],
+        extra_headers={"x-model-version": "2"},
+    )
+    assert raw.headers["x-model-version"] == "2"
+    assert raw.parse().choices[0].message.content == "secondary says: pinned"
+    with pytest.raises(openai.NotFoundError, match="no version or alias '9'"):
+        client_for(server).chat.completions.create(
+            model="shadowed-chat",
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"x-model-version": "9"},
+        )

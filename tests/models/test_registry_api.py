@@ -144,3 +144,19 @@ async def test_traffic_change_is_in_effect_at_once(client: httpx.AsyncClient) ->
     assert runtime.split.versions == ("2",)
     await client.put("/v1/registry/models/support-chat/traffic", json={"split": {"1": 100}})
     assert (await service.runtime("default", "support-chat")).split.versions == ("1",)
+
+
+async def test_changes_are_events_and_audit_records(client: httpx.AsyncClient) -> None:
+    await registered(client, V1)
+    await client.put("/v1/registry/models/support-chat/traffic", json={"split": {"1": 100}})
+    events = (await client.get("/v1/events", params={"limit": 1000})).json()["events"]
+    types = [e["type"] for e in events if e["type"].startswith("meshgate.model.")]
+    assert types == [
+        "meshgate.model.registered",
+        "meshgate.model.version.registered",
+        "meshgate.model.traffic.changed",
+    ]
+    audit = (await client.get("/v1/audit", params={"resource": "models/support-chat"})).json()
+    records = audit["records"] if isinstance(audit, dict) else audit
+    actions = [r["action"] for r in records]
+    assert actions[:3] == ["model.registered", "model.version.registered", "model.traffic.changed"]
