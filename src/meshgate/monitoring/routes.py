@@ -25,6 +25,13 @@ def monitoring_of(request: Request) -> MonitoringService:
 @router.get(
     "/v1/monitoring/models/{name}",
     summary="A model's versions: requests, error rate, latency, accuracy, drift, open alerts",
+    description=(
+        "Figures of this process since it started, from the model's prediction and feedback "
+        "events, for the caller's tenant: per version the requests and errors, latency "
+        "percentiles over the latest predictions, accuracy from feedback (overall, its "
+        "reference and its current window), drift of each input feature against its "
+        "reference window, and the alerts open now. 404 until a prediction was recorded."
+    ),
     dependencies=[require("audit:read")],
 )
 async def model_monitoring(request: Request, name: str) -> dict[str, Any]:
@@ -35,6 +42,13 @@ async def model_monitoring(request: Request, name: str) -> dict[str, Any]:
 @router.get(
     "/v1/slo",
     summary="Availability, error rate and p95 latency over a window, against the targets",
+    description=(
+        "Over the synchronous calls (monitoring.slo.paths) this process served in the window: "
+        "availability is the share not answered 500 or 503 (the platform itself failing), "
+        "error rate the share answered with any 5xx (upstream failures included), and p95 "
+        "the latency of the calls that did not fail, read at most 5% high. Each beside its "
+        "target, with whether it is met and the share of the error budget left."
+    ),
     dependencies=[require("audit:read")],
 )
 async def slo(
