@@ -92,7 +92,8 @@ async def test_an_error_rate_alert_fires_and_resolves_with_events_and_signed_web
         assert headers["Meshgate-Webhook-Id"] == fired["id"]
         alert = fired["data"]
         assert (alert["rule"], alert["model"], alert["version"]) == ("error_rate", "chat", "1")
-        assert alert["value"] == pytest.approx(0.25) and alert["threshold"] == 0.2
+        # The rate when it first crossed the threshold (evaluation runs while events arrive).
+        assert 0.2 <= alert["value"] <= 0.25 and alert["threshold"] == 0.2
         assert alert["tenant"] == "default" and alert["resolved_at"] is None
 
         report = await client.get("/v1/monitoring/models/chat")
