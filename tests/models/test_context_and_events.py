@@ -33,10 +33,10 @@ def test_chat_gets_allowed_context_and_appends_to_the_session(
     session_id = session.json()["session_id"]
 
     client = client_for(server, **{"x-session-id": session_id})
-    reply = client.chat.completions.create(
+    raw = client.chat.completions.with_raw_response.create(
         model="support-chat", messages=[{"role": "user", "content": "guten tag"}], user="ada"
     )
-    assert reply.choices[0].message.content == "primary says: guten tag"
+    assert raw.parse().choices[0].message.content == "primary says: guten tag"
 
     sent = primary.requests[-1]["messages"]
     assert sent[0]["role"] == "system" and '"language":"de"' in sent[0]["content"]
@@ -51,6 +51,19 @@ def test_chat_gets_allowed_context_and_appends_to_the_session(
         ("user", "guten tag"),
         ("assistant", "primary says: guten tag"),
     ]
+
+    # The prediction's personal part (who, and the reply text) is readable until erasure.
+    def event() -> dict[str, Any]:
+        made = events_of(admin_http, "meshgate.prediction.made")
+        return next(e for e in made if e["id"] == raw.headers["x-prediction-id"])
+
+    data = event()["data"]
+    assert data["context_fields"] == ["preferences.language"]
+    assert "ada" not in str({k: v for k, v in data.items() if k != "personal"})
+    assert data["personal"]["user_id"] == "ada"
+    assert data["personal"]["outputs"] == "primary says: guten tag"
+    assert admin_http.delete("/v1/context/users/ada").status_code == 200
+    assert "primary says" not in str(event())
 
 
 def test_every_prediction_is_an_event_and_feedback_refers_to_it(

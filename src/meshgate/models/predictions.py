@@ -2,9 +2,9 @@
 
 What a prediction event keeps follows the model's logging policy: inputs in full, as a
 SHA-256 hash, or not at all; the hash is always there so identical inputs can be matched.
-The text of a chat (messages and reply) is personal data: with a known user it goes into the
-event's personal part, encrypted with that user's key and shredded with it. Tabular features
-stay in the plain part, where drift monitoring reads them.
+With a known user, the user and session ids, and the text of a chat (messages and reply), go
+into the event's personal part, encrypted with that user's key and shredded with it. Tabular
+features stay in the plain part, where drift monitoring reads them.
 """
 
 from __future__ import annotations
@@ -88,8 +88,6 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
         "shadow": p.shadow,
         "latency_ms": round(p.latency_ms, 3),
         "trace_id": p.trace_id,
-        "user_id": p.user_id,
-        "session_id": p.session_id,
         "context_fields": p.context_fields,
         "inputs_hash": p.inputs_hash,
     }
@@ -103,15 +101,21 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
         kept["inputs"] = p.inputs
     if p.logging.outputs == "full" and p.outputs is not None:
         kept["outputs"] = p.outputs
-    if p.task in TEXT_TASKS and p.user_id is not None:
-        return data, kept or None
+    personal: dict[str, Any] | None = None
+    if p.user_id is not None:
+        personal = {"user_id": p.user_id, "session_id": p.session_id}
+    elif p.session_id is not None:
+        data["session_id"] = p.session_id
+    if p.task in TEXT_TASKS and personal is not None:
+        personal.update(kept)
+        return data, personal
     if p.task in TEXT_TASKS:
         # Without a user there is no key to encrypt with: keep only what is not the text.
         kept.pop("inputs", None)
         if isinstance(kept.get("outputs"), str):
             kept["outputs"] = {"characters": len(kept["outputs"])}
     data.update(kept)
-    return data, None
+    return data, personal
 
 
 async def publish_prediction(platform: Platform, p: Prediction) -> None:
@@ -124,7 +128,7 @@ async def publish_prediction(platform: Platform, p: Prediction) -> None:
         data=data,
         subject=f"models/{p.model}",
         personal=personal,
-        user_id=p.user_id if personal is not None else None,
+        user_id=p.user_id,
         id=p.prediction_id,
     )
 

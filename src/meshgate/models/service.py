@@ -55,7 +55,7 @@ class ModelService:
         self.transport = transport
         self.factory = factory
         self.refresh_seconds = refresh_seconds
-        self._models: dict[Key, ModelRuntime | None] = {}
+        self._models: dict[Key, ModelRuntime] = {}
         self._versions: dict[tuple[str, str, str], VersionRuntime] = {}
         self._refreshing: set[Key] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -76,7 +76,7 @@ class ModelService:
         except KeyError:
             found = await self._load(key)
         else:
-            stale = found is None or time.monotonic() - found.loaded_at > self.refresh_seconds
+            stale = time.monotonic() - found.loaded_at > self.refresh_seconds
             if stale and key not in self._refreshing:
                 self._refreshing.add(key)
                 self.spawn(self._refresh(key))
@@ -110,8 +110,11 @@ class ModelService:
     async def _load(self, key: Key) -> ModelRuntime | None:
         tenant, name = key
         record = await self.registry.find_model(tenant, name)
-        compiled = None if record is None else self._compile(tenant, record)
-        self._models[key] = compiled
+        if record is None:
+            # Unknown names are not cached: callers choose them, the cache would grow unbounded.
+            self._models.pop(key, None)
+            return None
+        compiled = self._models[key] = self._compile(tenant, record)
         return compiled
 
     def _compile(self, tenant: str, record: dict[str, Any]) -> ModelRuntime:

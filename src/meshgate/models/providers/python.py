@@ -3,6 +3,7 @@ refuses this provider, since importing a name from a request would run a caller'
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 from collections.abc import Callable
@@ -36,7 +37,9 @@ class PythonModel:
 
     async def infer(self, inputs: Tensors, call: Call) -> Tensors:
         assert self.function is not None
-        result = self.function(inputs)
-        if inspect.isawaitable(result):
-            result = await result
+        if inspect.iscoroutinefunction(self.function):
+            result = await self.function(inputs)
+        else:
+            # A plain function may block (I/O, heavy compute): never on the event loop.
+            result = await asyncio.to_thread(self.function, inputs)
         return {name: np.asarray(value) for name, value in dict(result).items()}
