@@ -14,6 +14,7 @@ from fastapi import Request, Response
 
 from meshgate.config import Settings
 from meshgate.monitoring.logs import JsonFormatter
+from meshgate.monitoring.slo import RequestWindow
 from tests.conftest import app_client
 from tests.monitoring.helpers import platform_of
 
@@ -121,3 +122,21 @@ async def test_every_log_line_of_a_request_carries_its_request_and_trace_ids(
     assert "request_id" not in outside and "trace_id" not in outside
     text = stream.getvalue()
     assert "should-not-appear" not in text and "Bearer" not in text
+
+
+def test_the_request_window_reads_p95_at_most_5_percent_high_and_forgets_old_buckets() -> None:
+    clock = Clock()
+    window = RequestWindow(retention_seconds=600, clock=clock)
+    for ms in range(1, 1001):
+        window.observe(200, ms / 1000)
+    window.observe(503, 9.0)  # failed calls count as failures, not as latency
+    summary = window.summary(60)
+    assert summary["requests"] == 1001 and summary["failed"] == summary["unavailable"] == 1
+    assert 0.95 <= summary["p95_seconds"] <= 0.95 * 1.05
+    clock.now += 120
+    window.observe(200, 0.001)
+    assert window.summary(60)["requests"] == 1
+    assert window.summary(600)["requests"] == 1002
+    clock.now += 3600  # beyond the retention: gone
+    window.observe(200, 0.001)
+    assert window.summary(86400)["requests"] == 1

@@ -49,13 +49,17 @@ class RequestWindow:
         clock: Callable[[], float] = time.time,
     ):
         self.bucket_seconds = bucket_seconds
+        self.retention_seconds = retention_seconds
         self.clock = clock
-        self._buckets: deque[Bucket] = deque(maxlen=max(1, retention_seconds // bucket_seconds))
+        self._buckets: deque[Bucket] = deque()
 
     def observe(self, status: int, seconds: float) -> None:
         start = int(self.clock()) // self.bucket_seconds * self.bucket_seconds
         buckets = self._buckets
         if not buckets or buckets[-1].start != start:
+            # Only seconds with traffic have a bucket: forget by age, not by count.
+            while buckets and buckets[0].start <= start - self.retention_seconds:
+                buckets.popleft()
             buckets.append(Bucket(start))
         bucket = buckets[-1]
         bucket.total += 1
@@ -69,7 +73,7 @@ class RequestWindow:
 
     def summary(self, window_seconds: int) -> dict[str, Any]:
         """Counts and the p95 (of requests that did not fail) over the last ``window_seconds``."""
-        since = self.clock() - window_seconds
+        since = self.clock() - min(window_seconds, self.retention_seconds)
         total = failed = unavailable = 0
         bins: dict[int, int] = {}
         for bucket in reversed(self._buckets):
