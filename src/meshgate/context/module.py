@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
@@ -18,6 +19,9 @@ from meshgate.context.notify import Notifier
 from meshgate.context.service import ContextService
 from meshgate.platform import Platform
 from meshgate.sql import Migration
+
+if TYPE_CHECKING:
+    from meshgate.gateway.fast_routes import HotRoute
 
 log = logging.getLogger("meshgate.context")
 PURGE_EVERY_SECONDS = 60.0
@@ -48,6 +52,11 @@ class ContextModule:
         from meshgate.context.routes import router
 
         return [router]
+
+    def hot_routes(self) -> list[HotRoute]:
+        from meshgate.context.routes import HOT
+
+        return HOT
 
     async def start(self, platform: Platform) -> None:
         settings, config = platform.settings, platform.settings.context
