@@ -165,17 +165,23 @@ class SqliteEventLog:
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         assert self._loop is not None
+        appends = []
         for job in batch:
-            if job.kind == "append":
-                try:
-                    job.payload = [(r, r.dumps()) for r in job.payload]
-                except TypeError as exc:
-                    self._loop.call_soon_threadsafe(_fail, [job], BackendUnavailable(str(exc)))
-                    job.kind = "failed"
+            if job.kind != "append":
+                continue
+            try:
+                job.payload = [(r, r.dumps()) for r in job.payload]
+                appends.append(job)
+            except TypeError as exc:
+                self._loop.call_soon_threadsafe(_fail, [job], BackendUnavailable(str(exc)))
+                job.kind = "failed"
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if appends:
+                _insert(conn, appends)
             for job in batch:
-                job.result = self._apply(conn, job)
+                if job.kind in ("commit", "seek"):
+                    _set_offset(conn, job)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -184,28 +190,6 @@ class SqliteEventLog:
             self._loop.call_soon_threadsafe(_fail, batch, error)
             return
         self._loop.call_soon_threadsafe(self._resolve, batch)
-
-    @staticmethod
-    def _apply(conn: sqlite3.Connection, job: _Job) -> Any:
-        if job.kind in ("commit", "seek"):
-            group, sequence = job.payload
-            keep = "max(seq, excluded.seq)" if job.kind == "commit" else "excluded.seq"
-            conn.execute(
-                "INSERT INTO consumer_offsets (grp, seq) VALUES (?, ?)"
-                f" ON CONFLICT (grp) DO UPDATE SET seq = {keep}",
-                (group, sequence),
-            )
-            return None
-        if job.kind == "failed":
-            return None
-        sequences = []
-        for r, body in job.payload:
-            cursor = conn.execute(INSERT, (r.tenant, r.source, r.id, r.type, r.subject, body))
-            if cursor.rowcount == 1:
-                sequences.append(cursor.lastrowid)
-            else:
-                sequences.append(conn.execute(EXISTING, (r.tenant, r.source, r.id)).fetchone()[0])
-        return sequences
 
     def _resolve(self, batch: list[_Job]) -> None:
         for job in batch:
@@ -270,6 +254,49 @@ class SqliteEventLog:
                 return self._reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise BackendUnavailable(f"sqlite event log: {exc}") from exc
+
+
+def _insert(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    """Insert every job's records; set each job's result to their sequences."""
+    rows = [
+        (r.tenant, r.source, r.id, r.type, r.subject, body)
+        for job in jobs
+        for r, body in job.payload
+    ]
+    # Fast path: one executemany. With a single writer and INTEGER PRIMARY KEY the new rows
+    # take consecutive sequences, so the last one gives them all.
+    conn.execute("SAVEPOINT batch")
+    before = conn.total_changes
+    conn.executemany(INSERT, rows)
+    if conn.total_changes - before == len(rows):
+        conn.execute("RELEASE batch")
+        sequence = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
+        for job in jobs:
+            job.result = list(range(sequence, sequence + len(job.payload)))
+            sequence += len(job.payload)
+        return
+    # A duplicate was ignored somewhere: redo row by row to learn which sequences exist.
+    conn.execute("ROLLBACK TO batch")
+    conn.execute("RELEASE batch")
+    for job in jobs:
+        sequences = []
+        for r, body in job.payload:
+            cursor = conn.execute(INSERT, (r.tenant, r.source, r.id, r.type, r.subject, body))
+            if cursor.rowcount == 1:
+                sequences.append(cursor.lastrowid)
+            else:
+                sequences.append(conn.execute(EXISTING, (r.tenant, r.source, r.id)).fetchone()[0])
+        job.result = sequences
+
+
+def _set_offset(conn: sqlite3.Connection, job: _Job) -> None:
+    group, sequence = job.payload
+    keep = "max(seq, excluded.seq)" if job.kind == "commit" else "excluded.seq"
+    conn.execute(
+        "INSERT INTO consumer_offsets (grp, seq) VALUES (?, ?)"
+        f" ON CONFLICT (grp) DO UPDATE SET seq = {keep}",
+        (group, sequence),
+    )
 
 
 def _rows(job: _Job) -> int:
