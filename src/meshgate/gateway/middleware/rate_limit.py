@@ -31,17 +31,33 @@ def buckets(p: Principal) -> list[Bucket]:
     ]
 
 
+BUCKET_CACHE_LIMIT = 10_000
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limiter: Limiter):
         self.app = app
         self.limiter = limiter
+        # The key service hands out the same Principal object while the key stays cached, so
+        # its buckets are built once per cached principal rather than once per request.
+        self._buckets: dict[str, tuple[Principal, list[Bucket]]] = {}
+
+    def _buckets_of(self, principal: Principal) -> list[Bucket]:
+        cached = self._buckets.get(principal.key_id)
+        if cached is not None and cached[0] is principal:
+            return cached[1]
+        if len(self._buckets) >= BUCKET_CACHE_LIMIT:
+            self._buckets.clear()
+        made = buckets(principal)
+        self._buckets[principal.key_id] = (principal, made)
+        return made
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal: Principal | None = scope.get(PRINCIPAL)
         if principal is None:
             await self.app(scope, receive, send)
             return
-        checked = buckets(principal)
+        checked = self._buckets_of(principal)
         try:
             decision = await self.limiter.check(checked)
         except MeshgateError as exc:
