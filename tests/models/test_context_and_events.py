@@ -140,3 +140,38 @@ def test_a_failed_inference_is_recorded_and_named_in_the_error(
     ]
     assert event["data"]["status"] == "rejected" and event["data"]["version"] == "1"
     assert "maximum context length" in event["data"]["error"]
+
+
+def test_a_streamed_chat_is_recorded_and_appended_once_it_ends(
+    server: Server, admin_http: httpx.Client
+) -> None:
+    session = admin_http.post(
+        "/v1/context/sessions", json={"user_id": "lin", "channel": "web", "ttl_seconds": 600}
+    ).json()["session_id"]
+    client = client_for(server, **{"x-session-id": session})
+    with client.chat.completions.with_streaming_response.create(
+        model="support-chat",
+        messages=[{"role": "user", "content": "tell me more"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
+        prediction_id = response.headers["x-prediction-id"]
+        list(response.parse())
+
+    def recorded() -> bool:
+        made = events_of(admin_http, "meshgate.prediction.made")
+        return any(e["id"] == prediction_id for e in made)
+
+    eventually(recorded)
+    [event] = [
+        e for e in events_of(admin_http, "meshgate.prediction.made") if e["id"] == prediction_id
+    ]
+    assert event["data"]["status"] == "ok" and event["data"]["tokens"] == 30
+
+    def turns() -> list[tuple[str, str]]:
+        got = admin_http.get(f"/v1/context/sessions/{session}/interactions").json()
+        items = got["interactions"] if isinstance(got, dict) else got
+        return [(t["role"], t["content"]) for t in items]
+
+    eventually(lambda: len(turns()) == 2)  # appended right after the event
+    assert turns() == [("user", "tell me more"), ("assistant", "primary says: tell me more ")]

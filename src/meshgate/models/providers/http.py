@@ -69,6 +69,12 @@ class _AiohttpResponse:
         self._resp.release()
 
 
+@functools.lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
+    # Streams may last long: the limit is on connecting and on silence, not on the total.
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+
+
 class AiohttpTransport:
     """One connection pool for every upstream of the process."""
 
