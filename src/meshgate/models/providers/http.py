@@ -7,6 +7,7 @@ so providers never see aiohttp.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
