@@ -64,6 +64,8 @@ class FakeOpenAI:
         if self.fail_status is not None:
             return self._error(self.fail_status, f"{self.name} is failing", "server_error")
         last = body["messages"][-1]["content"]
+        if last.startswith("sleep "):
+            await asyncio.sleep(float(last.split()[1]))
         if last == "reject me":
             return self._error(400, "This model's maximum context length is 10 tokens", "invalid")
         if last == "slow down":
