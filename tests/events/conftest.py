@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
+import orjson
 import pytest
+from aiohttp import web
 
 from meshgate.config import Settings
 from meshgate.events.backends import open_event_log
@@ -108,3 +111,43 @@ class LiveServer:
         return httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
         )
+
+
+class Receiver:
+    """Endpoints: /ok, /flaky (fails twice per event), /dead (always 500), /slow (hangs)."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[dict[str, Any]]] = {}
+        self.attempts: dict[tuple[str, str], int] = {}
+        app = web.Application()
+        app.router.add_post("/{name}", self.handle)
+        self.runner = web.AppRunner(app)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await request.read()
+        event_id = request.headers["Meshgate-Webhook-Id"]
+        key = (name, event_id)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        if name == "dead" or (name == "flaky" and self.attempts[key] <= 2):
+            return web.Response(status=500)
+        if name == "slow":
+            await asyncio.sleep(5)
+        self.received.setdefault(name, []).append(
+            {"body": body, "headers": dict(request.headers), "event": orjson.loads(body)}
+        )
+        return web.Response(status=204)
+
+    def ids(self, name: str) -> list[str]:
+        return [d["event"]["id"] for d in self.received.get(name, [])]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    recv = Receiver()
+    await recv.runner.setup()
+    site = web.TCPSite(recv.runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield recv, f"http://127.0.0.1:{port}"
+    await recv.runner.cleanup()

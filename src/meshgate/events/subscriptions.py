@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,7 +47,18 @@ MIGRATIONS = [
         );
         CREATE INDEX event_dead_letters_subscription ON event_dead_letters (subscription_id, id)
         """,
-    )
+    ),
+    Migration(
+        "events",
+        3,
+        """
+        CREATE TABLE event_subscription_leases (
+            subscription_id TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until_ts DOUBLE PRECISION NOT NULL
+        )
+        """,
+    ),
 ]
 MIN_SECRET = 16
 MAX_TYPES = 50
@@ -181,6 +193,32 @@ class SubscriptionStore:
         )
         if not deleted:
             raise NotFound(f"no subscription {sub_id!r}")
+        await self.sql.execute(
+            "DELETE FROM event_subscription_leases WHERE subscription_id = ?", (sub_id,)
+        )
+
+    async def lease(self, sub_id: str, holder: str, seconds: float) -> bool:
+        """Take or renew the right to deliver ``sub_id``; False while another process holds it.
+
+        One process delivers a subscription at a time, so several servers on one database do
+        not each deliver every event.
+        """
+        now_ts = time.time()
+        await self.sql.execute(
+            "INSERT INTO event_subscription_leases (subscription_id, holder, until_ts)"
+            " VALUES (?, ?, ?) ON CONFLICT (subscription_id) DO UPDATE"
+            " SET holder = excluded.holder, until_ts = excluded.until_ts"
+            " WHERE event_subscription_leases.holder = excluded.holder"
+            " OR event_subscription_leases.until_ts < ?",
+            (sub_id, holder, now_ts + seconds, now_ts),
+        )
+        row = await self.sql.fetch_one(
+            "SELECT holder FROM event_subscription_leases WHERE subscription_id = ?", (sub_id,)
+        )
+        return row is not None and row["holder"] == holder
+
+    async def release(self, holder: str) -> None:
+        await self.sql.execute("DELETE FROM event_subscription_leases WHERE holder = ?", (holder,))
 
     async def dead_letter(
         self, sub: Subscription, sequence: int, event: bytes, attempts: int, error: str

@@ -2,7 +2,9 @@
 
 Each subscription has its own task and its own consumer group (``webhook:<id>``) in the event
 log, so a slow or dead receiver delays nobody else and nothing on the request path; after a
-restart delivery resumes from the group's committed offset (at-least-once).
+restart delivery resumes from the group's committed offset (at-least-once). When several
+processes share one database, a lease in the SQL store lets one of them deliver each
+subscription; another takes over within ``lease_seconds`` if it stops.
 
 A delivery is ``POST <url>`` with the CloudEvent as ``application/cloudevents+json`` and:
 
@@ -24,7 +26,10 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import random
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -67,12 +72,15 @@ class WebhookDispatcher:
         config: EventsConfig,
         *,
         refresh_seconds: float = 2.0,
+        lease_seconds: float = 10.0,
         sleep: Sleep = asyncio.sleep,
     ):
         self.events = events
         self.store = store
         self.config = config
         self.refresh_seconds = refresh_seconds
+        self.lease_seconds = lease_seconds
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.sleep = sleep
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -91,6 +99,9 @@ class WebhookDispatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        # Hand the subscriptions over at once rather than after the lease runs out.
+        with contextlib.suppress(Exception):
+            await self.store.release(self.holder)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -116,15 +127,18 @@ class WebhookDispatcher:
         await self.sync()
 
     async def sync(self) -> None:
-        """Start a task per subscription, stop those of deleted ones."""
+        """Run a task per subscription this process holds the lease of; stop the others."""
         current = {s.id: s for s in await self.store.list()}
+        for sub_id, sub in current.items():
+            mine = await self.store.lease(sub_id, self.holder, self.lease_seconds)
+            task = self._tasks.get(sub_id)
+            if mine and (task is None or task.done()):
+                self._tasks[sub_id] = asyncio.create_task(self._run(sub), name=f"webhook-{sub_id}")
+            elif not mine and task is not None:
+                self._tasks.pop(sub_id).cancel()
         for sub_id in list(self._tasks):
             if sub_id not in current:
                 self._tasks.pop(sub_id).cancel()
-        for sub_id, sub in current.items():
-            task = self._tasks.get(sub_id)
-            if task is None or task.done():
-                self._tasks[sub_id] = asyncio.create_task(self._run(sub), name=f"webhook-{sub_id}")
 
     async def _watch(self) -> None:
         # Subscriptions made or deleted by another process show up here within a refresh.
