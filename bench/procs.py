@@ -48,6 +48,8 @@ def source_env() -> dict[str, str]:
         text=True,
         check=True,
     ).stdout.strip()
+    # Pinned for the rest of the run (and its children): a moving HEAD must not change it.
+    os.environ["BENCH_SOURCE"] = sha
     target = WORK / f"src-{sha[:12]}"
     if not (target / "src" / "meshgate").exists():
         target.mkdir(parents=True, exist_ok=True)
