@@ -9,6 +9,7 @@ frame's share of the samples on its own (self) and with what it calls (inclusive
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def record(pid: int, out: Path, seconds: int) -> None:
         "raw",
         "--nonblocking",
         "--function",
+        "--threads",
         "--output",
         str(out),
     ]
@@ -88,24 +90,29 @@ def record(pid: int, out: Path, seconds: int) -> None:
         raise RuntimeError(f"py-spy failed: {done.stderr[-1000:]}")
 
 
-def parse(path: Path) -> tuple[Counter[str], Counter[str], int]:
-    """Self and inclusive sample counts per frame, and the total number of samples."""
+def parse(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int]:
+    """Self and inclusive sample counts per frame, samples per thread, and the total."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [short(f) for f in stack.split(";")]
+        frames = stack.split(";")
+        if frames[0].startswith("thread ("):
+            # "thread (tid): Name": pools number their threads; count them as one.
+            threads[re.sub(r"\d+", "N", frames.pop(0).partition(": ")[2] or "?")] += n
         if not frames:
             continue
+        names = [short(f) for f in frames]
         total += n
-        own[frames[-1]] += n
-        for frame in set(frames):
+        own[names[-1]] += n
+        for frame in set(names):
             inclusive[frame] += n
-    return own, inclusive, total
+    return own, inclusive, threads, total
 
 
 def short(frame: str) -> str:
@@ -122,7 +129,7 @@ def short(frame: str) -> str:
 
 
 def render(route: str, path: Path) -> str:
-    own, inclusive, total = parse(path)
+    own, inclusive, threads, total = parse(path)
     if total == 0:
         return "## Profile\n\npy-spy took no samples."
     self_rows = [[f"`{f}`", f"{100 * n / total:.1f}%"] for f, n in own.most_common(TOP)]
@@ -137,6 +144,12 @@ def render(route: str, path: Path) -> str:
             f"## Profile: Meshgate's {route} path under load (py-spy)",
             f"{total} busy samples at {RATE} Hz (py-spy leaves out idle ones), wrk c=8. "
             f"Raw stacks: bench/.work/{path.name}.",
+            "Busy samples by thread (the event loop is MainThread; the others are the "
+            "backends' and the log writer's threads):",
+            table(
+                ["thread", "share"],
+                [[name, f"{100 * n / total:.1f}%"] for name, n in threads.most_common(8)],
+            ),
             "Hottest frames on their own:",
             table(["frame", "self"], self_rows),
             "Meshgate's frames with what they call:",
