@@ -45,10 +45,12 @@ class LocalBus:
 
 class RedisBus:
     def __init__(self, url: str, channel: str, cache: ContextCache):
-        self._redis = redis.Redis.from_url(url)
+        self.node = secrets.token_hex(6)
+        # Named, so an operator (or a test) can tell this node's subscription apart.
+        self.client_name = f"{channel.replace(':', '-')}-{self.node}"
+        self._redis = redis.Redis.from_url(url, client_name=self.client_name)
         self.channel = channel
         self.cache = cache
-        self.node = secrets.token_hex(6)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
