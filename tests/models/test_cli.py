@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from meshgate.models.cli import app
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, Server
+from tests.models.fake_openai import FakeOpenAI
 
 
 @pytest.fixture
@@ -57,3 +59,34 @@ def test_register_traffic_and_list(tmp_path: Path, meshgate) -> None:  # type: i
     assert [v["registered_by"] for v in model["versions"]] == ["cli", "cli"]
     table = meshgate("list")
     assert "helpdesk" in table.output and "1:80" in table.output
+
+
+def test_a_change_from_another_process_is_served_within_the_refresh_time(
+    server: Server, primary: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHGATE_DATA_DIR", str(server.log.parent))
+    monkeypatch.setenv("MESHGATE_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("MESHGATE_KEY_PEPPER", "test-pepper")
+    monkeypatch.delenv("MESHGATE_CONFIG", raising=False)
+    versions = [
+        {"version": v, "provider": {"type": "openai", "base_url": primary.base_url, "model": v}}
+        for v in ("1", "2")
+    ]
+    with server.client() as http:
+        assert http.post("/v1/registry/models", json={"name": "moving"}).status_code == 201
+        for version in versions:
+            created = http.post("/v1/registry/models/moving/versions", json=version)
+            assert created.status_code == 201
+
+        def served() -> str:
+            body = {"model": "moving", "messages": [{"role": "user", "content": "x"}]}
+            return str(http.post("/v1/chat/completions", json=body).headers["x-model-version"])
+
+        assert served() == "2"  # no split yet: the newest version
+        # The server process caches the model; this process changes the store under it.
+        changed = CliRunner().invoke(app, ["traffic", "moving", "--split", "1=100"])
+        assert changed.exit_code == 0, changed.output
+        started = time.monotonic()
+        while served() != "1":
+            assert time.monotonic() - started < 3, "the change was not picked up"
+            time.sleep(0.05)

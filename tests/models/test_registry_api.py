@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from meshgate.config import Settings
+from tests.conftest import app_client
+
 CHAT = {"name": "support-chat", "task": "chat", "risk_level": "limited"}
 V1 = {"version": "1", "provider": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}}
 V2 = {"version": "2", "provider": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_client(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on each SQL store backend: the embedded SQLite and a real PostgreSQL."""
+    overrides = {}
+    if request.param == "postgresql":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    async with app_client(make_settings(**overrides)) as client:
+        yield client
 
 
 async def registered(client: httpx.AsyncClient, *versions: dict[str, Any]) -> None:
@@ -25,25 +41,25 @@ async def key_for(client: httpx.AsyncClient, tenant: str, *scopes: str) -> dict[
     return {"Authorization": f"Bearer {response.json()['key']}"}
 
 
-async def test_register_version_alias_traffic_and_history(client: httpx.AsyncClient) -> None:
-    await registered(client, V1, V2)
-    alias = await client.put(
+async def test_register_version_alias_traffic_and_history(store_client: httpx.AsyncClient) -> None:
+    await registered(store_client, V1, V2)
+    alias = await store_client.put(
         "/v1/registry/models/support-chat/aliases/production", json={"version": "1"}
     )
     assert alias.status_code == 200
     policy = {"split": {"1": 90, "2": 10}, "shadow": [], "sticky": "user", "fallback": ["1"]}
-    traffic = await client.put("/v1/registry/models/support-chat/traffic", json=policy)
+    traffic = await store_client.put("/v1/registry/models/support-chat/traffic", json=policy)
     assert traffic.status_code == 200 and traffic.json() == policy
 
-    model = (await client.get("/v1/registry/models/support-chat")).json()
+    model = (await store_client.get("/v1/registry/models/support-chat")).json()
     assert model["risk_level"] == "limited" and model["context_policy"] == {"allow": []}
     assert [v["version"] for v in model["versions"]] == ["1", "2"]
     assert model["versions"][0]["registered_by"]
     assert model["aliases"] == {"production": "1"} and model["traffic"] == policy
-    listed = (await client.get("/v1/registry/models")).json()["models"]
+    listed = (await store_client.get("/v1/registry/models")).json()["models"]
     assert [m["name"] for m in listed] == ["support-chat"]
 
-    history = (await client.get("/v1/registry/models/support-chat/history")).json()["history"]
+    history = (await store_client.get("/v1/registry/models/support-chat/history")).json()["history"]
     assert [h["change"] for h in history] == [
         "model.registered",
         "model.version.registered",
@@ -54,12 +70,12 @@ async def test_register_version_alias_traffic_and_history(client: httpx.AsyncCli
     assert history[-1]["details"]["split"] == {"1": 90, "2": 10} and history[-1]["actor"]
 
 
-async def test_versions_are_immutable(client: httpx.AsyncClient) -> None:
-    await registered(client, V1)
+async def test_versions_are_immutable(store_client: httpx.AsyncClient) -> None:
+    await registered(store_client, V1)
     changed = {**V1, "provider": {"type": "openai", "base_url": "http://elsewhere/v1"}}
-    response = await client.post("/v1/registry/models/support-chat/versions", json=changed)
+    response = await store_client.post("/v1/registry/models/support-chat/versions", json=changed)
     assert response.status_code == 409 and "immutable" in response.json()["detail"]
-    model = (await client.get("/v1/registry/models/support-chat")).json()
+    model = (await store_client.get("/v1/registry/models/support-chat")).json()
     assert model["versions"][0]["provider"]["base_url"] == "http://127.0.0.1:9/v1"
 
 
@@ -107,21 +123,27 @@ async def test_bad_input_is_named_and_changes_nothing(
     assert (await client.get("/v1/registry/models/support-chat/history")).json() == history
 
 
-async def test_models_belong_to_their_tenant(client: httpx.AsyncClient) -> None:
-    await registered(client, V1)
-    other = await key_for(client, "acme", "registry:write", "inference")
-    assert (await client.get("/v1/registry/models/support-chat", headers=other)).status_code == 404
-    assert (await client.get("/v1/registry/models", headers=other)).json() == {"models": []}
-    hidden = await client.post("/v1/registry/models/support-chat/versions", json=V2, headers=other)
+async def test_models_belong_to_their_tenant(store_client: httpx.AsyncClient) -> None:
+    await registered(store_client, V1)
+    other = await key_for(store_client, "acme", "registry:write", "inference")
+    assert (
+        await store_client.get("/v1/registry/models/support-chat", headers=other)
+    ).status_code == 404
+    assert (await store_client.get("/v1/registry/models", headers=other)).json() == {"models": []}
+    hidden = await store_client.post(
+        "/v1/registry/models/support-chat/versions", json=V2, headers=other
+    )
     assert hidden.status_code == 404
-    chat = await client.post(
+    chat = await store_client.post(
         "/v1/chat/completions",
         json={"model": "support-chat", "messages": [{"role": "user", "content": "x"}]},
         headers=other,
     )
     assert chat.status_code == 404 and chat.json()["error"]["type"] == "not_found_error"
     # the same name is free in another tenant
-    assert (await client.post("/v1/registry/models", json=CHAT, headers=other)).status_code == 201
+    assert (
+        await store_client.post("/v1/registry/models", json=CHAT, headers=other)
+    ).status_code == 201
 
 
 async def test_changing_needs_registry_write_reading_does_not(client: httpx.AsyncClient) -> None:
