@@ -245,3 +245,23 @@ async def test_changing_a_resolved_bundle_does_not_change_the_cache(api: httpx.A
     first["interactions"][0]["content"] = "tampered"
     again = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
     assert again["attributes"]["tier"] == "gold" and again["interactions"][0]["content"] == "m3"
+
+
+async def test_a_wider_policy_after_a_narrow_one_still_sees_its_whole_window(
+    api: httpx.AsyncClient,
+) -> None:
+    sid = await seed(api)  # four interactions: m0..m3
+    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+
+    async def window(n: int) -> list[str]:
+        ctx = await service.resolve(
+            tenant="default", user_id=None, session_id=sid, allow=[f"interactions.last:{n}"]
+        )
+        return [i["content"] for i in ctx["interactions"]]
+
+    assert await window(1) == ["m3"]
+    assert await window(3) == ["m1", "m2", "m3"]
+    assert await window(10) == ["m0", "m1", "m2", "m3"]
+    assert await window(2) == ["m2", "m3"]
+    r = await api.get(f"/v1/context/sessions/{sid}/interactions", params={"limit": 50})
+    assert len(r.json()["interactions"]) == 4

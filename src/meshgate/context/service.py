@@ -96,25 +96,38 @@ class ContextService:
         return view
 
     async def _read(
-        self, tenant: str, user_id: str | None, session_id: str | None
+        self, tenant: str, user_id: str | None, session_id: str | None, *, last: int = 0
     ) -> tuple[UserProfile | None, SessionView | None]:
-        """Profile and session (with its whole kept history), from the cache or one store read."""
+        """Profile and session with its ``last`` newest interactions: from the cache, or else
+        one store read. A cached session remembers how many interactions were asked for, so
+        the hot path reads only what its policies need, never the whole history."""
         ukey, skey = (tenant, "u", user_id or ""), (tenant, "s", session_id or "")
         user = self.cache.get(ukey) if user_id else None
-        view = self.cache.get(skey) if session_id else None
+        view: Any = None
+        if session_id:
+            entry = self.cache.get(skey)
+            if entry is not MISSING and entry is not None:
+                cached_view, fetched = entry
+                # enough in hand, or everything there is (fewer came back than were asked for)
+                if fetched >= last or len(cached_view.interactions) < fetched:
+                    view = cached_view
+                else:
+                    view = MISSING
+            else:
+                view = None if entry is None else MISSING
         want_user = user_id if user is MISSING else None
         want_session = session_id if view is MISSING else None
         if want_user or want_session:
             epoch = self.cache.epoch
             got_user, got_view = await self.store.get_context(
-                tenant, want_user, want_session, last=self.config.history_limit
+                tenant, want_user, want_session, last=last
             )
             if want_user:
                 user = got_user
                 self.cache.fill(ukey, user, epoch)
             if want_session:
                 view = got_view
-                self.cache.fill(skey, view, epoch)
+                self.cache.fill(skey, (view, last) if view is not None else None, epoch)
         return user, self._live(view)
 
     # --- users ----------------------------------------------------------------------------
@@ -238,7 +251,9 @@ class ContextService:
         return session
 
     async def get_session(self, tenant: str, session_id: str) -> SessionView:
-        _, view = await self._read(tenant, None, check_id("session_id", session_id))
+        _, view = await self._read(
+            tenant, None, check_id("session_id", session_id), last=self.config.history_limit
+        )
         if view is None:
             raise ContextNotFound(f"no session {session_id!r} (unknown or expired)")
         return view
@@ -313,7 +328,7 @@ class ContextService:
             return {}
         if user_id is not None and not policy.needs_session:
             session_id = None  # the profile alone answers: one read fewer
-        profile, view = await self._bundle(tenant, user_id, session_id)
+        profile, view = await self._bundle(tenant, user_id, session_id, policy.last)
         # A private copy: the bundle shares dicts with the cache, and callers may change it.
         return orjson.loads(orjson.dumps(policy.apply(profile, view)))  # type: ignore[no-any-return]
 
@@ -329,7 +344,7 @@ class ContextService:
         if session_id is not None:
             check_id("session_id", session_id)
         policy = await self.policies.policy_for(tenant, consumer)
-        profile, view = await self._bundle(tenant, user_id, session_id)
+        profile, view = await self._bundle(tenant, user_id, session_id, policy.last)
         if session_id is not None and view is None:
             raise ContextNotFound(f"no session {session_id!r} of this user (unknown or expired)")
         if user_id is not None and profile is None and view is None:
@@ -337,9 +352,9 @@ class ContextService:
         return policy.apply(profile, view)
 
     async def _bundle(
-        self, tenant: str, user_id: str | None, session_id: str | None
+        self, tenant: str, user_id: str | None, session_id: str | None, last: int
     ) -> tuple[UserProfile | None, SessionView | None]:
-        profile, view = await self._read(tenant, user_id, session_id)
+        profile, view = await self._read(tenant, user_id, session_id, last=last)
         if view is None:
             return profile, None
         if user_id is None:
