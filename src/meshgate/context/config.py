@@ -39,7 +39,7 @@ class ContextConfig(BaseModel):
     )
     max_keys: int = Field(200, ge=1, description="Most attributes plus preferences per user.")
     max_interaction_bytes: int = Field(
-        32 * KiB, ge=64, description="Largest interaction (content and metadata, as JSON)."
+        64 * KiB, ge=64, description="Largest interaction (content and metadata, as JSON)."
     )
     max_state_bytes: int = Field(16 * KiB, ge=64, description="Largest session state, as JSON.")
     handle_secret: SecretStr | None = Field(
