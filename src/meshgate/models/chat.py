@@ -13,7 +13,7 @@ import orjson
 
 from meshgate.errors import BadRequest
 from meshgate.models import enrichment
-from meshgate.models.inference import Caller, Inference, Served, relay, require_task
+from meshgate.models.inference import Caller, Inference, Relay, Served, require_task
 from meshgate.models.predictions import Prediction, digest, new_prediction_id
 from meshgate.models.providers.base import Call, ChatProvider, JsonReply
 from meshgate.models.registry import default_logging
@@ -97,14 +97,13 @@ class ChatFlow:
                 prediction.status, prediction.tokens = outcome, stream.tokens
                 prediction.context_fields = context_fields
                 prediction.fallback_from = chain[0] if version.version != chain[0] else None
-                self.inference.after_response(
-                    served, rt, caller, self._shadow_work(body, request, rewrite), stream.tokens
-                )
+                shadows = self._shadow_work(body, request) if rt.shadow else None
+                self.inference.after_response(served, rt, caller, shadows, stream.tokens)
                 self.inference.service.spawn(
                     self._close_stream(served, prediction, user_turn, outcome == "ok")
                 )
 
-            served.value = relay(stream.chunks(), finished)
+            served.value = Relay(stream.chunks(), finished)
             return served
 
         version, reply = await self.inference.attempt(
@@ -123,9 +122,8 @@ class ChatFlow:
         await self.inference.record(prediction)
         await self._append_turns(caller, prediction, user_turn, reply.text)
         served = Served(version.version, prediction_id, reply)
-        self.inference.after_response(
-            served, rt, caller, self._shadow_work(body, request, rewrite), reply.tokens
-        )
+        shadows = self._shadow_work(body, request) if rt.shadow else None
+        self.inference.after_response(served, rt, caller, shadows, reply.tokens)
         return served
 
     async def embeddings(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
@@ -183,7 +181,7 @@ class ChatFlow:
             session_id=caller.session_id,
         )
 
-    def _shadow_work(self, body: bytes, request: dict[str, Any], rewrite: bool) -> Any:
+    def _shadow_work(self, body: bytes, request: dict[str, Any]) -> Any:
         shadow_request = {**request, "stream": False}
         shadow_request.pop("stream_options", None)
 
@@ -221,9 +219,12 @@ class ChatFlow:
     ) -> None:
         if caller.session_id is None or self.platform.context is None or user_turn is None:
             return
-        meta = {"model": prediction.model, "version": prediction.version}
+        meta = {
+            "model": prediction.model,
+            "version": prediction.version,
+            "prediction_id": prediction.prediction_id,
+        }
         turns = [("user", user_turn, {}), ("assistant", reply or "", meta)]
-        meta["prediction_id"] = prediction.prediction_id
         await self.platform.context.append_interactions(
             tenant=caller.tenant, session_id=caller.session_id, turns=turns
         )

@@ -4,11 +4,14 @@ fallback, record the prediction, and leave shadows and token charging to after t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
 
 from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
 from meshgate.models.errors import Retryable, UpstreamTimedOut
@@ -244,17 +247,44 @@ def require_task(rt: ModelRuntime, tasks: tuple[str, ...], route: str) -> None:
         )
 
 
-async def relay(
-    chunks: AsyncIterator[bytes], on_end: Callable[[str], None]
-) -> AsyncIterator[bytes]:
-    """Passes a stream through; ``on_end`` learns how it ended (ok, error, disconnected)."""
-    outcome = "disconnected"
-    try:
-        async for chunk in chunks:
-            yield chunk
-        outcome = "ok"
-    except MeshgateError as exc:
-        outcome = "error"
-        yield b'data: {"error": {"message": "' + exc.detail.replace('"', "'").encode() + b'"}}\n\n'
-    finally:
-        on_end(outcome)
+class Relay:
+    """A stream passed through as it arrives; ``on_end`` learns once how it ended (ok, error,
+    disconnected), also when the stream is closed before it was read at all."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], on_end: Callable[[str], None]):
+        self._chunks = chunks
+        self._on_end: Callable[[str], None] | None = on_end
+        self._failed = False
+
+    def __aiter__(self) -> Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._failed:
+            self._end("error")
+            raise StopAsyncIteration
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            self._end("ok")
+            raise
+        except MeshgateError as exc:
+            # Headers are sent: the failure can only be told as a last event of the stream.
+            self._failed = True
+            error = {"error": {"message": exc.detail, "type": "api_error", "code": exc.slug}}
+            return b"data: " + orjson.dumps(error) + b"\n\n"
+        except BaseException:
+            self._end("disconnected")
+            raise
+
+    async def aclose(self) -> None:
+        self._end("disconnected")
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+    def _end(self, outcome: str) -> None:
+        if self._on_end is not None:
+            on_end, self._on_end = self._on_end, None
+            on_end(outcome)

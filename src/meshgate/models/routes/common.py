@@ -76,15 +76,17 @@ class RelayResponse(Response):
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        relay = asyncio.ensure_future(self._relay(send))
-        watch = asyncio.ensure_future(self._watch(receive))
         try:
-            await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            relay = asyncio.ensure_future(self._relay(send))
+            watch = asyncio.ensure_future(self._watch(receive))
+            try:
+                await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (relay, watch):
+                    task.cancel()
+                await asyncio.gather(relay, watch, return_exceptions=True)
         finally:
-            for task in (relay, watch):
-                task.cancel()
-            await asyncio.gather(relay, watch, return_exceptions=True)
             await self.chunks.aclose()  # type: ignore[attr-defined]
 
     async def _relay(self, send: Send) -> None:
