@@ -1,8 +1,9 @@
-"""Where Meshgate's chat path spends its CPU: py-spy samples under load, hottest frames first.
+"""Where Meshgate spends its CPU: py-spy samples under load, hottest frames first.
 
-Meshgate on core 0 with the chat model on the mock upstream (the no-op route when the chat
-path is not served), wrk at c=8 on core 1, and ``py-spy record --format raw`` on the server
-for the length of one cell, samples aggregated by function. The raw (collapsed) stacks are kept in
+Meshgate on core 0 with the chat model on the mock upstream; the chat path (when served) and
+the no-op route GET /v1/whoami (the gateway alone) in turn, wrk at c=8 on core 1, and
+``py-spy record --format raw`` on the server for the length of one cell, samples aggregated
+by function and split by thread. The raw (collapsed) stacks are kept in
 bench/.work/profile-<route>.txt, which speedscope or flamegraph.pl draw; the tables give each
 frame's share of the samples on its own (self) and with what it calls (inclusive).
 """
@@ -42,29 +43,35 @@ def run() -> str:
     with running(upstream):
         mesh = Meshgate("profile-meshgate", core=PROXY_CORE)
         with running(mesh.proc):
-            headers = {**mesh.auth, "Content-Type": "application/json"}
+            targets = [("whoami", mesh.url + "/v1/whoami", lua_script("GET", None, mesh.auth))]
             try:
                 mesh.register_chat_model(up_url)
-                route = "chat"
-                url = mesh.url + "/v1/chat/completions"
-                script = lua_script("POST", orjson.dumps(chat_body(CHAT_MODEL)), headers)
+                headers = {**mesh.auth, "Content-Type": "application/json"}
+                body = orjson.dumps(chat_body(CHAT_MODEL))
+                chat_url = mesh.url + "/v1/chat/completions"
+                targets.insert(0, ("chat", chat_url, lua_script("POST", body, headers)))
             except NotAvailable:
-                route = "whoami"
-                url = mesh.url + "/v1/whoami"
-                script = lua_script("GET", None, mesh.auth)
-            seconds = duration()
-            wrk(url, connections=8, seconds=1, script=script)
-            stacks = WORK / f"profile-{route}.txt"
-            load = threading.Thread(
-                target=wrk,
-                kwargs={"url": url, "connections": 8, "seconds": seconds + 2, "script": script},
-            )
-            load.start()
-            try:
-                record(mesh.proc.pid, stacks, seconds)
-            finally:
-                load.join()
-    return render(route, stacks)
+                pass
+            parts = []
+            for route, url, script in targets:
+                stacks = WORK / f"profile-{route}.txt"
+                profile_under_load(mesh.proc.pid, url, script, stacks)
+                parts.append(render(route, stacks))
+    return "\n\n".join(parts)
+
+
+def profile_under_load(pid: int, url: str, script: Path, stacks: Path) -> None:
+    seconds = duration()
+    wrk(url, connections=8, seconds=1, script=script)
+    load = threading.Thread(
+        target=wrk,
+        kwargs={"url": url, "connections": 8, "seconds": seconds + 2, "script": script},
+    )
+    load.start()
+    try:
+        record(pid, stacks, seconds)
+    finally:
+        load.join()
 
 
 def record(pid: int, out: Path, seconds: int) -> None:
