@@ -71,8 +71,11 @@ async def test_context_fills_the_inputs_the_caller_does_not_send(
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == [90.0, 60.0]
 
-    sent = await tabular.post("/v2/models/risk/infer", json=income(1000, age=[1]))
+    sent = await tabular.post("/v2/models/risk/infer", json={**income(1000, age=[1]), "id": "r1"})
     assert sent.json()["outputs"][0]["data"] == [2.0]  # the caller's value wins
+    assert sent.json()["id"] == "r1"  # echoed, as V2 says; the prediction has its own id
+    again = await tabular.post("/v2/models/risk/infer", json={**income(1000, age=[1]), "id": "r1"})
+    assert again.headers["x-prediction-id"] != sent.headers["x-prediction-id"]
 
     missing = await tabular.post("/v2/models/risk/infer", json=income(1000))
     assert missing.status_code == 400

@@ -50,7 +50,8 @@ class TabularFlow:
                 for t in rt.versions[chain[0]].signature.inputs
                 if t.from_context and t.name not in request.inputs
             ]
-        prediction_id = request.request_id or new_prediction_id()
+        # Never the caller's request id: callers reuse ids, and an event id is stored once.
+        prediction_id = new_prediction_id()
         started = time.perf_counter()
         version, outputs = await self.inference.attempt(
             rt,
@@ -86,7 +87,9 @@ class TabularFlow:
         served = Served(
             version.version,
             prediction_id,
-            encode_response(rt.name, version.version, prediction_id, outputs, binary),
+            encode_response(
+                rt.name, version.version, request.request_id or prediction_id, outputs, binary
+            ),
         )
         self.inference.after_response(served, rt, caller, shadow_work(inputs, inputs_hash))
         return served
