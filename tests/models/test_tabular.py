@@ -12,6 +12,7 @@ import httpx
 import pytest
 import skops.io as sio
 from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from meshgate.config import Settings
@@ -165,3 +166,28 @@ async def test_config_is_applied_at_start_and_its_versions_stay_immutable(
     with pytest.raises(Conflict, match="immutable"):
         async with app_client(make_settings(models=[changed])):
             pass
+
+
+async def test_a_version_that_cannot_load_falls_back(
+    tabular: httpx.AsyncClient, make_settings: Callable[..., Settings]
+) -> None:
+    root = Path(make_settings().data_dir) / "models"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "corrupt.onnx").write_bytes(b"not an onnx graph")
+    x, y = load_iris(return_X_y=True)
+    sio.dump(LogisticRegression(max_iter=300).fit(x, y), root / "good.skops")
+    await tabular.post("/v1/registry/models", json={"name": "fragile", "task": "classification"})
+    for version, kind, artifact in (("1", "onnx", "corrupt.onnx"), ("2", "sklearn", "good.skops")):
+        spec = {"version": version, "provider": {"type": kind, "artifact": artifact}}
+        assert (
+            await tabular.post("/v1/registry/models/fragile/versions", json=spec)
+        ).status_code == 201
+    policy = {"split": {"1": 100}, "fallback": ["2"]}
+    assert (
+        await tabular.put("/v1/registry/models/fragile/traffic", json=policy)
+    ).status_code == 200
+    body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 4], "data": [5, 3, 1, 0]}]}
+    served = await tabular.post("/v2/models/fragile/infer", json=body)
+    assert served.status_code == 200 and served.headers["x-model-version"] == "2"
+    pinned = await tabular.post("/v2/models/fragile/versions/1/infer", json=body)
+    assert pinned.status_code == 502 and "cannot load" in pinned.json()["error"]

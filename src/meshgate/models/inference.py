@@ -158,7 +158,7 @@ class Inference:
         """Each version of the chain in turn, through its breaker, retries and timeout."""
         failure: MeshgateError | None = None
         for name in chain:
-            version = await self.service.ready(rt.versions[name])
+            version = rt.versions[name]
             call = self.outbound(caller, version.timeout)
 
             async def once(v: VersionRuntime = version, c: Call = call) -> T:
@@ -171,6 +171,7 @@ class Inference:
                     ) from exc
 
             try:
+                await self.service.ready(version)
                 return version, await version.breaker.call(
                     lambda v=version, o=once: v.retry.call(o)
                 )

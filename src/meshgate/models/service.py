@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from meshgate.errors import Conflict, NotFound
+from meshgate.errors import Conflict, MeshgateError, NotFound
 from meshgate.models.config import (
     LoggingPolicy,
     ModelCreate,
@@ -22,6 +22,7 @@ from meshgate.models.config import (
     TrafficPolicy,
     VersionCreate,
 )
+from meshgate.models.errors import UpstreamUnavailable
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.registry import Registry, default_logging
 from meshgate.models.resilience import State
@@ -85,9 +86,20 @@ class ModelService:
         return found
 
     async def ready(self, version: VersionRuntime) -> VersionRuntime:
-        """Starts a version's provider on first use (loading a file, resolving a function)."""
+        """Starts a version's provider on first use (loading a file, resolving a function).
+
+        A version that cannot load is unavailable, like an upstream that does not answer, so
+        the fallback chain takes over; the next request tries to load it again."""
         if not version.started:
-            await version.provider.start()
+            try:
+                await version.provider.start()
+            except MeshgateError:
+                raise
+            except Exception as exc:
+                log.exception("version %s of %s cannot load", version.version, version.model)
+                raise UpstreamUnavailable(
+                    f"version {version.version} of {version.model} cannot load: {exc}"
+                ) from exc
             version.started = True
         return version
 
