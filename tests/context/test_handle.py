@@ -62,3 +62,27 @@ def test_pseudonyms_are_stable_per_tenant_and_hide_the_id() -> None:
     ref = signer.pseudonym("acme", "alice")
     assert ref == signer.pseudonym("acme", "alice")
     assert ref != signer.pseudonym("globex", "alice") and "alice" not in ref
+
+
+async def test_a_service_resolves_context_from_the_handle_in_its_baggage(
+    api: httpx.AsyncClient,
+) -> None:
+    from tests.context.conftest import as_key, make_key
+
+    await api.patch("/v1/context/users/u1", json={"preferences": {"language": "fr"}})
+    session = (await api.post("/v1/context/sessions", json={"user_id": "u1"})).json()
+    await api.put("/v1/context/policies/svc:billing", json={"allow": ["preferences.language"]})
+    body = {"consumer": "svc:billing", "handle": session["handle"]}
+    r = await api.post("/v1/context/resolve", json=body)
+    assert r.status_code == 200
+    assert r.json()["session_id"] == session["session_id"]
+    assert r.json()["context"] == {"preferences": {"language": "fr"}}
+
+    forged = session["handle"][:-3] + ("AAA" if not session["handle"].endswith("AAA") else "BBB")
+    r = await api.post("/v1/context/resolve", json={**body, "handle": forged})
+    assert r.status_code == 400 and "signature" in r.json()["detail"]
+    r = await api.post("/v1/context/resolve", json={**body, "session_id": session["session_id"]})
+    assert r.status_code == 400 and "not both" in r.json()["detail"]
+    other = as_key(await make_key(api, ["context:read"], tenant="globex"))
+    r = await api.post("/v1/context/resolve", json=body, headers=other)
+    assert r.status_code == 404

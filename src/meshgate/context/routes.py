@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from meshgate.context.model import Json
+from meshgate.context.model import ContextNotFound, Json
 from meshgate.context.schemas import (
     ErasureReceipt,
     ExportOut,
@@ -229,14 +229,20 @@ async def list_interactions(
 )
 async def resolve(body: ResolveRequest, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
-    bundle: Json = await _service(request).resolve_for(
-        tenant, body.consumer, body.user_id, body.session_id
-    )
+    service = _service(request)
+    session_id = body.session_id
+    if body.handle is not None:
+        if session_id is not None:
+            raise BadRequest("give session_id or handle, not both", param="handle")
+        issued_to, session_id = service.verify_handle(body.handle)
+        if issued_to != tenant:  # another tenant's session: as if it did not exist
+            raise ContextNotFound("no session for this context handle")
+    bundle: Json = await service.resolve_for(tenant, body.consumer, body.user_id, session_id)
     return _json(
         {
             "consumer": body.consumer,
             "user_id": body.user_id,
-            "session_id": body.session_id,
+            "session_id": session_id,
             "context": bundle,
         }
     )

@@ -39,6 +39,11 @@ class ResolveRequest(BaseModel):
     consumer: str = Field(pattern=ID_PATTERN, examples=["model:support-chat"])
     user_id: str | None = Field(None, pattern=ID_PATTERN)
     session_id: str | None = Field(None, pattern=ID_PATTERN)
+    handle: str | None = Field(
+        None,
+        max_length=512,
+        description="Instead of session_id: the context handle a service got in its baggage.",
+    )
 
 
 class PolicyPut(BaseModel):
