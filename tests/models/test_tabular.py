@@ -191,3 +191,15 @@ async def test_a_version_that_cannot_load_falls_back(
     assert served.status_code == 200 and served.headers["x-model-version"] == "2"
     pinned = await tabular.post("/v2/models/fragile/versions/1/infer", json=body)
     assert pinned.status_code == 502 and "cannot load" in pinned.json()["error"]
+
+
+async def test_an_entry_point_dropped_from_the_config_stops_serving(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with app_client(make_settings(models=[RISK])) as client:
+        ok = await client.post("/v2/models/risk/infer", json=income(1000, age=[1]))
+        assert ok.status_code == 200
+    async with app_client(make_settings()) as client:  # the same store, the entry point gone
+        refused = await client.post("/v2/models/risk/infer", json=income(1000, age=[1]))
+        assert refused.status_code == 502
+        assert "tests.models.entrypoints:risk is not in the config" in refused.json()["error"]

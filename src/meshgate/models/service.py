@@ -139,7 +139,12 @@ class ModelService:
                 spec = VersionCreate.model_validate(
                     {k: v for k, v in raw.items() if k not in ("registered_by", "created_at")}
                 )
-                provider = self.factory.build(spec, record["task"], logging_policy)
+                try:
+                    provider = self.factory.build(spec, record["task"], logging_policy)
+                except MeshgateError as exc:
+                    # One unusable version (say, an entry point since removed from the config)
+                    # must not take the model's other versions down with it.
+                    provider = Unavailable(spec.provider.type, exc.detail)
                 moved = functools.partial(self._breaker_moved, tenant)
                 self._versions[vkey] = build_version(name, spec, provider, moved)
                 moved(name, spec.version, State.CLOSED)
@@ -289,6 +294,20 @@ class ModelService:
             if version.started:
                 await version.provider.close()
         await self.transport.close()
+
+
+class Unavailable:
+    """Stands in for a provider that cannot be built; every call is unavailable."""
+
+    def __init__(self, kind: str, reason: str):
+        self.kind = kind
+        self.reason = reason
+
+    async def start(self) -> None:
+        raise UpstreamUnavailable(self.reason)
+
+    async def close(self) -> None:
+        pass
 
 
 def check_same(model: str, declared: VersionCreate, stored: dict[str, Any]) -> None:
