@@ -14,6 +14,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import summary
 from bench.machine import CpuTimes, describe
 from bench.procs import QUICK, duration, repetitions, source_description, source_env
 
@@ -61,6 +62,8 @@ def main(argv: list[str]) -> int:
     cpu = CpuTimes.now()
     begun = datetime.now(UTC)
     parts = [run_section(name) for name in chosen]
+    if targets := summary.render():
+        parts.insert(0, targets)
     mode = "quick (smoke run)" if QUICK else "full"
     head = [
         f"# Meshgate benchmark, {begun:%Y-%m-%d %H:%M} UTC",

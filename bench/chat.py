@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from bench import summary
 from bench.litellm_proxy import LiteLLM
 from bench.meshgate_server import CHAT_MODEL, Meshgate, NotAvailable, chat_body
 from bench.mock_upstream import MODEL
@@ -182,6 +183,18 @@ def render(names: list[str], plain: Cells, streamed: Cells, notes: list[str]) ->
             ]
         )
     added = p50("Meshgate") - p50("pass-through")
+    for c in (8, 32):
+        for ref, limit, text in (("LiteLLM", 20, "≥ 20x"), ("pass-through", 0.75, "≥ 75%")):
+            r = ratio(rps("Meshgate", c), rps(ref, c))
+            name = f"chat RPS Meshgate / {ref} at c={c}: {text}"
+            summary.check(name, fmt_ratio(r), r, limit, at_least=True)
+    summary.check(
+        "chat p50 at c=1, Meshgate over the pass-through: ≤ 0.2 ms",
+        fmt_ms(added),
+        added,
+        0.2,
+        at_least=False,
+    )
     parts = [
         "## Chat: Meshgate against LiteLLM and a bare pass-through",
         "Non-streaming `POST /v1/chat/completions` (streamed as SSE with usage in the stream "

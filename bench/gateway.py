@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import summary
 from bench.bare_apps import BODY
 from bench.meshgate_server import Meshgate
 from bench.procs import (
@@ -62,6 +63,14 @@ def in_process() -> str:
     if done.returncode != 0:
         return "In-process measurement failed (see bench/.work/logs/inprocess.log)."
     us = orjson.loads(done.stdout)
+    added = us["meshgate_us"] - us["raw_us"]
+    summary.check(
+        "gateway stack on GET /v1/whoami, in process, over raw ASGI: ≤ 50 µs",
+        f"{added:.1f} µs",
+        added,
+        50,
+        at_least=False,
+    )
     rows = [
         ["raw ASGI", us["raw_us"], "", ""],
         ["Meshgate", us["meshgate_us"], us["meshgate_us"] - us["raw_us"], "< 50"],
@@ -133,6 +142,14 @@ def measure(variants: dict[str, tuple[str, dict[str, str], list[int]]]) -> str:
             row += [added, ratio(rps("Meshgate", c), rps(ref, c))]
         cpu = least_cpu(cells[("Meshgate", 8)]) - least_cpu(cells[(ref, 8)])
         cost_rows.append([*row, cpu])
+        if ref == "raw ASGI":
+            summary.check(
+                "gateway stack on GET /v1/whoami over HTTP, server CPU over raw ASGI: ≤ 50 µs",
+                f"{cpu:.0f} µs",
+                cpu,
+                50,
+                at_least=False,
+            )
     cost_header = ["comparison"]
     for c in CONNECTIONS:
         cost_header += [f"c={c} added µs/request", f"c={c} RPS ratio"]
