@@ -146,3 +146,40 @@ async def test_sessions_belong_to_their_tenant(api: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 404
     assert (await api.get(f"/v1/context/sessions/{sid}")).json()["interactions_count"] == 0
+
+
+async def test_a_sessions_state_is_merge_patched(api: httpx.AsyncClient, app_clock: Clock) -> None:
+    s = await open_session(api, ttl_seconds=60, state={"step": 1, "cart": ["a"], "lang": "fr"})
+    sid = s["session_id"]
+    await api.get(f"/v1/context/sessions/{sid}")  # cached before the change
+    r = await api.patch(
+        f"/v1/context/sessions/{sid}",
+        json={"state": {"step": 2, "cart": None}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == {"step": 2, "lang": "fr"}
+    assert (await api.get(f"/v1/context/sessions/{sid}")).json()["state"] == {
+        "step": 2,
+        "lang": "fr",
+    }
+    assert r.json()["expires_at"] == s["expires_at"]  # a patch does not extend the session
+
+    for bad, named in (
+        ({"user_id": "u2"}, "'state'"),
+        ({"state": [1]}, "state"),
+        ([1], "'state'"),
+    ):
+        r = await api.patch(f"/v1/context/sessions/{sid}", json=bad)
+        assert r.status_code == 422 and named in r.json()["detail"], r.text
+    r = await api.patch(f"/v1/context/sessions/{sid}", json={"state": {"blob": "x" * 20_000}})
+    assert r.status_code == 422 and "limit" in r.json()["detail"]
+    assert (await api.get(f"/v1/context/sessions/{sid}")).json()["state"] == {
+        "step": 2,
+        "lang": "fr",
+    }
+
+    assert (await api.patch("/v1/context/sessions/ses_nope", json={})).status_code == 404
+    await app_clock.advance(61)
+    r = await api.patch(f"/v1/context/sessions/{sid}", json={"state": {"step": 3}})
+    assert r.status_code == 404

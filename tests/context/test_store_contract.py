@@ -159,3 +159,16 @@ async def test_policies_are_stored_per_consumer(store: ContextStore) -> None:
     assert await store.delete_policy("acme", "model:a")
     assert not await store.delete_policy("acme", "model:a")
     assert await store.get_policy("acme", "model:a") is None
+
+
+async def test_a_live_sessions_state_is_replaced(store: ContextStore, clock: Clock) -> None:
+    await store.create_session("acme", session("s1", "u1", clock, ttl=0.3))
+    assert await store.put_session_state("acme", "s1", {"step": 2, "cart": ["a"]})
+    view = await store.get_session("acme", "s1")
+    assert view is not None and view.session.state == {"step": 2, "cart": ["a"]}
+    assert view.session.channel == "web" and view.session.user_id == "u1"
+    assert not await store.put_session_state("globex", "s1", {"step": 9})
+    assert not await store.put_session_state("acme", "nope", {"step": 9})
+    await clock.advance(0.4)
+    assert not await store.put_session_state("acme", "s1", {"step": 3})
+    assert await store.get_session("acme", "s1") is None

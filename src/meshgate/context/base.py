@@ -11,6 +11,7 @@ from typing import Protocol
 from meshgate.context.model import (
     Erased,
     Interaction,
+    Json,
     Session,
     SessionView,
     UserExport,
@@ -48,6 +49,10 @@ class ContextStore(Protocol):
         self, tenant: str, session_id: str, *, last: int = 0
     ) -> SessionView | None:
         """The session and its ``last`` newest interactions (oldest first); None once expired."""
+        ...
+
+    async def put_session_state(self, tenant: str, session_id: str, state: Json) -> bool:
+        """Replace a live session's state; False, writing nothing, if the session is gone."""
         ...
 
     async def append_interactions(

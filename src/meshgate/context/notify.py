@@ -51,8 +51,8 @@ class Notifier:
         )
 
     async def session_updated(self, tenant: str, session_id: str, data: Json) -> None:
-        """``meshgate.context.updated`` for new interactions: the session id only, which is
-        random; the content stays in the store, where erasure reaches it."""
+        """``meshgate.context.updated`` for a session's interactions or state: the session id
+        only, which is random; the content stays in the store, where erasure reaches it."""
         if self.events is None:
             return
         await self.events.publish(

@@ -49,6 +49,18 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
+async def _merge_patch(request: Request) -> Any:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in PATCH_TYPES:
+        raise UnsupportedMediaType(
+            f"send the patch as {' or '.join(PATCH_TYPES)}, not {media or 'no content type'}"
+        )
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from exc
+
+
 def _tenant_actor(request: Request) -> tuple[str, str]:
     principal = current_principal(request)
     return principal.tenant, principal.key_id
@@ -109,15 +121,7 @@ PATCH_BODY = {
 )
 async def patch_user(user_id: str, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in PATCH_TYPES:
-        raise UnsupportedMediaType(
-            f"send the patch as {' or '.join(PATCH_TYPES)}, not {media or 'no content type'}"
-        )
-    try:
-        patch = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from exc
+    patch = await _merge_patch(request)
     user, created = await _service(request).patch_user(
         tenant, user_id, patch, if_match=request.headers.get("if-match"), actor=actor
     )
@@ -180,6 +184,38 @@ async def create_session(body: SessionCreate, request: Request) -> Response:
 async def get_session(session_id: str, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     view = await _service(request).get_session(tenant, session_id)
+    return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
+
+
+SESSION_PATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            t: {
+                "schema": {
+                    "type": "object",
+                    "properties": {"state": {"type": ["object", "null"]}},
+                    "additionalProperties": False,
+                }
+            }
+            for t in PATCH_TYPES
+        },
+    }
+}
+
+
+@router.patch(
+    "/sessions/{session_id}",
+    dependencies=WRITE,
+    openapi_extra=SESSION_PATCH_BODY,
+    summary="Merge-patch a session's state",
+    responses=documented(SessionRead),
+)
+async def patch_session(session_id: str, request: Request) -> Response:
+    tenant, actor = _tenant_actor(request)
+    service = _service(request)
+    await service.get_session(tenant, session_id)  # unknown: a 404 before the body is read
+    view = await service.patch_session(tenant, session_id, await _merge_patch(request), actor=actor)
     return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
 
 

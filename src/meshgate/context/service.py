@@ -21,7 +21,7 @@ from meshgate.context.cache import MISSING, ContextCache, Key
 from meshgate.context.config import ContextConfig
 from meshgate.context.handle import HandleSigner
 from meshgate.context.invalidation import InvalidationBus, LocalBus
-from meshgate.context.mergepatch import apply_patch, check_patch
+from meshgate.context.mergepatch import apply_patch, check_patch, merge
 from meshgate.context.model import (
     CHANNELS,
     ROLES,
@@ -249,6 +249,36 @@ class ContextService:
             details={"channel": channel},
         )
         return session
+
+    async def patch_session(
+        self, tenant: str, session_id: str, patch: Any, *, actor: str
+    ) -> SessionView:
+        """Merge-patch (RFC 7396) the state of a live session: ``{"state": {...}}``."""
+        check_id("session_id", session_id)
+        if not isinstance(patch, dict) or set(patch) - {"state"}:
+            raise InvalidContext(
+                "a session patch is a JSON object whose only member is 'state'", param="body"
+            )
+        if patch.get("state") is not None and not isinstance(patch["state"], dict):
+            raise InvalidContext("'state' must be an object or null", param="state")
+        async with self._write_locks[hash((tenant, session_id)) % WRITE_LOCKS]:
+            view = await self.store.get_session(tenant, session_id)
+            if view is None:
+                raise ContextNotFound(f"no session {session_id!r} (unknown or expired)")
+            state = merge(view.session.state, patch["state"]) if "state" in patch else {}
+            state = self._check_json(state or {}, "state", self.config.max_state_bytes)
+            if not await self.store.put_session_state(tenant, session_id, state):
+                raise ContextNotFound(f"no session {session_id!r} (unknown or expired)")
+        await self._changed([(tenant, "s", session_id)])
+        await self.notify.session_updated(tenant, session_id, {"what": "session.state"})
+        await self.notify.record(
+            actor=actor,
+            tenant=tenant,
+            action="context.session.patched",
+            resource=f"context/sessions/{session_id}",
+            details={"changed": sorted(patch.get("state") or {})},
+        )
+        return await self.get_session(tenant, session_id)
 
     async def get_session(self, tenant: str, session_id: str) -> SessionView:
         _, view = await self._read(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from meshgate.context.model import (
     Erased,
     Interaction,
+    Json,
     Session,
     SessionView,
     UserExport,
@@ -68,6 +70,13 @@ class MemoryContextStore:
             return None
         items = self._interactions[(tenant, session_id)]
         return SessionView(session, tuple(items[-last:]) if last > 0 else ())
+
+    async def put_session_state(self, tenant: str, session_id: str, state: Json) -> bool:
+        session = self._live(tenant, session_id)
+        if session is None:
+            return False
+        self._sessions[(tenant, session_id)] = replace(session, state=state)
+        return True
 
     async def append_interactions(
         self, tenant: str, session_id: str, items: list[Interaction], *, keep: int

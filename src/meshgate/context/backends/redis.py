@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from meshgate.context.model import (
     Erased,
     Interaction,
+    Json,
     Session,
     SessionView,
     UserExport,
@@ -46,6 +47,13 @@ if deadline < 0 then return 0 end
 for i = 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
 redis.call('PEXPIREAT', KEYS[2], deadline)
+return 1
+"""
+
+# Only a live session takes a new state: the key must still exist (not expired, not erased).
+PUT_STATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
 return 1
 """
 
@@ -86,6 +94,7 @@ class RedisContextStore:
         self._prefix = prefix
         self._put_user = self._redis.register_script(PUT_USER)
         self._append = self._redis.register_script(APPEND)
+        self._put_state = self._redis.register_script(PUT_STATE)
 
     def _k(self, tenant: str, kind: str, ident: str = "") -> str:
         return f"{self._prefix}{tenant}:{kind}{ident}"
@@ -164,6 +173,13 @@ class RedisContextStore:
         self, tenant: str, session_id: str, *, last: int = 0
     ) -> SessionView | None:
         return (await self.get_context(tenant, None, session_id, last=last))[1]
+
+    async def put_session_state(self, tenant: str, session_id: str, state: Json) -> bool:
+        key = self._k(tenant, "s:", session_id)
+        try:
+            return bool(await self._put_state(keys=[key], args=[orjson.dumps(state)]))
+        except RedisError as exc:
+            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
 
     async def append_interactions(
         self, tenant: str, session_id: str, items: list[Interaction], *, keep: int

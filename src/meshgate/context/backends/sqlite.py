@@ -25,6 +25,7 @@ import orjson
 from meshgate.context.model import (
     Erased,
     Interaction,
+    Json,
     Session,
     SessionView,
     UserExport,
@@ -229,6 +230,14 @@ class SqliteContextStore:
         self, tenant: str, user_id: str | None, session_id: str | None, *, last: int
     ) -> tuple[UserProfile | None, SessionView | None]:
         return await self._read(self._get_context, tenant, user_id, session_id, last)
+
+    async def put_session_state(self, tenant: str, session_id: str, state: Json) -> bool:
+        updated = await self._write(
+            _execute,
+            "UPDATE sessions SET state = ? WHERE tenant = ? AND session_id = ? AND expires_at > ?",
+            (orjson.dumps(state), tenant, session_id, self._clock()),
+        )
+        return updated == 1
 
     def _append(
         self,
