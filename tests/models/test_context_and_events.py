@@ -167,6 +167,7 @@ def test_a_streamed_chat_is_recorded_and_appended_once_it_ends(
         e for e in events_of(admin_http, "meshgate.prediction.made") if e["id"] == prediction_id
     ]
     assert event["data"]["status"] == "ok" and event["data"]["tokens"] == 30
+    assert event["data"]["stream"] == "ok"
 
     def turns() -> list[tuple[str, str]]:
         got = admin_http.get(f"/v1/context/sessions/{session}/interactions").json()

@@ -94,7 +94,9 @@ class ChatFlow:
                 prediction = self._prediction(
                     rt, version, caller, prediction_id, body, request, stream.text, started
                 )
-                prediction.status, prediction.tokens = outcome, stream.tokens
+                # A client leaving early is its choice, not a failure of the model.
+                prediction.status = "error" if outcome == "error" else "ok"
+                prediction.tokens, prediction.extra["stream"] = stream.tokens, outcome
                 prediction.context_fields = context_fields
                 prediction.fallback_from = chain[0] if version.version != chain[0] else None
                 shadows = self._shadow_work(body, request) if rt.shadow else None

@@ -75,6 +75,7 @@ class Prediction:
     error: str | None = None
     fallback_from: str | None = None
     tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -96,6 +97,7 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
             data[key] = value
     if p.tokens is not None:
         data["tokens"] = p.tokens
+    data.update(p.extra)
     kept: dict[str, Any] = {}
     if p.logging.inputs == "full" and p.inputs is not None:
         kept["inputs"] = p.inputs
