@@ -134,7 +134,7 @@ def test_bad_requests_are_refused_before_any_upstream_call(
 
 
 def test_client_leaving_mid_stream_closes_the_upstream_connection(
-    server: Server, primary: FakeOpenAI
+    server: Server, primary: FakeOpenAI, admin_http: httpx.Client
 ) -> None:
     started = primary.streams_started
     body = {
@@ -147,12 +147,22 @@ def test_client_leaving_mid_stream_closes_the_upstream_connection(
         http.stream("POST", "/v1/chat/completions", json=body) as response,
     ):
         assert response.status_code == 200
+        prediction_id = response.headers["x-prediction-id"]
         first = next(response.iter_bytes())
         assert first.startswith(b"data: ")
         eventually(lambda: primary.open_streams == 1)
     # The client is gone; the upstream must see its connection closed, not keep streaming.
     eventually(lambda: primary.open_streams == 0, timeout=5)
     assert primary.streams_started == started + 1
+
+    def recorded() -> list[dict[str, object]]:
+        made = admin_http.get(
+            "/v1/events", params={"type": "meshgate.prediction.made", "limit": 1000}
+        ).json()["events"]
+        return [e["data"] for e in made if e["id"] == prediction_id]
+
+    eventually(lambda: len(recorded()) == 1)
+    assert recorded()[0]["stream"] == "disconnected" and recorded()[0]["status"] == "ok"
 
 
 def test_breaker_opens_fails_over_and_closes(
