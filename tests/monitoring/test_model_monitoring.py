@@ -211,7 +211,7 @@ async def test_tabular_events_as_the_model_service_logs_them(client: httpx.Async
                     "prediction_id": f"pred_{i}",
                     "model": "iris",
                     "version": "1",
-                    "status": "ok" if i else "error",
+                    "status": ["error", "rejected", "ok", "ok"][i],
                     "latency_ms": 2.5,
                     "inputs": {"input": rows},
                     "outputs": {"output_label": [i % 2], "output_probability": [[0.4, 0.6]]},
@@ -224,7 +224,8 @@ async def test_tabular_events_as_the_model_service_logs_them(client: httpx.Async
         client, "iris", lambda r: version_of(r, "1")["accuracy"]["feedback"] == 2
     )
     version = version_of(report, "1")
-    assert version["requests"] == 4 and version["errors"] == 1
+    # An upstream failure is an error; a call refused as asked (rejected) is not.
+    assert (version["requests"], version["errors"], version["rejected"]) == (4, 1, 1)
     assert version["accuracy"]["value"] == 0.5
     features = version["drift"]["features"]
     assert set(features) == {"input[0]", "input[1]", "input[2]", "input[3]"}

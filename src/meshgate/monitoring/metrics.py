@@ -83,7 +83,8 @@ class Metrics:
         )
         self.predictions = Counter(
             "meshgate_predictions",
-            "prediction.made events seen by monitoring, per model version.",
+            "prediction.made events seen by monitoring, per model version and outcome "
+            "(ok, client_error, server_error).",
             ["tenant", "model", "version", "outcome"],
             registry=r,
         )

@@ -23,9 +23,14 @@ class Prediction:
     model: str
     version: str
     latency_seconds: float | None
-    error: bool
+    outcome: str
+    """ok, client_error (the call was refused as it was asked) or server_error."""
     features: dict[str, list[Any]]
     predicted: Any
+
+    @property
+    def error(self) -> bool:
+        return self.outcome == "server_error"
 
 
 def _scalar(value: Any) -> bool:
@@ -108,15 +113,14 @@ def _latency(data: dict[str, Any]) -> float | None:
     return None
 
 
-def _failed(data: dict[str, Any]) -> bool:
-    if data.get("error"):
-        return True
+def _outcome(data: dict[str, Any]) -> str:
+    """The model service says ``status``: ok, error (upstream failed) or rejected (refused)."""
     status = data.get("status")
-    if isinstance(status, str):
-        return status not in ("ok", "success")
     if isinstance(status, int) and not isinstance(status, bool):
-        return status >= 500
-    return data.get("outcome") not in (None, "ok", "success")
+        return "ok" if status < 400 else "client_error" if status < 500 else "server_error"
+    if status in ("ok", "success") or (status is None and not data.get("error")):
+        return "ok"
+    return "client_error" if status == "rejected" else "server_error"
 
 
 def prediction_of(tenant: str, data: Any, personal: Any = None) -> Prediction | None:
@@ -131,7 +135,7 @@ def prediction_of(tenant: str, data: Any, personal: Any = None) -> Prediction | 
         model=str(data["model"]),
         version=str(data["version"]),
         latency_seconds=_latency(data),
-        error=_failed(data),
+        outcome=_outcome(data),
         features=features_of(inputs),
         predicted=predicted_label(data.get("outputs")),
     )

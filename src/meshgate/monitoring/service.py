@@ -23,7 +23,7 @@ from meshgate.errors import NotFound
 from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, iso, version_violations
 from meshgate.monitoring.config import MonitoringConfig
 from meshgate.monitoring.drift import model_drift
-from meshgate.monitoring.metrics import Metrics, outcome
+from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.observations import (
     correctness,
     feedback_target,
@@ -64,7 +64,7 @@ class MonitoringService:
         self.webhooks = AlertWebhooks(config.alerts)
         self._versions: dict[VersionKey, VersionStats] = {}
         self._predictions: OrderedDict[str, tuple[VersionKey, Any]] = OrderedDict()
-        self._children: dict[tuple[VersionKey, bool], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[VersionKey, str], tuple[Counter, Histogram]] = {}
         self._drift_cache: dict[VersionKey, tuple[int, dict[str, Any] | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self.evaluations = 0
@@ -111,7 +111,7 @@ class MonitoringService:
                 self.config.alerts.feedback_window,
             )
         stats.record(prediction, self.clock())
-        self._count(key, prediction.error, prediction.latency_seconds)
+        self._count(key, prediction.outcome, prediction.latency_seconds)
         self._predictions[prediction_id] = (key, prediction.predicted)
         if len(self._predictions) > REMEMBERED_PREDICTIONS:
             self._predictions.popitem(last=False)
@@ -126,15 +126,15 @@ class MonitoringService:
         if correct is not None:
             self._versions[key].record_feedback(correct)
 
-    def _count(self, key: VersionKey, error: bool, latency: float | None) -> None:
-        children = self._children.get((key, error))
+    def _count(self, key: VersionKey, result: str, latency: float | None) -> None:
+        children = self._children.get((key, result))
         if children is None:
-            children = self._children[(key, error)] = (
-                self.metrics.predictions.labels(*key, outcome(500 if error else 200)),
+            children = self._children[(key, result)] = (
+                self.metrics.predictions.labels(*key, result),
                 self.metrics.prediction_latency.labels(*key),
             )
         children[0].inc()
-        if latency is not None and not error:
+        if latency is not None and result == "ok":
             children[1].observe(latency)
 
     # --- reading ------------------------------------------------------------------------------
@@ -158,6 +158,7 @@ class MonitoringService:
                     "version": stats.version,
                     "requests": stats.requests,
                     "errors": stats.errors,
+                    "rejected": stats.rejected,
                     "error_rate": stats.errors / stats.requests if stats.requests else 0.0,
                     "latency_ms": recent["latency_ms"],
                     "latency_sample": recent["requests"],

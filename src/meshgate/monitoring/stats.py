@@ -33,6 +33,7 @@ class VersionStats:
     feedback_window: int
     requests: int = 0
     errors: int = 0
+    rejected: int = 0
     recent: deque[tuple[float, float | None, bool]] = field(init=False)
     features: dict[str, FeatureWindows] = field(default_factory=dict)
     feedback_reference: list[float] = field(default_factory=list)
@@ -47,6 +48,7 @@ class VersionStats:
     def record(self, prediction: Prediction, now: float) -> None:
         self.requests += 1
         self.errors += prediction.error
+        self.rejected += prediction.outcome == "client_error"
         self.recent.append((now, prediction.latency_seconds, prediction.error))
         for name, values in prediction.features.items():
             windows = self.features.get(name)
