@@ -222,6 +222,7 @@ def test_shadow_is_called_but_never_seen(
         return any(
             e["data"]["model"] == "shadowed-chat" and e["data"]["shadow"] is True
             and e["data"]["version"] == "2"
+            and e["data"]["shadow_of"] == raw.headers["x-prediction-id"]
             for e in events
         )  # fmt: skip
 

@@ -200,7 +200,9 @@ class Inference:
             return
         for name in rt.shadow:
             if name in rt.versions and name != served.version:
-                served.after.append(lambda n=name: self.shadow(rt, n, caller, shadow_work))
+                served.after.append(
+                    lambda n=name: self.shadow(rt, n, caller, shadow_work, served.prediction_id)
+                )
 
     async def shadow(
         self,
@@ -208,12 +210,14 @@ class Inference:
         name: str,
         caller: Caller,
         work: Callable[[VersionRuntime, Call], Awaitable[Prediction]],
+        primary_id: str,
     ) -> None:
         """A shadow's answer goes only into its prediction event, never to the client."""
-        version = await self.service.ready(rt.versions[name])
+        version = rt.versions[name]
         call = self.outbound(caller, version.timeout)
         started = time.perf_counter()
         try:
+            await self.service.ready(version)
             async with asyncio.timeout(version.timeout):
                 prediction = await version.breaker.call(lambda: work(version, call))
         except (MeshgateError, TimeoutError) as exc:
@@ -236,6 +240,7 @@ class Inference:
         prediction.shadow, prediction.tenant, prediction.user_id = True, rt.tenant, caller.user_id
         prediction.logging, prediction.task = rt.logging, rt.task
         prediction.trace_id = caller.trace.trace_id if caller.trace else None
+        prediction.extra["shadow_of"] = primary_id
         await self.record(prediction)
 
 
