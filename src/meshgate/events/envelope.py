@@ -69,6 +69,7 @@ class Event:
     datacontenttype: str = "application/json"
     sequence: int = 0
     user_id: str | None = None
+    """Set on the event ``publish`` returns; reads only know the owner's pseudonym."""
     personal: Any = None
     """The personal part in clear, ``ERASED`` once the user's key is destroyed, or None."""
     extensions: dict[str, str | int | bool] = field(default_factory=dict)
@@ -106,7 +107,8 @@ class Record:
     subject: str | None = None
     datacontenttype: str = "application/json"
     data: Any = None
-    user_id: str | None = None
+    owner: str | None = None
+    """Pseudonym of the user the personal part belongs to (never the user id itself)."""
     personal: str | None = None
     """base64 of nonce + AES-GCM ciphertext, or None."""
     extensions: dict[str, str | int | bool] = field(default_factory=dict)
@@ -123,7 +125,7 @@ class Record:
                 "subject": self.subject,
                 "datacontenttype": self.datacontenttype,
                 "data": self.data,
-                "user_id": self.user_id,
+                "owner": self.owner,
                 "personal": self.personal,
                 "extensions": self.extensions,
             }

@@ -8,7 +8,7 @@ from meshgate.events import routes, webhook_routes
 from meshgate.events.backends import open_event_log
 from meshgate.events.crypto import MIGRATIONS as KEY_MIGRATIONS
 from meshgate.events.crypto import DataKeys
-from meshgate.events.sealing import Sealer
+from meshgate.events.sealing import Sealer, derive
 from meshgate.events.service import EventService
 from meshgate.events.subscriptions import MIGRATIONS as SUBSCRIPTION_MIGRATIONS
 from meshgate.events.subscriptions import SubscriptionStore
@@ -58,7 +58,10 @@ def build_service(platform: Platform) -> EventService:
     )
     pepper = load_pepper(settings)
     keys = DataKeys(
-        platform.sql, Sealer(pepper, "user-data-keys"), cache_seconds=config.key_cache_seconds
+        platform.sql,
+        Sealer(pepper, "user-data-keys"),
+        derive(pepper, "user-pseudonyms"),
+        cache_seconds=config.key_cache_seconds,
     )
     service = EventService(backend, keys)
     store = SubscriptionStore(platform.sql, Sealer(pepper, "webhook-secrets"))

@@ -22,12 +22,16 @@ class SealError(Exception):
     """A sealed value cannot be opened (another pepper, or tampered with)."""
 
 
+def derive(pepper: bytes, purpose: str) -> bytes:
+    """A 256-bit key for one purpose, derived from the pepper (HKDF-SHA256)."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"meshgate:{purpose}".encode()
+    ).derive(pepper)
+
+
 class Sealer:
     def __init__(self, pepper: bytes, purpose: str):
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=f"meshgate:{purpose}".encode()
-        ).derive(pepper)
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(derive(pepper, purpose))
 
     def seal(self, clear: bytes, context: str) -> bytes:
         """``context`` binds the value to its row: it cannot be moved to another one."""

@@ -80,6 +80,7 @@ class EventService:
                     field="data",
                 )
         _check_json(data, "data")
+        owner = self.keys.owner_of(tenant, user_id) if personal is not None and user_id else None
         record = Record(
             tenant=tenant,
             id=id or str(uuid.uuid4()),
@@ -88,15 +89,15 @@ class EventService:
             time=format_time(now()),
             subject=subject,
             data=data,
-            user_id=user_id,
+            owner=owner,
             personal=(
-                await self.keys.encrypt(tenant, user_id, _check_json(personal, "personal"))
-                if personal is not None and user_id
+                await self.keys.encrypt(tenant, owner, _check_json(personal, "personal"))
+                if owner is not None
                 else None
             ),
         )
         (stored,) = await self.log.append([record])
-        event = _to_event(stored, personal)
+        event = _to_event(stored, personal, user_id=user_id if owner else None)
         self._notify(event)
         return event
 
@@ -127,10 +128,10 @@ class EventService:
 
     async def open_records(self, records: Sequence[Record]) -> list[Event]:
         """Events with their personal parts decrypted, or shown as erased."""
-        sealed = [(r.tenant, r.user_id, r.personal) for r in records if r.personal and r.user_id]
+        sealed = [(r.tenant, r.owner, r.personal) for r in records if r.personal and r.owner]
         clear = await self.keys.decrypt_many(sealed) if sealed else {}  # type: ignore[arg-type]
         return [
-            _to_event(r, clear.get((r.tenant, r.user_id, r.personal)) if r.personal else None)
+            _to_event(r, clear.get((r.tenant, r.owner, r.personal)) if r.personal else None)
             for r in records
         ]
 
@@ -213,7 +214,7 @@ def _check_json(value: Any, name: str) -> Any:
     return value
 
 
-def _to_event(record: Record, personal: Any) -> Event:
+def _to_event(record: Record, personal: Any, *, user_id: str | None = None) -> Event:
     return Event(
         id=record.id,
         source=record.source,
@@ -224,7 +225,7 @@ def _to_event(record: Record, personal: Any) -> Event:
         subject=record.subject,
         datacontenttype=record.datacontenttype,
         sequence=record.sequence,
-        user_id=record.user_id,
+        user_id=user_id,
         personal=personal,
         extensions=record.extensions,
     )
