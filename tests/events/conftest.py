@@ -132,7 +132,7 @@ class Receiver:
         if name == "dead" or (name == "flaky" and self.attempts[key] <= 2):
             return web.Response(status=500)
         if name == "slow":
-            await asyncio.sleep(5)
+            await asyncio.sleep(1)
         self.received.setdefault(name, []).append(
             {"body": body, "headers": dict(request.headers), "event": orjson.loads(body)}
         )

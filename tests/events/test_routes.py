@@ -101,6 +101,8 @@ async def test_scopes_are_enforced(client):
         (cloudevent(1, time="yesterday"), "time"),
         (cloudevent(1, time="2026-01-02T03:04:05"), "time"),
         (cloudevent(1, subject=5), "subject"),
+        (cloudevent(1, source="has space"), "source"),
+        (cloudevent(1, dataschema=""), "dataschema"),
         (cloudevent(1, sequence=7), "sequence"),
         (cloudevent(1, **{"Bad-Name": "x"}), "Bad-Name"),
         (cloudevent(1, traceparent={"nested": True}), "traceparent"),
@@ -123,7 +125,22 @@ async def test_malformed_json_is_a_4xx_and_nothing_is_stored(client):
         "/v1/events", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert 400 <= response.status_code < 500
+    form = await client.post(
+        "/v1/events", content=b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert form.status_code == 415 and "content-type" in form.text
     assert await all_events(client) == []
+
+
+async def test_cloudevents_media_type_and_dataschema_are_accepted(client):
+    body = orjson.dumps(cloudevent(1, dataschema="https://schemas.example/order.json"))
+    response = await client.post(
+        "/v1/events", content=body, headers={"Content-Type": "application/cloudevents+json"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["dataschema"] == "https://schemas.example/order.json"
+    schema = (await client.get("/openapi.json")).json()["paths"]["/v1/events"]["post"]
+    assert "application/cloudevents+json" in schema["requestBody"]["content"]
 
 
 @pytest.mark.parametrize(

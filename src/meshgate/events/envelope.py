@@ -32,7 +32,9 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
 )
 _CORE = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
-_RESERVED = {"sequence", "tenant", "data_base64", "dataschema"}
+_RESERVED = {"sequence", "tenant", "data_base64"}
+# A URI-reference: no whitespace, no control characters.
+_URI_REFERENCE = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 
 
 def now() -> datetime:
@@ -181,6 +183,8 @@ def parse_integration_event(envelope: Any, *, tenant: str) -> Record:
         raise ValidationFailed("'specversion' must be \"1.0\"", field="specversion")
     event_id = _text(envelope, "id", required=True, limit=MAX_ID_LEN)
     source = _text(envelope, "source", required=True)
+    if not _URI_REFERENCE.match(source):
+        raise ValidationFailed("'source' must be a URI-reference (no spaces)", field="source")
     check_type(envelope.get("type"), integration=True)
     subject = _text(envelope, "subject", required=False)
     time = envelope.get("time")
@@ -206,6 +210,10 @@ def parse_integration_event(envelope: Any, *, tenant: str) -> Record:
             )
         if not isinstance(value, str | int | bool) or value is None:
             raise ValidationFailed(f"'{name}' must be a string, integer or boolean", field=name)
+        if name == "dataschema" and not (
+            isinstance(value, str) and value and _URI_REFERENCE.match(value)
+        ):
+            raise ValidationFailed("'dataschema' must be a URI", field=name)
         extensions[name] = value
     return Record(
         tenant=tenant,

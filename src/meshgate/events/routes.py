@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from meshgate.errors import BackendUnavailable, ValidationFailed
+from meshgate.errors import BackendUnavailable, UnsupportedMediaType, ValidationFailed
 from meshgate.events import export
 from meshgate.events.base import Filter
 from meshgate.events.envelope import Event, check_type, parse_integration_event, parse_time
@@ -24,6 +24,27 @@ from meshgate.platform import platform_of
 
 router = APIRouter(tags=["events"])
 MAX_BATCH = 100
+JSON_TYPES = (
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+    "application/json",
+)
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1, "format": "uri-reference"},
+        "type": {"type": "string", "description": "Must not start with 'meshgate.'."},
+        "subject": {"type": "string"},
+        "time": {"type": "string", "format": "date-time"},
+        "datacontenttype": {"type": "string"},
+        "dataschema": {"type": "string", "format": "uri"},
+        "data": {},
+    },
+    "additionalProperties": {"type": ["string", "integer", "boolean"]},
+}
 STREAM_BUFFER = 1000
 
 
@@ -59,7 +80,20 @@ async def list_events(
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.post("/v1/events", status_code=201, dependencies=[require("events:write")])
+@router.post(
+    "/v1/events",
+    status_code=201,
+    dependencies=[require("events:write")],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                t: {"schema": {"oneOf": [EVENT_SCHEMA, {"type": "array", "items": EVENT_SCHEMA}]}}
+                for t in JSON_TYPES
+            },
+        }
+    },
+)
 async def publish_events(request: Request) -> Response:
     """Publish an integration event (a structured CloudEvent) or a JSON array of up to 100.
 
@@ -67,6 +101,12 @@ async def publish_events(request: Request) -> Response:
     the log (same ``source`` and ``id``) is not stored again and returns its sequence.
     """
     tenant = current_principal(request).tenant
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type not in JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"send the event as {' or '.join(JSON_TYPES)}, not {content_type!r}",
+            field="content-type",
+        )
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
