@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
-from meshgate.models.errors import Retryable, UpstreamTimedOut
+from meshgate.models.errors import CircuitOpen, Retryable, UpstreamTimedOut
 from meshgate.models.predictions import (
     Prediction,
     digest,
@@ -177,7 +177,9 @@ class Inference:
                 )
             except Retryable as exc:
                 failure = exc
-                log.warning("version %s of %s failed: %s", name, rt.name, exc.detail)
+                # An open breaker skips the call: logging each skip would flood the log.
+                level = logging.DEBUG if isinstance(exc, CircuitOpen) else logging.WARNING
+                log.log(level, "version %s of %s failed: %s", name, rt.name, exc.detail)
         assert failure is not None
         raise failure
 
