@@ -89,6 +89,8 @@ class CircuitBreaker:
 
     def allows(self) -> bool:
         """Whether a call may go out now (claims the single half-open trial)."""
+        if self._state is State.CLOSED:
+            return True
         state = self.state
         if state is State.CLOSED:
             return True
