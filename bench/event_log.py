@@ -9,7 +9,8 @@ For each backend (SQLite, NATS JetStream, Redis Streams), in process on uvloop:
   ceiling of group commit; 32 concurrent ``js.publish`` on nats-py; 32 concurrent ``XADD`` on
   redis-py.
 - reads: the whole log in pages of 1,000 through ``EventLog.read`` (decoded records) against
-  the raw client reading the same rows (``SELECT``; ``XRANGE``; a JetStream pull consumer).
+  the raw client reading and JSON-decoding the same rows (``SELECT``; ``XRANGE``; a
+  JetStream pull consumer).
 
 Figures are ratios against those references, since the machine is shared and noisy. Redis
 runs with the server's own persistence settings (``appendonly`` is reported): its appends
@@ -115,7 +116,7 @@ class RawSqlite:
 
     async def reads(self) -> float:
         started = time.monotonic()
-        count = len(self.conn.execute("SELECT seq, body FROM t").fetchall())
+        count = len([orjson.loads(b) for _, b in self.conn.execute("SELECT seq, body FROM t")])
         return count / (time.monotonic() - started)
 
     async def close(self) -> None:
@@ -148,7 +149,8 @@ class RawNats:
         pending = (await sub.consumer_info()).num_pending
         started, got = time.monotonic(), 0
         while got < pending:
-            got += len(await sub.fetch(min(512, pending - got), timeout=5))
+            msgs = await sub.fetch(min(512, pending - got), timeout=5)
+            got += len([orjson.loads(m.data) for m in msgs])
         return got / (time.monotonic() - started)
 
     async def close(self) -> None:
@@ -172,7 +174,7 @@ class RawRedis:
     async def reads(self) -> float:
         started, got, cursor = time.monotonic(), 0, "-"
         while entries := await self.client.xrange(self.key, min=cursor, count=512):
-            got += len(entries)
+            got += len([orjson.loads(fields[b"b"]) for _, fields in entries])
             cursor = "(" + entries[-1][0].decode()
         return got / (time.monotonic() - started)
 
