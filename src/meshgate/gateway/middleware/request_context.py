@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from meshgate.tracecontext import SCOPE_KEY, TraceContext
+from meshgate.tracecontext import SCOPE_KEY, TraceContext, new_id
 
 MAX_REQUEST_ID = 128
 
@@ -30,7 +28,7 @@ class RequestContextMiddleware:
             elif name == b"baggage":
                 baggage = value.decode("latin-1")
         if not request_id or len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
-            request_id = secrets.token_hex(16)
+            request_id = new_id(128)
         scope["meshgate.request_id"] = request_id
         scope[SCOPE_KEY] = TraceContext.from_headers(traceparent, baggage)
         header = (b"x-request-id", request_id.encode("latin-1"))
