@@ -18,6 +18,8 @@ from meshgate.config import ConfigError, Settings, load_settings
 app = typer.Typer(no_args_is_help=True, help="Meshgate: the single point of entry to AI services.")
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 app.add_typer(keys_app, name="keys")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the settings.")
+app.add_typer(config_app, name="config")
 console = Console()
 T = TypeVar("T")
 
@@ -154,6 +156,21 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"revoked {key_id}")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a meshgate.yaml with every setting at its default, described."""
+    from meshgate.config_example import example_yaml
+
+    typer.echo(example_yaml(), nl=False)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings (file plus environment), secrets masked."""
+    settings = settings_or_exit(config)
+    typer.echo(settings.model_dump_json(indent=2))
 
 
 def main() -> None:
