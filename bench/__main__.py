@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bench import summary
 from bench.machine import CpuTimes, describe
-from bench.procs import QUICK, duration, repetitions, source_description, source_env
+from bench.procs import QUICK, duration, repetitions
+from bench.source import source_description, source_env
 
 # Sections of the bench itself, then those each domain keeps in bench/<name>.py.
 SECTIONS = [

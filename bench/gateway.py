@@ -35,9 +35,9 @@ from bench.procs import (
     pinned,
     python_server,
     running,
-    source_env,
 )
 from bench.report import per_request_us, ratio, table
+from bench.source import source_env
 
 CONNECTIONS = (1, 8)
 

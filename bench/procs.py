@@ -23,56 +23,13 @@ from pathlib import Path
 
 import httpx
 
+from bench.source import source_env
+
 WORK = Path(__file__).resolve().parent / ".work"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 PROXY_CORE = "0"
 LOAD_CORE = "1"
 LUA = WORK / "lua"
-
-
-def source_env() -> dict[str, str]:
-    """``BENCH_SOURCE=<commit>`` runs Meshgate from that commit instead of the working tree.
-
-    The commit's ``src`` is exported (``git archive``, which reads only the object store) into
-    bench/.work/src-<sha> and put first on every child's PYTHONPATH, ahead of the editable
-    install: a shared checkout's half-edited files then cannot break or skew a run.
-    """
-    ref = os.environ.get("BENCH_SOURCE", "")
-    if not ref or ref == "worktree":
-        return {}
-    root = Path(__file__).resolve().parent.parent
-    sha = subprocess.run(
-        ["git", "rev-parse", "--verify", ref + "^{commit}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # Pinned for the rest of the run (and its children): a moving HEAD must not change it.
-    os.environ["BENCH_SOURCE"] = sha
-    target = WORK / f"src-{sha[:12]}"
-    if not (target / "src" / "meshgate").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", sha, "src"], cwd=root, capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return {"PYTHONPATH": str(target / "src")}
-
-
-def source_description() -> str:
-    root = Path(__file__).resolve().parent.parent
-    ref = os.environ.get("BENCH_SOURCE", "")
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", (ref if ref and ref != "worktree" else "HEAD")],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if ref and ref != "worktree":
-        return f"Meshgate from commit {head} (BENCH_SOURCE={ref})"
-    return f"Meshgate from the working tree (HEAD {head}, uncommitted changes included)"
 
 
 def duration() -> int:
