@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from meshgate.errors import ValidationFailed
 from meshgate.events.base import Filter
-from meshgate.events.envelope import ERASED, Event
+from meshgate.events.envelope import ERASED, Event, Record
 from meshgate.events.service import EventService
 
 
@@ -117,3 +118,27 @@ async def test_bad_publish_is_refused_and_stores_nothing(client, kwargs: dict[st
         await events.publish(kwargs.pop("type"), tenant="t", **kwargs)
     assert err.value.extra["field"] == field
     assert await events.log.last_sequence() == before
+
+
+async def test_a_stored_personal_part_without_a_readable_key_reads_as_erased(client):
+    events = events_of(client)
+    published = await events.publish(
+        "meshgate.context.updated", tenant="t", data={}, personal={"a": 1}, user_id="u"
+    )
+    # An older record shape (a user_id field, no owner) still reads, its personal part erased.
+    legacy = Record.loads(
+        orjson.dumps(
+            {
+                "tenant": "t",
+                "id": "x",
+                "source": "/s",
+                "type": "a.b",
+                "time": "2026-01-01T00:00:00Z",
+                "user_id": "u",
+                "personal": "AAAA",
+            }
+        ),
+        sequence=published.sequence + 1,
+    )
+    [event] = await events.open_records([legacy])
+    assert event.personal == ERASED and event.sequence == published.sequence + 1

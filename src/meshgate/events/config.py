@@ -36,6 +36,12 @@ class EventsConfig(BaseModel):
     webhook_timeout_seconds: float = Field(
         5.0, gt=0, le=60, description="How long one delivery may take."
     )
+    nats_duplicate_window_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86400,
+        description="How long NATS JetStream remembers event ids to drop a producer's repeat.",
+    )
     stream_heartbeat_seconds: float = Field(
         15.0, gt=0, le=300, description="Comment line sent on an idle event stream."
     )

@@ -136,7 +136,7 @@ class Record:
     @classmethod
     def loads(cls, raw: bytes | str, sequence: int) -> Record:
         values = orjson.loads(raw)
-        return cls(**values, sequence=sequence)
+        return cls(**{k: v for k, v in values.items() if k in _RECORD_FIELDS}, sequence=sequence)
 
     def with_sequence(self, sequence: int) -> Record:
         # Spelled out: dataclasses.replace costs several times more on the append path.
@@ -159,6 +159,9 @@ class Record:
     def dedup_key(self) -> str:
         """A producer's duplicate is the same (source, id) in the same tenant."""
         return f"{self.tenant}\x1f{self.source}\x1f{self.id}"
+
+
+_RECORD_FIELDS = frozenset(Record.__dataclass_fields__) - {"sequence"}
 
 
 def check_type(value: Any, *, integration: bool = False) -> str:

@@ -55,6 +55,7 @@ def build_service(platform: Platform) -> EventService:
         data_dir=settings.data_dir,
         namespace=settings.namespace,
         poll_interval=config.poll_interval_seconds,
+        duplicate_window_seconds=config.nats_duplicate_window_seconds,
     )
     pepper = load_pepper(settings)
     keys = DataKeys(

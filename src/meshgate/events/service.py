@@ -20,7 +20,7 @@ import orjson
 from meshgate.errors import ValidationFailed
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.crypto import DataKeys
-from meshgate.events.envelope import Event, Record, check_type, format_time, now
+from meshgate.events.envelope import ERASED, Event, Record, check_type, format_time, now
 
 if TYPE_CHECKING:
     from meshgate.events.webhooks import WebhookDispatcher
@@ -132,7 +132,7 @@ class EventService:
         sealed = [(r.tenant, r.owner, r.personal) for r in records if r.personal and r.owner]
         clear = await self.keys.decrypt_many(sealed) if sealed else {}  # type: ignore[arg-type]
         return [
-            _to_event(r, clear.get((r.tenant, r.owner, r.personal)) if r.personal else None)
+            _to_event(r, clear.get((r.tenant, r.owner, r.personal), ERASED) if r.personal else None)
             for r in records
         ]
 
@@ -141,6 +141,7 @@ class EventService:
     ) -> AsyncIterator[Event]:
         """Every matching event after ``after``, then new ones as they are appended."""
         while True:
+            raise_if_cancelled()
             # Taken before the read: everything up to ``end`` is visible to that read.
             end = await self.log.last_sequence()
             records = await self.log.read(after, batch, where)
@@ -159,10 +160,12 @@ class EventService:
         """Run ``group``: handle each event after its committed offset, committing as it goes.
 
         At-least-once: an event handled but not yet committed when the process stops is
-        handled again on restart.
+        handled again on restart. Run a group in one process at a time (webhook delivery
+        holds a lease in the SQL store for that); two running it would each see every event.
         """
         after = mine = await self.log.committed(group)
         while True:
+            raise_if_cancelled()
             # A replay (from any process) moves the offset back: follow it.
             stored = await self.log.committed(group)
             if stored < mine:
@@ -205,6 +208,18 @@ class EventService:
                         await handler(event)
                     except Exception:
                         log.exception("event handler for %r failed on %s", prefix, event.id)
+
+
+def raise_if_cancelled() -> None:
+    """Honour a cancellation some library swallowed.
+
+    On Python 3.11, ``asyncio.wait_for`` (used inside the NATS and Redis clients) can lose a
+    cancellation that arrives as its inner future completes; an endless loop would then never
+    stop. The task still counts the request, so loops check it each round.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def new_event_id() -> str:

@@ -59,7 +59,15 @@ async def audit(request: Request, action: str, resource: str, details: dict[str,
 
 @router.post("/v1/subscriptions", status_code=201, dependencies=[require("events:write")])
 async def create_subscription(request: Request, body: NewSubscription) -> dict[str, Any]:
-    """Deliver the tenant's events of ``types`` appended from now on to ``url``, signed."""
+    """Deliver the tenant's events of ``types`` appended from now on to ``url``, signed.
+
+    Each delivery is ``POST <url>`` with the CloudEvent as ``application/cloudevents+json`` and
+    the headers ``Meshgate-Webhook-Id`` (the event id, the same on every retry),
+    ``Meshgate-Webhook-Timestamp`` (Unix seconds) and ``Meshgate-Webhook-Signature``:
+    ``v1=`` + hex HMAC-SHA256 under ``secret`` of ``<timestamp>.<raw body>``. Verify it over
+    the raw body in constant time and refuse old timestamps. Any 2xx is success; anything
+    else is retried with exponential backoff and jitter, then dead-lettered.
+    """
     url, types, secret = check_url(body.url), check_types(body.types), check_secret(body.secret)
     tenant = current_principal(request).tenant
     sub = await dispatcher_of(request).subscribe(tenant, url, types, secret)

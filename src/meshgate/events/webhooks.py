@@ -39,7 +39,7 @@ import orjson
 from meshgate.events.base import Filter
 from meshgate.events.config import EventsConfig
 from meshgate.events.envelope import Event
-from meshgate.events.service import EventService
+from meshgate.events.service import EventService, raise_if_cancelled
 from meshgate.events.subscriptions import Subscription, SubscriptionStore, new_id
 
 log = logging.getLogger("meshgate.events.webhooks")
@@ -155,6 +155,7 @@ class WebhookDispatcher:
                 await self._deliver(sub, event)
 
         while True:
+            raise_if_cancelled()
             try:
                 await self.events.consume(
                     group_of(sub.id), deliver, where=Filter(tenant=sub.tenant)

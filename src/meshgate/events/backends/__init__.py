@@ -8,7 +8,12 @@ from meshgate.events.base import EventLog
 
 
 def open_event_log(
-    url: str | None, *, data_dir: Path, namespace: str, poll_interval: float = 0.2
+    url: str | None,
+    *,
+    data_dir: Path,
+    namespace: str,
+    poll_interval: float = 0.2,
+    duplicate_window_seconds: float = 3600.0,
 ) -> EventLog:
     """``sqlite:///path`` (default ``<data_dir>/events.db``), ``nats://...`` or ``redis://...``."""
     url = url or f"sqlite:///{Path(data_dir) / 'events.db'}"
@@ -21,7 +26,12 @@ def open_event_log(
     if scheme in ("nats", "tls"):
         from meshgate.events.backends.nats import NatsEventLog
 
-        return NatsEventLog(url, namespace=namespace, poll_interval=poll_interval)
+        return NatsEventLog(
+            url,
+            namespace=namespace,
+            poll_interval=poll_interval,
+            duplicate_window_seconds=duplicate_window_seconds,
+        )
     if scheme in ("redis", "rediss"):
         from meshgate.events.backends.redis import RedisEventLog
 

@@ -82,8 +82,10 @@ class NatsEventLog:
 
     async def close(self) -> None:
         if self._nc is not None:
+            # close, not drain: every publish was awaited for its ack already, and a drain
+            # waits for the pending queues of pull subscriptions nobody reads any more.
             with contextlib.suppress(NatsError, OSError):
-                await self._nc.drain()
+                await asyncio.wait_for(self._nc.close(), 5)
             self._nc = None
 
     async def ping(self) -> None:
@@ -214,5 +216,8 @@ class NatsEventLog:
     async def wait(self, after: int, within: float) -> None:
         deadline = time.monotonic() + within
         while self._last <= after and time.monotonic() < deadline:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # see service.raise_if_cancelled
+                raise asyncio.CancelledError
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
             self._last = max(self._last, await self.last_sequence())

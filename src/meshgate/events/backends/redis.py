@@ -138,6 +138,9 @@ class RedisEventLog:
     async def wait(self, after: int, within: float) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # see service.raise_if_cancelled
+                raise asyncio.CancelledError
             if await self.last_sequence() > after:
                 return
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
