@@ -129,8 +129,12 @@ class EventService:
 
     async def open_records(self, records: Sequence[Record]) -> list[Event]:
         """Events with their personal parts decrypted, or shown as erased."""
-        sealed = [(r.tenant, r.owner, r.personal) for r in records if r.personal and r.owner]
-        clear = await self.keys.decrypt_many(sealed) if sealed else {}  # type: ignore[arg-type]
+        sealed = [
+            (r.tenant, r.owner, r.personal)
+            for r in records
+            if r.personal is not None and r.owner is not None
+        ]
+        clear = await self.keys.decrypt_many(sealed) if sealed else {}
         return [
             _to_event(r, clear.get((r.tenant, r.owner, r.personal), ERASED) if r.personal else None)
             for r in records

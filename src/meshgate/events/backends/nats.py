@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import nats
 from nats.errors import Error as NatsError
-from nats.js import api
+from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.errors import NotFoundError as JsNotFound
 
@@ -189,13 +189,15 @@ class NatsEventLog:
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
 
-    async def _drain(self, sub: object, limit: int, where: Filter) -> list[Record]:
-        info = await sub.consumer_info()  # type: ignore[attr-defined]
+    async def _drain(
+        self, sub: JetStreamContext.PullSubscription, limit: int, where: Filter
+    ) -> list[Record]:
+        info = await sub.consumer_info()
         pending = int(info.num_pending)
         out: list[Record] = []
         while pending > 0 and len(out) < limit:
             try:
-                msgs = await sub.fetch(min(pending, FETCH_CHUNK), timeout=5)  # type: ignore[attr-defined]
+                msgs = await sub.fetch(min(pending, FETCH_CHUNK), timeout=5)
             except (NatsError, TimeoutError) as exc:
                 raise BackendUnavailable(f"nats event log: {exc}") from exc
             pending -= len(msgs)
