@@ -34,11 +34,12 @@ from bench.procs import (
     least_cpu,
     lua_script,
     python_server,
-    running,
 )
 from bench.report import pct, ratio, table
 
 CONNECTIONS = (1, 8, 32)
+# url, model name, auth headers, pids of the server processes
+Variant = tuple[str, str, dict[str, str], list[int]]
 STREAM_CONNECTIONS = (8,)
 JSON = {"Content-Type": "application/json"}
 
@@ -56,10 +57,11 @@ def start_upstream(core: str | None = LOAD_CORE) -> tuple[Proc, str]:
 
 
 def run() -> str:
-    upstream, up_url = start_upstream()
-    procs: list[Proc] = [upstream]
+    procs: list[Proc] = []
     notes: list[str] = []
-    with running(*procs):
+    try:
+        upstream, up_url = start_upstream()
+        procs.append(upstream)
         pt_port = free_port()
         passthrough = python_server(
             "passthrough", "passthrough", pt_port, PROXY_CORE, "--upstream", up_url
@@ -67,7 +69,7 @@ def run() -> str:
         procs.append(passthrough)
         pt_url = f"http://127.0.0.1:{pt_port}"
         passthrough.wait_http(pt_url + "/v1/chat/completions")
-        variants = {
+        variants: dict[str, Variant] = {
             "direct": (up_url, MODEL, {}, upstream.pids()),
             "pass-through": (pt_url, MODEL, {}, passthrough.pids()),
         }
@@ -77,50 +79,41 @@ def run() -> str:
             variants["LiteLLM"] = (litellm.url, MODEL, litellm.auth, litellm.proc.pids())
         except Exception as exc:
             notes.append(f"LiteLLM not measured: {str(exc)[:300]}")
-        mesh = Meshgate("chat-meshgate", core=PROXY_CORE)
-        procs.append(mesh.proc)
-        traced = Meshgate(
-            "chat-meshgate-traced",
-            core=PROXY_CORE,
-            env={"MESHGATE_MONITORING__OTLP_ENDPOINT": up_url + "/v1/traces"},
+        otlp = {"MESHGATE_MONITORING__OTLP_ENDPOINT": up_url + "/v1/traces"}
+        for name, env in (("Meshgate", {}), ("Meshgate + tracing", otlp)):
+            try:
+                label = "chat-" + name.lower().replace(" + ", "-")
+                mesh = Meshgate(label, core=PROXY_CORE, env=env)
+                procs.append(mesh.proc)
+                mesh.register_chat_model(up_url)
+                variants[name] = (mesh.url, CHAT_MODEL, mesh.auth, mesh.proc.pids())
+            except NotAvailable as exc:
+                notes.append(f"{name} not measured: not available ({exc}).")
+            except Exception as exc:
+                notes.append(f"{name} not measured: {str(exc)[:300]}")
+        for name, (url, model, auth, _) in variants.items():
+            check(name, url, model, auth)
+        plain = interleaved(
+            {
+                n: (u + "/v1/chat/completions", script(m, a), pids)
+                for n, (u, m, a, pids) in variants.items()
+            },
+            CONNECTIONS,
         )
-        procs.append(traced.proc)
-        try:
-            mesh.register_chat_model(up_url)
-            traced.register_chat_model(up_url)
-            variants["Meshgate"] = (mesh.url, CHAT_MODEL, mesh.auth, mesh.proc.pids())
-            variants["Meshgate + tracing"] = (
-                traced.url,
-                CHAT_MODEL,
-                traced.auth,
-                traced.proc.pids(),
-            )
-        except NotAvailable as exc:
-            notes.append(f"Meshgate not measured: not available ({exc}).")
-        try:
-            for name, (url, model, auth, _) in variants.items():
-                check(name, url, model, auth)
-            plain = interleaved(
-                {
-                    n: (u + "/v1/chat/completions", script(m, a), pids)
-                    for n, (u, m, a, pids) in variants.items()
-                },
-                CONNECTIONS,
-            )
-            streamed = interleaved(
-                {
-                    n: (u + "/v1/chat/completions", script(m, a, stream=True), pids)
-                    for n, (u, m, a, pids) in variants.items()
-                },
-                STREAM_CONNECTIONS,
-                warm_up=False,
-            )
+        streamed = interleaved(
+            {
+                n: (u + "/v1/chat/completions", script(m, a, stream=True), pids)
+                for n, (u, m, a, pids) in variants.items()
+            },
+            STREAM_CONNECTIONS,
+            warm_up=False,
+        )
+        if "Meshgate + tracing" in variants:
             exports = httpx.get(up_url + "/stats").json()["trace_exports"]
-        finally:
-            for p in reversed(procs[1:]):
-                p.stop()
-    if "Meshgate + tracing" in variants:
-        notes.append(f"The OTLP sink received {exports} trace export request(s) during the run.")
+            notes.append(f"The OTLP sink received {exports} trace export request(s) in the run.")
+    finally:
+        for p in reversed(procs):
+            p.stop()
     return render(list(variants), plain, streamed, notes)
 
 

@@ -102,7 +102,11 @@ class LiteLLM:
             "1",
         ]
         self.proc = Proc("litellm", argv, core=core, env=env, cwd=WORK)
-        self.proc.wait_http(self.url + "/health/liveliness", timeout=180)
+        try:
+            self.proc.wait_http(self.url + "/health/liveliness", timeout=180)
+        except Exception:
+            self.proc.stop()
+            raise
 
     @property
     def auth(self) -> dict[str, str]:

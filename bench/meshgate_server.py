@@ -68,7 +68,11 @@ class Meshgate:
         }
         argv = [sys.executable, "-m", "meshgate", "serve"]
         self.proc = Proc(name, argv, core=core, env=full_env)
-        self.proc.wait_http(self.url + "/healthz")
+        try:
+            self.proc.wait_http(self.url + "/healthz")
+        except Exception:
+            self.proc.stop()
+            raise
 
     @property
     def auth(self) -> dict[str, str]:
