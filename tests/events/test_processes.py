@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ADMIN_KEY
 
 from .test_routes import cloudevent
-from .test_stream import wait_for
+from .test_stream import SseReader, wait_for
 from .test_webhooks import SECRET
 
 
@@ -53,9 +53,17 @@ async def test_two_processes_share_the_log_and_deliver_each_webhook_event_once(
         listed = (await b.get("/v1/events", params={"limit": 100})).json()["events"]
         assert [e["sequence"] for e in listed] == list(range(1, 21))
 
-        await wait_for(lambda: len(recv.ids("ok")) >= 20, 10)
+        # A live stream on one process sees what is published through the other.
+        async with b.stream("GET", "/v1/events/stream") as response:
+            sse = SseReader(response)
+            await a.post("/v1/events", json=cloudevent(100))
+            [live] = await asyncio.wait_for(sse.take(1), 10)
+        assert live["data"]["data"] == {"n": 100} and live["id"] == "21"
+
+        sent = [f"order-{n}" for n in [*range(20), 100]]
+        await wait_for(lambda: len(recv.ids("ok")) >= 21, 10)
         await asyncio.sleep(1.0)
-        assert Counter(recv.ids("ok")) == Counter(f"order-{n}" for n in range(20))
+        assert Counter(recv.ids("ok")) == Counter(sent)
 
         # The process holding the delivery stops; the other one carries on from the offset.
         holder = lease_holder_pid(postgres_url)
@@ -65,6 +73,6 @@ async def test_two_processes_share_the_log_and_deliver_each_webhook_event_once(
         b = other
         for n in range(20, 25):
             await b.post("/v1/events", json=cloudevent(n))
-        await wait_for(lambda: len(recv.ids("ok")) >= 25, 15)
+        await wait_for(lambda: len(recv.ids("ok")) >= 26, 15)
         await asyncio.sleep(1.0)
-        assert Counter(recv.ids("ok")) == Counter(f"order-{n}" for n in range(25))
+        assert Counter(recv.ids("ok")) == Counter(sent + [f"order-{n}" for n in range(20, 25)])
