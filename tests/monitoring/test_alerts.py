@@ -223,3 +223,30 @@ async def test_webhook_settings_are_validated(make_settings: Callable[..., Setti
         monitoring={"alerts": {"webhooks": [{"url": "http://x/hook", "secret": SECRET}]}}
     )
     assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
+
+
+async def test_thresholds_per_model_override_the_defaults(
+    make_settings: Callable[..., Settings], webhook_receiver: Receiver
+) -> None:
+    settings = alert_settings(
+        make_settings,
+        webhook_receiver.url,
+        interval_seconds=3600,
+        p95_latency_ms=100,
+        models={"chat": {"p95_latency_ms": 1000}},
+    )
+    async with app_client(settings) as client:
+        platform = platform_of(client)
+        service = monitoring(platform, Clock())
+        for model in ("chat", "classifier"):
+            await asyncio.gather(
+                *(predict(platform, model, "1", latency_ms=150) for _ in range(12))
+            )
+            await report_when(client, model, lambda r: version_of(r, "1")["requests"] == 12)
+        fired, _ = await service.evaluate()
+    assert [(a.rule, a.model, a.threshold) for a in fired] == [("p95_latency", "classifier", 100)]
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="p99_latency_ms"):
+        make_settings(monitoring={"alerts": {"models": {"chat": {"p99_latency_ms": 5}}}})

@@ -51,6 +51,18 @@ class WebhookConfig(BaseModel):
     secret: SecretStr = Field(description="HMAC-SHA256 key signing timestamp and body.")
 
 
+class AlertOverride(BaseModel):
+    """Thresholds of one model, where they differ from the defaults (a chat model is slower
+    than a classifier)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float | None = Field(None, gt=0, le=1)
+    p95_latency_ms: float | None = Field(None, gt=0)
+    accuracy_drop: float | None = Field(None, gt=0, le=1)
+    drift: bool | None = None
+
+
 class AlertConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,9 +86,19 @@ class AlertConfig(BaseModel):
     )
     drift: bool = Field(True, description="Fire when a model version drifts.")
     breaker_open: bool = Field(True, description="Fire while a circuit breaker is open.")
+    models: dict[str, AlertOverride] = Field(
+        default_factory=dict, description="Thresholds per model name, over the defaults above."
+    )
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     webhook_attempts: int = Field(4, ge=1, le=20, description="Deliveries tried per webhook.")
     webhook_timeout_seconds: float = Field(5.0, gt=0)
+
+
+def thresholds_for(config: AlertConfig, model: str) -> AlertConfig:
+    override = config.models.get(model)
+    if override is None:
+        return config
+    return config.model_copy(update=override.model_dump(exclude_none=True))
 
 
 class SloConfig(BaseModel):

@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram
 
 from meshgate.errors import NotFound
 from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, iso, version_violations
-from meshgate.monitoring.config import MonitoringConfig
+from meshgate.monitoring.config import MonitoringConfig, thresholds_for
 from meshgate.monitoring.drift import model_drift
 from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.observations import (
@@ -67,6 +67,7 @@ class MonitoringService:
         self._children: dict[tuple[VersionKey, str], tuple[Counter, Histogram]] = {}
         self._drift_cache: dict[VersionKey, tuple[int, dict[str, Any] | None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.evaluations = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -77,6 +78,7 @@ class MonitoringService:
         self._task = asyncio.create_task(self._evaluate_forever(), name="monitoring-alerts")
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -200,7 +202,9 @@ class MonitoringService:
                 self.metrics.accuracy.labels(*key).set(shown)
             if drift is not None:
                 self.metrics.drift_share.labels(*key).set(drift["share"])
-            violations += version_violations(*key, window, accuracy, drift, cfg)
+            violations += version_violations(
+                *key, window, accuracy, drift, thresholds_for(cfg, key[1])
+            )
         if cfg.breaker_open:
             violations += [breaker_violation(*k) for k in self.metrics.open_breakers()]
         fired, resolved = self.alerts.reconcile(violations, now)
@@ -245,13 +249,16 @@ class MonitoringService:
         for name, check in list(self.checks.items()):
             up = 1
             try:
-                await asyncio.wait_for(check(), PROBE_TIMEOUT)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
+                # that close() sends, and the loop would never end.
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await check()
             except Exception:  # any failure means down; /readyz says why
                 up = 0
             self.metrics.backend_up.labels(name).set(up)
 
     async def _evaluate_forever(self) -> None:
-        while True:
+        while not self._closing:
             await self.sleep(self.config.alerts.interval_seconds)
             try:
                 await self.evaluate()
