@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL,
     UNIQUE (tenant, source, id)
 );
+-- Reads are always by tenant, in log order: without these, SQLite sorts the tenant's rows.
+CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq);
 CREATE INDEX IF NOT EXISTS events_tenant_type ON events (tenant, type, seq);
 CREATE TABLE IF NOT EXISTS consumer_offsets (grp TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
