@@ -110,6 +110,27 @@ async def test_delete_stops_deliveries_and_replay_sends_again(client, receiver):
     assert (await client.delete(f"/v1/subscriptions/{sub}")).status_code == 404
 
 
+async def test_replay_of_a_range_delivers_just_that_range(client, receiver):
+    recv, base = receiver
+    sub = await subscribe(client, f"{base}/ok")
+    posted = (await client.post("/v1/events", json=[cloudevent(n) for n in range(4)])).json()
+    await wait_for(lambda: len(recv.ids("ok")) == 4)
+    first = posted[0]["sequence"]
+    bad = await client.post(
+        f"/v1/subscriptions/{sub}/replay", json={"after": first + 2, "until": first + 1}
+    )
+    assert bad.status_code == 422 and "until" in bad.text
+    replayed = await client.post(
+        f"/v1/subscriptions/{sub}/replay", json={"after": first, "until": first + 2}
+    )
+    assert replayed.status_code == 202
+    await wait_for(lambda: len(recv.ids("ok")) == 6)
+    await client.post("/v1/events", json=cloudevent(4))
+    await wait_for(lambda: len(recv.ids("ok")) == 7)
+    await asyncio.sleep(0.2)
+    assert recv.ids("ok") == [f"order-{n}" for n in (0, 1, 2, 3, 1, 2, 4)]
+
+
 async def test_a_subscription_sees_only_its_tenant(client, receiver):
     recv, base = receiver
     acme = await key_for(client, "acme", "events:read", "events:write")

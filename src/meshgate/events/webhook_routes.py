@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshgate.errors import BackendUnavailable
+from meshgate.errors import BackendUnavailable, ValidationFailed
 from meshgate.events.subscriptions import check_secret, check_types, check_url
 from meshgate.events.webhooks import WebhookDispatcher, group_of
 from meshgate.gateway.security import current_principal, require
@@ -33,7 +33,13 @@ class NewSubscription(BaseModel):
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    after: int = Field(ge=0, description="Deliver again every event after this sequence.")
+    after: int = Field(ge=0, description="Deliver again the events after this sequence.")
+    until: int | None = Field(
+        None,
+        ge=1,
+        description="Last sequence to deliver again; without it the subscription is rewound "
+        "and delivers everything after 'after' again.",
+    )
 
 
 def dispatcher_of(request: Request) -> WebhookDispatcher:
@@ -117,9 +123,12 @@ async def dead_letters(
     "/v1/subscriptions/{sub_id}/replay", status_code=202, dependencies=[require("events:write")]
 )
 async def replay(request: Request, sub_id: str, body: Replay) -> dict[str, Any]:
-    """Deliver again, in order, every event of the subscription after ``after``."""
+    """Deliver again, in order, the subscription's events after ``after`` (to ``until``)."""
+    if body.until is not None and body.until <= body.after:
+        raise ValidationFailed("'until' must be greater than 'after'", field="until")
     dispatcher = dispatcher_of(request)
     sub = await dispatcher.store.get(current_principal(request).tenant, sub_id)
-    await dispatcher.replay(sub, after=body.after)
-    await audit(request, "event.subscription.replayed", sub.id, {"after": body.after})
-    return {"id": sub.id, "after": body.after}
+    await dispatcher.replay(sub, after=body.after, until=body.until)
+    details = {"after": body.after, "until": body.until}
+    await audit(request, "event.subscription.replayed", sub.id, details)
+    return {"id": sub.id, **details}

@@ -83,6 +83,7 @@ class WebhookDispatcher:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.sleep = sleep
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._replays: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.delivered = 0
@@ -94,7 +95,7 @@ class WebhookDispatcher:
         self._watcher = asyncio.create_task(self._watch(), name="webhooks-watch")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._watcher, *self._tasks.values()) if t is not None]
+        tasks = [t for t in (self._watcher, *self._tasks.values(), *self._replays) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -117,8 +118,20 @@ class WebhookDispatcher:
         await self.sync()
         return sub
 
-    async def replay(self, sub: Subscription, *, after: int) -> None:
-        """Deliver again every event after ``after``: stop the task, rewind, start again."""
+    async def replay(self, sub: Subscription, *, after: int, until: int | None = None) -> None:
+        """Deliver again the events after ``after`` (up to ``until`` when given).
+
+        Without ``until`` the subscription is rewound: stop its task, move its offset back,
+        start again. With ``until`` a separate task delivers just that range, and the
+        subscription's own position does not move.
+        """
+        if until is not None:
+            task = asyncio.create_task(
+                self._deliver_range(sub, after, until), name=f"webhook-replay-{sub.id}"
+            )
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+            return
         task = self._tasks.pop(sub.id, None)
         if task is not None:
             task.cancel()
@@ -165,6 +178,19 @@ class WebhookDispatcher:
             except Exception:
                 log.exception("webhook %s stopped; restarting", sub.id)
                 await asyncio.sleep(1)
+
+    async def _deliver_range(self, sub: Subscription, after: int, until: int) -> None:
+        where = Filter(tenant=sub.tenant)
+        while after < until:
+            page = [
+                e for e in await self.events.read(after=after, where=where) if e.sequence <= until
+            ]
+            if not page:
+                return
+            for event in page:
+                if sub.wants(event.type):
+                    await self._deliver(sub, event)
+            after = page[-1].sequence
 
     async def _deliver(self, sub: Subscription, event: Event) -> None:
         body = orjson.dumps(event.to_cloudevent())
