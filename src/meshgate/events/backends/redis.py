@@ -5,6 +5,10 @@ the next sequences from a counter and ``XADD`` each record under the explicit en
 ``0-<sequence>``, so stream order, sequence order and append order are one. Durability is the
 Redis server's: an append is acknowledged once Redis has it, and survives a Redis restart only
 as far as its ``appendonly``/``appendfsync`` settings go.
+
+All tenants share one stream and filters are applied here, so a filtered read scans from
+``after`` onward; live tails stay cheap (they start at the end), a first page for a rare type in
+a long log does not. NATS filters on the server; SQLite has indexes.
 """
 
 from __future__ import annotations
