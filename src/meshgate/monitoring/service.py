@@ -126,6 +126,8 @@ class MonitoringService:
         key, predicted = remembered
         correct = correctness(data, predicted)
         if correct is not None:
+            # The first usable feedback on a prediction counts; repeats cannot skew accuracy.
+            del self._predictions[target]
             self._versions[key].record_feedback(correct)
 
     def _count(self, key: VersionKey, result: str, latency: float | None) -> None:
