@@ -24,6 +24,7 @@ from meshgate.models.predictions import (
 from meshgate.models.providers.base import Call
 from meshgate.models.router import fallback_chain
 from meshgate.models.runtime import ModelRuntime, VersionRuntime
+from meshgate.monitoring.tracing import span
 
 if TYPE_CHECKING:
     from meshgate.models.service import ModelService
@@ -163,8 +164,13 @@ class Inference:
 
             async def once(v: VersionRuntime = version, c: Call = call) -> T:
                 try:
-                    async with asyncio.timeout(v.timeout):
-                        return await work(v, c)
+                    with span(
+                        "model call",
+                        kind="client",
+                        **{"meshgate.model": rt.name, "meshgate.model_version": v.version},
+                    ):
+                        async with asyncio.timeout(v.timeout):
+                            return await work(v, c)
                 except TimeoutError as exc:
                     raise UpstreamTimedOut(
                         f"version {v.version} of {rt.name} gave no answer within {v.timeout:g}s"

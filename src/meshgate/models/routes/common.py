@@ -10,9 +10,10 @@ from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from meshgate.errors import BackendUnavailable
+from meshgate.gateway.middleware.metrics import MODEL, MODEL_VERSION
 from meshgate.gateway.middleware.rate_limit import CHARGE_TOKENS
 from meshgate.gateway.security import current_principal
-from meshgate.models.inference import Caller
+from meshgate.models.inference import Caller, Served
 from meshgate.platform import platform_of
 from meshgate.tracecontext import SCOPE_KEY
 
@@ -52,8 +53,12 @@ def caller_of(request: Request, user: str | None = None) -> Caller:
     )
 
 
-def served_headers(version: str, prediction_id: str) -> dict[str, str]:
-    return {"x-model-version": version, "x-prediction-id": prediction_id}
+def served_headers(request: Request, model: str, served: Served) -> dict[str, str]:
+    """The response headers of a served inference; also tells the gateway's access log,
+    metrics and trace which model and version answered."""
+    request.scope[MODEL] = model
+    request.scope[MODEL_VERSION] = served.version
+    return {"x-model-version": served.version, "x-prediction-id": served.prediction_id}
 
 
 class RelayResponse(Response):

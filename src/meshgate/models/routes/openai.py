@@ -92,7 +92,7 @@ async def chat_completions(request: Request) -> Response:
     served = await service_of(request).chat.chat(
         body, parsed, caller_of(request, parsed.get("user"))
     )
-    headers = served_headers(served.version, served.prediction_id)
+    headers = served_headers(request, str(parsed.get("model")), served)
     if served.value is not None and hasattr(served.value, "body"):
         return Response(
             served.value.body,
@@ -112,7 +112,7 @@ async def embeddings(request: Request) -> Response:
     return Response(
         served.value.body,
         media_type="application/json",
-        headers=served_headers(served.version, served.prediction_id),
+        headers=served_headers(request, str(parsed.get("model")), served),
         background=BackgroundTask(served.run_after) if served.after else None,
     )
 

@@ -128,7 +128,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         name, body, int(header) if header else None, caller, versioned=version is not None
     )
     content, json_length = served.value
-    headers = served_headers(served.version, served.prediction_id)
+    headers = served_headers(request, name, served)
     if json_length is not None:
         headers[HEADER_LENGTH] = str(json_length)
     return Response(
