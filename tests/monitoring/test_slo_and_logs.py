@@ -140,3 +140,16 @@ def test_the_request_window_reads_p95_at_most_5_percent_high_and_forgets_old_buc
     clock.now += 3600  # beyond the retention: gone
     window.observe(200, 0.001)
     assert window.summary(86400)["requests"] == 1
+
+
+def test_database_drivers_never_log_parameters_even_at_debug() -> None:
+    from meshgate.monitoring import logs
+
+    saved = list(logs._installed)
+    logs._installed.clear()
+    try:
+        logs.setup_logging("debug", json_lines=False)
+        for driver in logs.QUIET_DRIVERS:
+            assert not logging.getLogger(driver).isEnabledFor(logging.DEBUG), driver
+    finally:
+        logs._installed[:] = saved

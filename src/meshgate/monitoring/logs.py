@@ -133,10 +133,17 @@ class JsonLogging:
 _installed: list[JsonLogging] = []
 
 
+QUIET_DRIVERS = ("aiosqlite", "psycopg", "psycopg.pool", "redis", "nats")
+
+
 def setup_logging(level: str = "info", *, json_lines: bool = True) -> None:
     """Once per process (``meshgate serve`` calls it in each worker)."""
     if _installed:
         return
+    # Database drivers log statements with their parameters at DEBUG, and parameters carry
+    # key digests and personal data: they stay quiet whatever the platform's level.
+    for driver in QUIET_DRIVERS:
+        logging.getLogger(driver).setLevel(logging.INFO)
     if not json_lines:
         logging.basicConfig(level=getattr(logging, level.upper()))
         return
