@@ -22,12 +22,11 @@ from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
 from meshgate.config import Settings, load_settings
 from meshgate.gateway import problems
 from meshgate.gateway.fast_routes import FastRoutes
-from meshgate.gateway.middleware.access_log import AccessLogMiddleware
 from meshgate.gateway.middleware.auth import AuthMiddleware
 from meshgate.gateway.middleware.body_limit import BodyLimitMiddleware
 from meshgate.gateway.middleware.deprecation import DeprecationMiddleware
 from meshgate.gateway.middleware.fields import FieldsMiddleware
-from meshgate.gateway.middleware.metrics import MetricsMiddleware
+from meshgate.gateway.middleware.observe import ObserveMiddleware
 from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
 from meshgate.gateway.middleware.request_context import RequestContextMiddleware
 from meshgate.gateway.routes import admin, graphql, ops
@@ -150,8 +149,9 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(FieldsMiddleware)
     app.add_middleware(DeprecationMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=platform.metrics)
-    app.add_middleware(AccessLogMiddleware, enabled=settings.monitoring.access_log)
+    app.add_middleware(
+        ObserveMiddleware, metrics=platform.metrics, access_log=settings.monitoring.access_log
+    )
     if settings.monitoring.otlp_endpoint:  # off: not even installed
         from meshgate.gateway.middleware.tracing import TracingMiddleware
         from meshgate.monitoring.tracing import Tracing

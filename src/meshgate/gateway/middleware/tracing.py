@@ -13,7 +13,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgate.gateway.middleware.auth import PRINCIPAL
-from meshgate.gateway.middleware.metrics import MODEL, MODEL_VERSION
+from meshgate.gateway.middleware.observe import MODEL, MODEL_VERSION
 from meshgate.monitoring.tracing import Tracing, continued
 from meshgate.tracecontext import SCOPE_KEY, TraceContext
 

@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from meshgate.errors import BackendUnavailable
-from meshgate.gateway.middleware.metrics import MODEL, MODEL_VERSION
+from meshgate.gateway.middleware.observe import MODEL, MODEL_VERSION
 from meshgate.gateway.middleware.rate_limit import CHARGE_TOKENS
 from meshgate.gateway.security import current_principal
 from meshgate.models.inference import Caller, Served
