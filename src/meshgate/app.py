@@ -130,6 +130,9 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # Tracing and metrics are the platform's own (monitoring/): the framework's built-in
+        # telemetry would look up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.platform = platform
     problems.install(app)

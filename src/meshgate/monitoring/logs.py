@@ -21,7 +21,7 @@ import orjson
 LOG_CONTEXT: ContextVar[tuple[str, str] | None] = ContextVar("meshgate_log_context", default=None)
 """(request id, trace id) of the request being served; set by the access-log middleware."""
 RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "fields"}
-QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+QUIET_LOGGERS = ("uvicorn", "uvicorn.error")
 
 
 def timestamp(created: float) -> str:
@@ -127,6 +127,11 @@ class JsonLogging:
             logger = logging.getLogger(name)
             logger.handlers = []
             logger.propagate = True
+        # The platform writes its own access line; the server's would be a second one per
+        # request (and uvicorn logs access whenever that logger has a handler up the tree).
+        server_access = logging.getLogger("uvicorn.access")
+        server_access.handlers = []
+        server_access.propagate = False
         self.writer.start()
 
 

@@ -17,15 +17,20 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
                     await send_error(self._error(), scope, send)
                     return
                 break
+            if name == b"transfer-encoding":
+                chunked = True
         else:
-            await self._streamed(scope, receive, send)
-            return
+            # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body at all.
+            if chunked:
+                await self._streamed(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
