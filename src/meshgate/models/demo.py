@@ -25,7 +25,8 @@ SIGNATURE: dict[str, Any] = {
 
 
 def artifact_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "models"
+    # Absolute: the registry keeps the path, and relative artifacts are read from this folder.
+    return Path(settings.data_dir).resolve() / "models"
 
 
 def train(directory: Path) -> tuple[Path, Path]:
