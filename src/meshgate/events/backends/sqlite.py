@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -39,10 +40,9 @@ CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq);
 CREATE INDEX IF NOT EXISTS events_tenant_type ON events (tenant, type, seq);
 CREATE TABLE IF NOT EXISTS consumer_offsets (grp TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
-INSERT = (
-    "INSERT OR IGNORE INTO events (tenant, source, id, type, subject, body)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
+COLUMNS = ("tenant", "source", "id", "type", "subject", "body")
+# Rows per INSERT statement (6 parameters a row; SQLite allows 32766 a statement).
+INSERT_CHUNK = 500
 EXISTING = "SELECT seq FROM events WHERE tenant = ? AND source = ? AND id = ?"
 _STOP = object()
 
@@ -50,11 +50,13 @@ _STOP = object()
 class _Job:
     """One caller's appends (or offset commit) waiting for the next group commit."""
 
-    __slots__ = ("future", "kind", "payload", "result")
+    __slots__ = ("count", "future", "kind", "payload", "result")
 
-    def __init__(self, kind: str, payload: Any, future: asyncio.Future[Any]):
+    def __init__(self, kind: str, payload: Any, count: int, future: asyncio.Future[Any]):
         self.kind = kind
         self.payload = payload
+        """For appends, the rows' column values flattened (``len(COLUMNS)`` a row)."""
+        self.count = count
         self.future = future
         self.result: Any = None
 
@@ -73,12 +75,20 @@ class SqliteEventLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last = 0
         self._changed = asyncio.Event()
+        # Loop side of the group commit: jobs gather here while a batch is being written and
+        # go to the writer together, so the writer thread wakes once per commit, not per job.
+        self._waiting: list[_Job] = []
+        self._in_flight = False
+        self._handover_due = False
+        self._closing = False
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
+        self._waiting, self._in_flight, self._handover_due = [], False, False
+        self._closing = False
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         ready: asyncio.Future[None] = self._loop.create_future()
@@ -92,6 +102,11 @@ class SqliteEventLog:
 
     async def close(self) -> None:
         if self._writer is not None:
+            self._closing = True
+            if self._waiting:
+                # Written before the stop: the writer takes batches in order.
+                self._jobs.put(self._waiting)
+                self._waiting = []
             self._jobs.put(_STOP)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
@@ -103,7 +118,9 @@ class SqliteEventLog:
         await self.last_sequence()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
@@ -114,21 +131,47 @@ class SqliteEventLog:
     async def append(self, records: Sequence[Record]) -> list[Record]:
         if not records:
             return []
-        sequences: list[int] = await self._submit("append", records)
+        values: list[Any] = []
+        try:
+            for r in records:
+                values += (r.tenant, r.source, r.id, r.type, r.subject, r.dumps())
+        except TypeError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        sequences: list[int] = await self._submit("append", values, len(records))
         return [r.with_sequence(s) for r, s in zip(records, sequences, strict=True)]
 
     async def commit(self, group: str, sequence: int) -> None:
-        await self._submit("commit", (group, sequence))
+        await self._submit("commit", (group, sequence), 1)
 
     async def seek(self, group: str, sequence: int) -> None:
-        await self._submit("seek", (group, sequence))
+        await self._submit("seek", (group, sequence), 1)
 
-    def _submit(self, kind: str, payload: Any) -> asyncio.Future[Any]:
-        if self._writer is None or self._loop is None:
+    def _submit(self, kind: str, payload: Any, count: int) -> asyncio.Future[Any]:
+        if self._writer is None or self._loop is None or self._closing:
             raise BackendUnavailable("event log is not started")
         future = self._loop.create_future()
-        self._jobs.put(_Job(kind, payload, future))
+        self._waiting.append(_Job(kind, payload, count, future))
+        if not self._in_flight and not self._handover_due:
+            # At the end of this loop iteration, so the jobs of one iteration share a batch.
+            self._handover_due = True
+            self._loop.call_soon(self._hand_over)
         return future
+
+    def _hand_over(self) -> None:
+        """Give the waiting jobs (up to ``max_batch`` rows) to the writer, one batch at a time."""
+        self._handover_due = False
+        if self._in_flight or not self._waiting or self._closing:
+            return
+        batch, rows = self._waiting, 0
+        for n, job in enumerate(batch):
+            rows += job.count
+            if rows >= self.max_batch:
+                batch, self._waiting = batch[: n + 1], batch[n + 1 :]
+                break
+        else:
+            self._waiting = []
+        self._in_flight = True
+        self._jobs.put(batch)
 
     def _write_loop(self, ready: asyncio.Future[None]) -> None:
         assert self._loop is not None
@@ -142,65 +185,43 @@ class SqliteEventLog:
         self._loop.call_soon_threadsafe(ready.set_result, None)
         try:
             while True:
-                first = self._jobs.get()
-                if first is _STOP:
+                batch = self._jobs.get()
+                if batch is _STOP:
                     return
-                batch, stop = self._drain(first)
                 self._write_batch(conn, batch)
-                if stop:
-                    return
         finally:
             conn.close()
 
-    def _drain(self, first: _Job) -> tuple[list[_Job], bool]:
-        batch, rows = [first], _rows(first)
-        while rows < self.max_batch:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is _STOP:
-                return batch, True
-            batch.append(job)
-            rows += _rows(job)
-        return batch, False
-
     def _write_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         assert self._loop is not None
-        appends = []
-        for job in batch:
-            if job.kind != "append":
-                continue
-            try:
-                job.payload = [(r, r.dumps()) for r in job.payload]
-                appends.append(job)
-            except TypeError as exc:
-                self._loop.call_soon_threadsafe(_fail, [job], BackendUnavailable(str(exc)))
-                job.kind = "failed"
+        appends = [job for job in batch if job.kind == "append"]
+        offsets = [job for job in batch if job.kind != "append"]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            if appends:
-                _insert(conn, appends)
-            for job in batch:
-                if job.kind in ("commit", "seek"):
-                    _set_offset(conn, job)
-            conn.execute("COMMIT")
+            _write(conn, appends, offsets)
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = BackendUnavailable(f"sqlite event log: {exc}")
-            self._loop.call_soon_threadsafe(_fail, batch, error)
+            self._loop.call_soon_threadsafe(self._finish, batch, error)
             return
-        self._loop.call_soon_threadsafe(self._resolve, batch)
+        self._loop.call_soon_threadsafe(self._finish, batch, None)
 
-    def _resolve(self, batch: list[_Job]) -> None:
+    def _finish(self, batch: list[_Job], error: Exception | None) -> None:
         for job in batch:
+            if job.future.done():
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+                continue
             if job.kind == "append" and job.result:
                 self._last = max(self._last, *job.result)
-            if not job.future.done():
-                job.future.set_result(job.result)
-        self._changed.set()
-        self._changed = asyncio.Event()
+            job.future.set_result(job.result)
+        if error is None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+        self._in_flight = False
+        if self._waiting:
+            self._hand_over()
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -258,37 +279,47 @@ class SqliteEventLog:
                 raise BackendUnavailable(f"sqlite event log: {exc}") from exc
 
 
-def _insert(conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-    """Insert every job's records; set each job's result to their sequences."""
-    rows = [
-        (r.tenant, r.source, r.id, r.type, r.subject, body)
-        for job in jobs
-        for r, body in job.payload
-    ]
-    # Fast path: one executemany. With a single writer and INTEGER PRIMARY KEY the new rows
-    # take consecutive sequences, so the last one gives them all.
-    conn.execute("SAVEPOINT batch")
-    before = conn.total_changes
-    conn.executemany(INSERT, rows)
-    if conn.total_changes - before == len(rows):
-        conn.execute("RELEASE batch")
-        sequence = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
-        for job in jobs:
-            job.result = list(range(sequence, sequence + len(job.payload)))
-            sequence += len(job.payload)
-        return
-    # A duplicate was ignored somewhere: redo row by row to learn which sequences exist.
-    conn.execute("ROLLBACK TO batch")
-    conn.execute("RELEASE batch")
-    for job in jobs:
-        sequences = []
-        for r, body in job.payload:
-            cursor = conn.execute(INSERT, (r.tenant, r.source, r.id, r.type, r.subject, body))
-            if cursor.rowcount == 1:
-                sequences.append(cursor.lastrowid)
-            else:
-                sequences.append(conn.execute(EXISTING, (r.tenant, r.source, r.id)).fetchone()[0])
-        job.result = sequences
+def _write(conn: sqlite3.Connection, appends: list[_Job], offsets: list[_Job]) -> None:
+    """Write one batch durably; set each append job's result to its records' sequences."""
+    values: list[Any] = []
+    for job in appends:
+        values += job.payload
+    rows = len(values) // len(COLUMNS)
+    # The common batch is one INSERT statement, which SQLite runs as its own transaction
+    # (fsync'd on commit with synchronous=FULL): one call into SQLite, one GIL hand-off.
+    alone = not offsets and rows <= INSERT_CHUNK
+    if not alone:
+        conn.execute("BEGIN IMMEDIATE")
+    before, last = conn.total_changes, 0
+    for start in range(0, rows, INSERT_CHUNK):
+        chunk = values[start * len(COLUMNS) : (start + INSERT_CHUNK) * len(COLUMNS)]
+        last = conn.execute(_insert_sql(len(chunk) // len(COLUMNS)), chunk).lastrowid or 0
+    if conn.total_changes - before == rows:
+        # With a single writer and INTEGER PRIMARY KEY the new rows take consecutive
+        # sequences, so the last one gives them all.
+        sequence = last - rows + 1
+        for job in appends:
+            job.result = list(range(sequence, sequence + job.count))
+            sequence += job.count
+    else:
+        # A duplicate was ignored somewhere: every record's sequence is that of the row
+        # stored under its (tenant, source, id), whether just inserted or there before.
+        for job in appends:
+            keys = job.payload
+            job.result = [
+                conn.execute(EXISTING, keys[i : i + 3]).fetchone()[0]
+                for i in range(0, len(keys), len(COLUMNS))
+            ]
+    for job in offsets:
+        _set_offset(conn, job)
+    if not alone:
+        conn.execute("COMMIT")
+
+
+@functools.lru_cache(maxsize=INSERT_CHUNK)
+def _insert_sql(rows: int) -> str:
+    one = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    return f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES " + ", ".join([one] * rows)
 
 
 def _set_offset(conn: sqlite3.Connection, job: _Job) -> None:
@@ -299,13 +330,3 @@ def _set_offset(conn: sqlite3.Connection, job: _Job) -> None:
         f" ON CONFLICT (grp) DO UPDATE SET seq = {keep}",
         (group, sequence),
     )
-
-
-def _rows(job: _Job) -> int:
-    return len(job.payload) if job.kind == "append" else 1
-
-
-def _fail(batch: list[_Job], error: Exception) -> None:
-    for job in batch:
-        if not job.future.done():
-            job.future.set_exception(error)
