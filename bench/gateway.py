@@ -84,8 +84,8 @@ def in_process() -> str:
     return "\n\n".join(
         [
             "In process, without the HTTP server (bench/inprocess.py): µs per ASGI call of "
-            "GET /v1/whoami, best of several rounds, core 0; the access log written to a file "
-            "by its writer thread as under `meshgate serve`.",
+            "GET /v1/whoami in process CPU time, best of several rounds, core 0; the access log "
+            "written to a file by its writer thread as under `meshgate serve`.",
             table(["app", "µs per call", "added over raw ASGI, µs", "aim"], rows),
         ]
     )
