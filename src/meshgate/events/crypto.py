@@ -10,9 +10,10 @@ stays append-only.
 The key rows hold the pseudonym (column ``user_id``) and the key sealed
 (:mod:`meshgate.events.sealing`). Decryption always reads keys from the store (one query per
 page of events), so an erasure in one process is honoured by every process at once.
-Encryption keeps a key for at most ``cache_seconds``: an event published by another process
-within that window after an erasure is encrypted under the destroyed key, which makes it
-unreadable, never readable.
+Encryption keeps a key for at most ``cache_seconds``; the erasing process drops it at once,
+and an event published by another process within that window after an erasure is encrypted
+under the destroyed key, which makes it unreadable, never readable
+(tests/events/test_data_keys.py shows both).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import os
+import threading
 import time
 from typing import Any
 
@@ -49,6 +51,39 @@ MIGRATIONS = [
 ]
 NONCE_BYTES = 12
 CACHE_LIMIT = 10_000
+# Nonces drawn from the OS this many at a time: one getrandom call per block instead of one
+# per event (a system call costs tens of microseconds on some virtual machines).
+NONCE_BLOCK = 256
+
+
+class NoncePool:
+    """Random 96-bit AES-GCM nonces, read from ``os.urandom`` in blocks.
+
+    Each nonce is 12 bytes of the OS's randomness used once, exactly as ``os.urandom(12)``
+    per call would be; only the system call is shared. A forked child drops its copy of the
+    parent's block so the two never use the same bytes.
+    """
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._at = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self) -> bytes:
+        with self._lock:
+            at = self._at
+            if at >= len(self._block):
+                self._block, at = os.urandom(NONCE_BYTES * NONCE_BLOCK), 0
+            self._at = at + NONCE_BYTES
+            return self._block[at : at + NONCE_BYTES]
+
+    def _forget(self) -> None:
+        self._block, self._at = b"", 0
+        self._lock = threading.Lock()
+
+
+_NONCES = NoncePool()
 
 
 class DataKeys:
@@ -59,18 +94,32 @@ class DataKeys:
         self.sealer = sealer
         self._pseudonym_key = pseudonym_key
         self.cache_seconds = cache_seconds
-        self._cache: dict[tuple[str, str], tuple[bytes, float]] = {}
+        # (tenant, owner) -> (cipher under the user's key, AAD, when to read the key again)
+        self._cache: dict[tuple[str, str], tuple[AESGCM, bytes, float]] = {}
+        self._owners: dict[tuple[str, str], str] = {}
 
     def owner_of(self, tenant: str, user_id: str) -> str:
         """The pseudonym the log uses for ``user_id``: stable, not reversible without the key."""
-        message = f"{tenant}\x1f{user_id}".encode()
-        return hmac.new(self._pseudonym_key, message, hashlib.sha256).hexdigest()[:32]
+        owner = self._owners.get((tenant, user_id))
+        if owner is None:
+            message = f"{tenant}\x1f{user_id}".encode()
+            owner = hmac.new(self._pseudonym_key, message, hashlib.sha256).hexdigest()[:32]
+            if len(self._owners) >= CACHE_LIMIT:
+                self._owners.clear()
+            self._owners[(tenant, user_id)] = owner
+        return owner
 
     async def encrypt(self, tenant: str, owner: str, personal: Any) -> str:
-        key = await self._key_for_writing(tenant, owner)
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(key).encrypt(nonce, orjson.dumps(personal), _aad(tenant, owner))
-        return base64.b64encode(nonce + sealed).decode()
+        """base64 of nonce + AES-GCM ciphertext of ``personal`` (JSON) under the user's key."""
+        return await self.encrypt_json(tenant, owner, orjson.dumps(personal))
+
+    async def encrypt_json(self, tenant: str, owner: str, clear: bytes) -> str:
+        cached = self._cache.get((tenant, owner))
+        if cached is None or cached[2] <= time.monotonic():
+            cached = await self._key_for_writing(tenant, owner)
+        aead, aad, _ = cached
+        nonce = _NONCES.take()
+        return base64.b64encode(nonce + aead.encrypt(nonce, clear, aad)).decode()
 
     async def decrypt_many(
         self, items: list[tuple[str, str, str]]
@@ -94,10 +143,7 @@ class DataKeys:
             "DELETE FROM user_data_keys WHERE tenant = ? AND user_id = ?", (tenant, owner)
         )
 
-    async def _key_for_writing(self, tenant: str, owner: str) -> bytes:
-        cached = self._cache.get((tenant, owner))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+    async def _key_for_writing(self, tenant: str, owner: str) -> tuple[AESGCM, bytes, float]:
         fresh = AESGCM.generate_key(bit_length=256)
         await self.sql.execute(
             "INSERT INTO user_data_keys (tenant, user_id, data_key, created_at)"
@@ -112,8 +158,9 @@ class DataKeys:
         key = (self._unseal(tenant, owner, row["data_key"]) if row is not None else None) or fresh
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
-        self._cache[(tenant, owner)] = (key, time.monotonic() + self.cache_seconds)
-        return key
+        entry = (AESGCM(key), _aad(tenant, owner), time.monotonic() + self.cache_seconds)
+        self._cache[(tenant, owner)] = entry
+        return entry
 
     async def _load(self, owners: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         keys: dict[tuple[str, str], bytes] = {}
