@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from meshgate.errors import NotFound
 from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, iso, version_violations
@@ -65,6 +65,7 @@ class MonitoringService:
         self._versions: dict[VersionKey, VersionStats] = {}
         self._predictions: OrderedDict[str, tuple[VersionKey, Any]] = OrderedDict()
         self._children: dict[tuple[VersionKey, str], tuple[Counter, Histogram]] = {}
+        self._lag: tuple[Gauge, Gauge] | None = None
         self._drift_cache: dict[VersionKey, tuple[int, dict[str, Any] | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -89,7 +90,10 @@ class MonitoringService:
 
     async def handle(self, event: Event) -> None:
         lag = time.time() - event.time.timestamp()
-        self.metrics.event_lag.labels("monitoring").set(max(0.0, lag))
+        gauge = self.metrics.event_lag
+        if self._lag is None or self._lag[0] is not gauge:
+            self._lag = (gauge, gauge.labels("monitoring"))
+        self._lag[1].set(max(0.0, lag))
         if event.type == "meshgate.prediction.made":
             self.record_prediction(event.tenant, event.id, event.data, event.personal)
         elif event.type == "meshgate.prediction.feedback":
