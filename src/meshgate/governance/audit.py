@@ -53,7 +53,12 @@ def iso(moment: datetime) -> str:
     """Fixed-width UTC time, so stored times sort and compare as text."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    elif moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    if moment.year >= 1000:
+        # The same text as the strftime below, several times faster (one per audit record).
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(name: str, value: str | None) -> str | None:

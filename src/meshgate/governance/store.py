@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,9 +63,8 @@ INSERT_CHUNK = 100
 RECORD_COLUMNS = "seq, at, actor, tenant, action, resource, details, model_version, prev_hash, hash"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A record before it has a place in the chain."""
+class Entry(NamedTuple):
+    """A record before it has a place in the chain (a tuple: one is made per prediction)."""
 
     actor: str
     tenant: str
