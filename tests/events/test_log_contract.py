@@ -62,6 +62,17 @@ async def test_duplicate_source_and_id_is_stored_once(event_log: EventLog):
     assert [r.data["n"] for r in got] == [1, 2, 1]
 
 
+async def test_a_large_batch_with_repeats_gets_every_sequence_right(event_log: EventLog):
+    (first,) = await event_log.append([record(5)])
+    # More records than one statement takes, a repeat of a stored one and a repeat within.
+    batch = [record(n) for n in range(6, 1206)] + [record(5), record(7), record(1206)]
+    stored = await event_log.append(batch)
+    fresh = list(range(first.sequence + 1, first.sequence + 1202))
+    assert [r.sequence for r in stored] == [*fresh[:1200], first.sequence, fresh[1], fresh[1200]]
+    got = await event_log.read(0, 2000)
+    assert [r.data["n"] for r in got] == list(range(5, 1207))
+
+
 async def test_concurrent_appends_get_unique_gapless_sequences(event_log: EventLog):
     async def producer(p: int) -> list[int]:
         out = []

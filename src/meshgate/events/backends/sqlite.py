@@ -198,9 +198,10 @@ class SqliteEventLog:
         offsets = [job for job in batch if job.kind != "append"]
         try:
             _write(conn, appends, offsets)
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the writer thread must outlive any one batch
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             error = BackendUnavailable(f"sqlite event log: {exc}")
             self._loop.call_soon_threadsafe(self._finish, batch, error)
             return
