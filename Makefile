@@ -36,8 +36,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
+# requirements.lock: what `make install` puts in the dev venv (with the dev extra);
+# requirements-runtime.lock: the production image's (runtime dependencies only).
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 -o requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) data

@@ -23,6 +23,9 @@ app.add_typer(config_app, name="config")
 console = Console()
 T = TypeVar("T")
 
+# uvicorn drains in-flight requests this long on SIGTERM; deploy/ sizes its grace periods on it.
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
 ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
 
 
@@ -91,7 +94,7 @@ def serve(
         http="httptools",
         log_level=settings.log_level,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         server_header=False,
     )
 
