@@ -28,6 +28,7 @@ SECTIONS = [
     "event_log",
     "v2_inference",
     "profile",
+    "soak",
 ]
 RESULTS = Path(__file__).resolve().parent / "results"
 LATEST = "<!-- latest -->"
