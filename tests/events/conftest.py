@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from meshgate.events.backends import open_event_log
 from meshgate.events.base import EventLog
 from meshgate.events.envelope import Record, format_time, now
 from meshgate.events.service import EventService
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, free_port, unavailable
 
-BACKENDS = ["sqlite", "nats", "redis"]
+RABBITMQ_STREAM_PORT = 5552
+BACKENDS = ["sqlite", "nats", "redis", "rabbitmq"]
 
 
 async def drop_nats_stream(url: str, namespace: str) -> None:
@@ -34,11 +36,31 @@ async def drop_nats_stream(url: str, namespace: str) -> None:
     await nc.close()
 
 
+async def drop_rabbitmq_stream(url: str, namespace: str) -> None:
+    """Remove the stream this test created (and only that one)."""
+    from rstream import Producer
+
+    producer = Producer("127.0.0.1", RABBITMQ_STREAM_PORT, username="guest", password="guest")
+    async with producer:
+        await producer.delete_stream(f"{namespace}_events", missing_ok=True)
+
+
+@pytest.fixture
+def rabbitmq_stream_url() -> str:
+    try:
+        socket.create_connection(("127.0.0.1", RABBITMQ_STREAM_PORT), timeout=3).close()
+    except OSError as exc:
+        unavailable("RabbitMQ Streams (plugin rabbitmq_stream)", exc)
+    return f"rabbitmq-stream://guest:guest@127.0.0.1:{RABBITMQ_STREAM_PORT}/"
+
+
 def log_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'events.db'}"
     if backend == "nats":
         return request.getfixturevalue("nats_url")
+    if backend == "rabbitmq":
+        return request.getfixturevalue("rabbitmq_stream_url")
     return request.getfixturevalue("redis_url")
 
 
@@ -53,6 +75,8 @@ async def event_log(
     await backend.close()
     if request.param == "nats":
         await drop_nats_stream(url, namespace)
+    if request.param == "rabbitmq":
+        await drop_rabbitmq_stream(url, namespace)
 
 
 def record(n: int, *, tenant: str = "acme", type: str = "crm.synced", **kw: object) -> Record:

@@ -1,4 +1,5 @@
-"""An acknowledged append survives SIGKILL of the appending process (SQLite and NATS)."""
+"""An acknowledged append survives SIGKILL of the appending process (SQLite, NATS and
+RabbitMQ Streams)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from meshgate.events.backends import open_event_log
 
-from .conftest import drop_nats_stream
+from .conftest import drop_nats_stream, drop_rabbitmq_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,15 +41,15 @@ def run_and_kill(url: str, namespace: str, data_dir: Path, seconds: float) -> li
     return lines
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "nats"])
+@pytest.mark.parametrize("backend", ["sqlite", "nats", "rabbitmq"])
 async def test_every_acknowledged_append_survives_sigkill_in_order_without_gaps(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, namespace: str
 ):
-    url = (
-        f"sqlite:///{tmp_path / 'events.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("nats_url")
-    )
+    url = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'events.db'}",
+        "nats": lambda: request.getfixturevalue("nats_url"),
+        "rabbitmq": lambda: request.getfixturevalue("rabbitmq_stream_url"),
+    }[backend]()
     try:
         acked = run_and_kill(url, namespace, tmp_path, seconds=1.5)
         assert len(acked) > 500, "the appender should have done real work before the kill"
@@ -79,3 +80,5 @@ async def test_every_acknowledged_append_survives_sigkill_in_order_without_gaps(
     finally:
         if backend == "nats":
             await drop_nats_stream(url, namespace)
+        if backend == "rabbitmq":
+            await drop_rabbitmq_stream(url, namespace)

@@ -1,8 +1,12 @@
-"""The EventLog contract, run against SQLite, NATS JetStream and Redis Streams for real."""
+"""The EventLog contract, run against SQLite, NATS JetStream, Redis Streams and RabbitMQ Streams
+for real."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from meshgate.events.base import EventLog, Filter
 
@@ -118,3 +122,35 @@ async def test_wait_returns_when_a_record_arrives(event_log: EventLog):
     started = loop.time()
     await event_log.wait(after=2, within=0.1)  # nothing new: gives up in time
     assert loop.time() - started < 1
+
+
+async def test_rabbitmq_reads_older_pages_from_the_broker(
+    request: pytest.FixtureRequest, tmp_path: Path, namespace: str
+):
+    """The RabbitMQ Streams log keeps only the newest records in memory; older pages come from
+    the broker, filtered and in order, and a restarted process sees every record again."""
+    from meshgate.events.backends.rabbitmq import RabbitStreamEventLog
+
+    from .conftest import drop_rabbitmq_stream
+
+    url = request.getfixturevalue("rabbitmq_stream_url")
+    log = RabbitStreamEventLog(url, namespace=namespace, recent_records=3)
+    await log.start()
+    try:
+        await log.append([record(n, tenant="acme" if n % 2 else "other") for n in range(1, 21)])
+        await log.append([record(4, tenant="other")])  # a repeat: stored once
+        assert [r.data["n"] for r in await log.read(0, 100)] == list(range(1, 21))
+        assert [r.sequence for r in await log.read(5, 4)] == [6, 7, 8, 9]
+        acme = await log.read(0, 100, Filter(tenant="acme"))
+        assert [r.data["n"] for r in acme] == list(range(1, 21, 2))
+        await log.close()
+        again = RabbitStreamEventLog(url, namespace=namespace, recent_records=3)
+        await again.start()
+        assert await again.last_sequence() == 20
+        (repeat,) = await again.append([record(7)])
+        assert repeat.sequence == 7
+        assert [r.sequence for r in await again.read(16, 100)] == [17, 18, 19, 20]
+        await again.close()
+    finally:
+        await log.close()
+        await drop_rabbitmq_stream(url, namespace)

@@ -10,7 +10,8 @@ class EventsConfig(BaseModel):
 
     url: str | None = Field(
         None,
-        description="sqlite:///path, nats://host:port or redis://; default SQLite in data_dir.",
+        description="sqlite:///path, nats://host:port, redis:// or rabbitmq-stream://host:5552; "
+        "default SQLite in data_dir.",
     )
     poll_interval_seconds: float = Field(
         0.2,

@@ -15,7 +15,8 @@ def open_event_log(
     poll_interval: float = 0.2,
     duplicate_window_seconds: float = 3600.0,
 ) -> EventLog:
-    """``sqlite:///path`` (default ``<data_dir>/events.db``), ``nats://...`` or ``redis://...``."""
+    """``sqlite:///path`` (default ``<data_dir>/events.db``), ``nats://...``, ``redis://...``
+    or ``rabbitmq-stream://...``."""
     url = url or f"sqlite:///{Path(data_dir) / 'events.db'}"
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
@@ -36,4 +37,8 @@ def open_event_log(
         from meshgate.events.backends.redis import RedisEventLog
 
         return RedisEventLog(url, namespace=namespace, poll_interval=poll_interval)
+    if scheme == "rabbitmq-stream":
+        from meshgate.events.backends.rabbitmq import RabbitStreamEventLog
+
+        return RabbitStreamEventLog(url, namespace=namespace, poll_interval=poll_interval)
     raise ValueError(f"no event log backend for {scheme!r}")
