@@ -64,7 +64,8 @@ def load_pepper(settings: Settings) -> bytes:
 
 
 def build_platform(settings: Settings) -> Platform:
-    sql = open_sql_store(settings.sql_url)
+    timeout = settings.backend_timeout_seconds
+    sql = open_sql_store(settings.sql_url, timeout=timeout)
     lim = settings.limits
     keys = KeyService(
         sql,
@@ -76,7 +77,9 @@ def build_platform(settings: Settings) -> Platform:
     platform = Platform(
         settings=settings,
         sql=sql,
-        limiter=open_limiter(settings.limiter_backend_url, namespace=settings.namespace),
+        limiter=open_limiter(
+            settings.limiter_backend_url, namespace=settings.namespace, timeout=timeout
+        ),
         keys=keys,
         metrics=Metrics(),
     )

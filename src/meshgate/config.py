@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         description="Prefix of every Redis key and NATS stream, so deployments can share a server.",
     )
     limiter_url: str | None = Field(None, description="memory:// or redis://; default redis_url.")
+    backend_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Longest a request waits on a network backend (Redis, NATS, PostgreSQL) "
+        "before a 503 with Retry-After: a dead or frozen backend never holds requests longer.",
+    )
     max_body_bytes: int = Field(MiB, ge=1024, description="Largest accepted request body.")
     auth_cache_ttl_seconds: float = Field(
         5.0, ge=0, le=300, description="How long a verified key stays cached (revocation delay)."

@@ -87,7 +87,12 @@ class UpstreamError(MeshgateError):
 
 
 class BackendUnavailable(MeshgateError):
+    """Always with ``Retry-After``: the backend is expected back, and the client may retry."""
+
     status, title, slug = 503, "Backend unavailable", "backend-unavailable"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail, headers={"Retry-After": "1", **(headers or {})}, **extra)
 
 
 class UpstreamTimeout(MeshgateError):

@@ -17,17 +17,21 @@ async def test_liveness_readiness_and_public_paths(client: httpx.AsyncClient) ->
     assert (await client.get("/openapi.json", headers=anonymous)).status_code == 200
 
 
-async def test_readyz_names_the_failing_backend_and_requests_get_503(
+async def test_readyz_names_the_failing_backend_and_limits_hold_per_process(
     make_settings: object,
 ) -> None:
     settings: Settings = make_settings(limiter_url="redis://127.0.0.1:1/0")  # type: ignore[operator]
     async with app_client(settings) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert set(ready.json()["failing"]) == {"limiter"}
-        limited = await client.get("/v1/whoami")
-        assert limited.status_code == 503
-        assert "redis limiter" in limited.json()["detail"]
+        assert ready.json()["failing"] == {"limiter": "rate limiter (Redis) is unavailable; retry later"}
+        assert "127.0.0.1" not in ready.text
+        # Requests that need nothing but a limit go on, limited by this process alone.
+        assert (await client.get("/v1/whoami")).status_code == 200
+        made = await client.post("/v1/admin/keys", json={"scopes": ["inference"], "rpm": 2})
+        key = {"Authorization": f"Bearer {made.json()['key']}"}
+        statuses = [(await client.get("/v1/whoami", headers=key)).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
 
 
 async def test_deprecated_routes_announce_their_sunset(client: httpx.AsyncClient) -> None:

@@ -78,5 +78,5 @@ async def test_rowcount_and_fetch_all(store: SqlStore) -> None:
 
 async def test_unreachable_postgres_is_a_clear_backend_error() -> None:
     store = open_sql_store("postgresql://127.0.0.1:1/none?connect_timeout=1")
-    with pytest.raises(BackendUnavailable, match="postgresql"):
+    with pytest.raises(BackendUnavailable, match=r"(?i)postgresql"):
         await store.start()

@@ -3,6 +3,8 @@
 A write invalidates the writer's own cache directly, then publishes the key; every other
 node drops it on receipt. Pub/sub delivers at most once, so when the subscription breaks the
 node clears its whole cache and resubscribes, and cache entries expire on their own anyway.
+While the node is not subscribed (Redis down, at start or later) its cache is off: every read
+goes to the store, so a write elsewhere is never missed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from meshgate.context.cache import ContextCache, Key
+from meshgate.outage import DEFAULT_TIMEOUT, redis_client
 
 log = logging.getLogger("meshgate.context")
 SEP = "\x1f"
@@ -44,48 +47,63 @@ class LocalBus:
 
 
 class RedisBus:
-    def __init__(self, url: str, channel: str, cache: ContextCache):
+    def __init__(
+        self, url: str, channel: str, cache: ContextCache, *, timeout: float = DEFAULT_TIMEOUT
+    ):
         self.node = secrets.token_hex(6)
         # Named, so an operator (or a test) can tell this node's subscription apart.
         self.client_name = f"{channel.replace(':', '-')}-{self.node}"
-        self._redis = redis.Redis.from_url(url, client_name=self.client_name)
+        self._redis = redis_client(url, timeout=timeout)
+        # The subscriber waits for messages as long as there are none: no read timeout.
+        self._subscriber = redis.Redis.from_url(
+            url, client_name=self.client_name, socket_connect_timeout=timeout
+        )
+        self.timeout = timeout
         self.channel = channel
         self.cache = cache
+        self._cache_size = cache.size
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
+        self._cache_size = self.cache.size
+        self.cache.size = 0  # on once subscribed
         self._task = asyncio.create_task(self._listen(), name="context-invalidation")
-        # Serve only once subscribed: a write elsewhere must never be missed silently.
-        await asyncio.wait_for(self._subscribed.wait(), timeout=5)
+        # Normally subscribed at once; a Redis that is down must not hold the start up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), timeout=self.timeout)
 
     async def publish(self, key: Key) -> None:
         message = SEP.join((self.node, *key))
         try:
             await self._redis.publish(self.channel, message)
-        except RedisError as exc:
+        except (RedisError, OSError) as exc:
             # The write itself succeeded; other nodes catch up when their entries expire.
             log.warning("context invalidation not published: %s", exc)
 
     async def _listen(self) -> None:
         delay = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self.cache.clear()
+                self.cache.size = self._cache_size
                 self._subscribed.set()
                 delay = 0.1
                 async for message in pubsub.listen():
                     self._on(message.get("data"))
             except (RedisError, OSError) as exc:
-                log.warning("context invalidation channel lost (%s); retrying", exc)
+                if self._subscribed.is_set():
+                    log.warning("context invalidation channel lost (%s); retrying", exc)
+                self._subscribed.clear()
+                self.cache.size = 0
                 self.cache.clear()
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 1.0)
 
     def _on(self, data: object) -> None:
         if not isinstance(data, bytes):
@@ -100,3 +118,4 @@ class RedisBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._redis.aclose()
+        await self._subscriber.aclose()

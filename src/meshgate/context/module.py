@@ -61,7 +61,10 @@ class ContextModule:
     async def start(self, platform: Platform) -> None:
         settings, config = platform.settings, platform.settings.context
         url = store_url(platform)
-        self.store = open_context_store(url, namespace=settings.namespace, clock=self.clock)
+        timeout = settings.backend_timeout_seconds
+        self.store = open_context_store(
+            url, namespace=settings.namespace, clock=self.clock, timeout=timeout
+        )
         await self.store.start()
         bus_url = url if url.startswith(("redis:", "rediss:")) else settings.redis_url
         size = config.cache_size
@@ -73,7 +76,7 @@ class ContextModule:
             size = 0
         cache = ContextCache(size, config.cache_ttl_seconds)
         self.bus = (
-            RedisBus(bus_url, f"{settings.namespace}:ctx:invalidate", cache)
+            RedisBus(bus_url, f"{settings.namespace}:ctx:invalidate", cache, timeout=timeout)
             if bus_url
             else LocalBus()
         )

@@ -56,6 +56,7 @@ def build_service(platform: Platform) -> EventService:
         namespace=settings.namespace,
         poll_interval=config.poll_interval_seconds,
         duplicate_window_seconds=config.nats_duplicate_window_seconds,
+        timeout=settings.backend_timeout_seconds,
     )
     pepper = load_pepper(settings)
     keys = DataKeys(

@@ -7,11 +7,10 @@ checked together, so the script stays valid on Redis Cluster.
 
 from __future__ import annotations
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from meshgate.errors import BackendUnavailable
 from meshgate.limits.base import Bucket, Decision, evaluate, most_restrictive
+from meshgate.outage import DEFAULT_TIMEOUT, redis_client, unavailable
 
 _NOW = """
 local t = redis.call('TIME')
@@ -62,8 +61,8 @@ return 1
 
 
 class RedisLimiter:
-    def __init__(self, url: str, *, prefix: str = "mg:rl:"):
-        self._redis = redis.Redis.from_url(url)
+    def __init__(self, url: str, *, prefix: str = "mg:rl:", timeout: float = DEFAULT_TIMEOUT):
+        self._redis = redis_client(url, timeout=timeout)
         self._prefix = prefix
         self._check = self._redis.register_script(CHECK)
         self._charge = self._redis.register_script(CHARGE)
@@ -79,16 +78,16 @@ class RedisLimiter:
     async def ping(self) -> None:
         try:
             await self._redis.ping()
-        except RedisError as exc:
-            raise BackendUnavailable(f"redis limiter: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable("rate limiter (Redis)", exc) from exc
 
     async def check(self, buckets: list[Bucket]) -> Decision:
         keys = [self._prefix + b.key for b in buckets]
         args = [v for b in buckets for v in (b.limit, b.period, b.cost)]
         try:
             reply = await self._check(keys=keys, args=args)
-        except RedisError as exc:
-            raise BackendUnavailable(f"redis limiter: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable("rate limiter (Redis)", exc) from exc
         # GCRA is shift-invariant: judging the TAT relative to now at time 0 gives the
         # same verdict the script reached on the server's clock.
         decisions = [
@@ -101,5 +100,5 @@ class RedisLimiter:
             await self._charge(
                 keys=[self._prefix + bucket.key], args=[bucket.limit, bucket.period, bucket.cost]
             )
-        except RedisError as exc:
-            raise BackendUnavailable(f"redis limiter: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable("rate limiter (Redis)", exc) from exc

@@ -3,7 +3,7 @@
 from meshgate.sql.base import Migration, Row, SqlSession, SqlStore, migrate
 
 
-def open_sql_store(url: str) -> SqlStore:
+def open_sql_store(url: str, *, timeout: float = 1.0) -> SqlStore:
     """Pick the backend from the URL: ``sqlite:///path`` or ``postgresql://...``."""
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
@@ -13,7 +13,7 @@ def open_sql_store(url: str) -> SqlStore:
     if scheme in ("postgresql", "postgres"):
         from meshgate.sql.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, timeout=timeout)
     raise ValueError(f"no SQL backend for {scheme!r}")
 
 

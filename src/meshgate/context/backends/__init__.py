@@ -9,7 +9,11 @@ from meshgate.context.base import ContextStore
 
 
 def open_context_store(
-    url: str, *, namespace: str = "mg", clock: Callable[[], float] | None = None
+    url: str,
+    *,
+    namespace: str = "mg",
+    clock: Callable[[], float] | None = None,
+    timeout: float = 1.0,
 ) -> ContextStore:
     """``memory://``, ``sqlite:///path/context.db`` or ``redis://host:port/db``."""
     scheme = url.split(":", 1)[0]
@@ -26,7 +30,7 @@ def open_context_store(
     if scheme in ("redis", "rediss"):
         from meshgate.context.backends.redis import RedisContextStore
 
-        return RedisContextStore(url, prefix=f"{namespace}:ctx:", clock=clock)
+        return RedisContextStore(url, prefix=f"{namespace}:ctx:", clock=clock, timeout=timeout)
     raise ValueError(f"no context store backend for {scheme!r}")
 
 

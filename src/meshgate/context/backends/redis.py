@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from meshgate.context.model import (
@@ -30,7 +29,7 @@ from meshgate.context.model import (
     UserExport,
     UserProfile,
 )
-from meshgate.errors import BackendUnavailable
+from meshgate.outage import DEFAULT_TIMEOUT, redis_client, unavailable
 
 # Compare-and-set of the profile: written only if the stored version is the expected one.
 PUT_USER = """
@@ -57,6 +56,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1])
 return 1
 """
 
+WHAT = "context store (Redis)"
 SESSION_FIELDS = ("user", "channel", "ttl", "state", "created", "expires")
 
 
@@ -87,10 +87,17 @@ def _items(raw: list[bytes]) -> tuple[Interaction, ...]:
 
 
 class RedisContextStore:
-    def __init__(self, url: str, *, prefix: str, clock: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        clock: Callable[[], float] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         # The clock is only for the contract suite's sake: Redis expires sessions itself.
         self._clock = clock or time.time
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis_client(url, timeout=timeout)
         self._prefix = prefix
         self._put_user = self._redis.register_script(PUT_USER)
         self._append = self._redis.register_script(APPEND)
@@ -100,7 +107,9 @@ class RedisContextStore:
         return f"{self._prefix}{tenant}:{kind}{ident}"
 
     async def start(self) -> None:
-        await self.ping()
+        # Connections are made on first use: a Redis that is down at start makes /readyz and
+        # the requests that need context answer 503 until it returns, never a failed start.
+        pass
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -108,14 +117,14 @@ class RedisContextStore:
     async def ping(self) -> None:
         try:
             await self._redis.ping()
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) does not answer: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def get_user(self, tenant: str, user_id: str) -> UserProfile | None:
         try:
             fields = await self._redis.hmget(self._k(tenant, "u:", user_id), "v", "t", "a", "p")
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         return _user(user_id, fields)
 
     async def put_user(self, tenant: str, p: UserProfile) -> bool:
@@ -123,8 +132,8 @@ class RedisContextStore:
         args += [orjson.dumps(p.attributes), orjson.dumps(p.preferences)]
         try:
             return bool(await self._put_user(keys=[self._k(tenant, "u:", p.user_id)], args=args))
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def get_context(
         self, tenant: str, user_id: str | None, session_id: str | None, *, last: int
@@ -138,8 +147,8 @@ class RedisContextStore:
                 pipe.lrange(self._k(tenant, "i:", session_id), -last, -1)
         try:
             replies = await pipe.execute()
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         user = _user(user_id, replies.pop(0)) if user_id else None
         view = None
         if session_id:
@@ -166,8 +175,8 @@ class RedisContextStore:
         pipe.sadd(self._k(tenant, "us:", s.user_id), s.session_id)
         try:
             await pipe.execute()
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def get_session(
         self, tenant: str, session_id: str, *, last: int = 0
@@ -178,8 +187,8 @@ class RedisContextStore:
         key = self._k(tenant, "s:", session_id)
         try:
             return bool(await self._put_state(keys=[key], args=[orjson.dumps(state)]))
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def append_interactions(
         self, tenant: str, session_id: str, items: list[Interaction], *, keep: int
@@ -188,8 +197,8 @@ class RedisContextStore:
         args: list[Any] = [keep, *(orjson.dumps(i.to_record()) for i in items)]
         try:
             return bool(await self._append(keys=keys, args=args))
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def _session_ids(self, tenant: str, user_id: str) -> list[str]:
         members = await self._redis.smembers(self._k(tenant, "us:", user_id))
@@ -207,8 +216,8 @@ class RedisContextStore:
                     expired.append(sid)
             if expired:  # Redis dropped them at their TTL; the index forgets them here
                 await self._redis.srem(self._k(tenant, "us:", user_id), *expired)
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         export.sessions.sort(key=lambda v: v.session.created_at)
         return export
 
@@ -223,8 +232,8 @@ class RedisContextStore:
                 pipe.delete(self._k(tenant, "s:", sid))
             pipe.delete(self._k(tenant, "us:", user_id), *(self._k(tenant, "i:", s) for s in ids))
             replies = await pipe.execute()
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         # Interactions counted by LLEN; then the profile and each session deleted.
         records = sum(replies[: 2 * len(ids) + 1])
         return Erased(records, tuple(ids))
@@ -235,25 +244,25 @@ class RedisContextStore:
     async def get_policy(self, tenant: str, consumer: str) -> list[str] | None:
         try:
             raw = await self._redis.hget(self._k(tenant, "p"), consumer)
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         return orjson.loads(raw) if raw is not None else None
 
     async def put_policy(self, tenant: str, consumer: str, allow: list[str]) -> None:
         try:
             await self._redis.hset(self._k(tenant, "p"), consumer, orjson.dumps(allow))
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def delete_policy(self, tenant: str, consumer: str) -> bool:
         try:
             return bool(await self._redis.hdel(self._k(tenant, "p"), consumer))
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
 
     async def list_policies(self, tenant: str) -> dict[str, list[str]]:
         try:
             raw = await self._redis.hgetall(self._k(tenant, "p"))
-        except RedisError as exc:
-            raise BackendUnavailable(f"context store (Redis) failed: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         return {k.decode(): orjson.loads(v) for k, v in sorted(raw.items())}

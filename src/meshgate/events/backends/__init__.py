@@ -14,6 +14,7 @@ def open_event_log(
     namespace: str,
     poll_interval: float = 0.2,
     duplicate_window_seconds: float = 3600.0,
+    timeout: float = 1.0,
 ) -> EventLog:
     """``sqlite:///path`` (default ``<data_dir>/events.db``), ``nats://...``, ``redis://...``
     or ``rabbitmq-stream://...``."""
@@ -32,11 +33,12 @@ def open_event_log(
             namespace=namespace,
             poll_interval=poll_interval,
             duplicate_window_seconds=duplicate_window_seconds,
+            timeout=timeout,
         )
     if scheme in ("redis", "rediss"):
         from meshgate.events.backends.redis import RedisEventLog
 
-        return RedisEventLog(url, namespace=namespace, poll_interval=poll_interval)
+        return RedisEventLog(url, namespace=namespace, poll_interval=poll_interval, timeout=timeout)
     if scheme == "rabbitmq-stream":
         from meshgate.events.backends.rabbitmq import RabbitStreamEventLog
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 
@@ -21,12 +22,16 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.errors import NotFoundError as JsNotFound
 
-from meshgate.errors import BackendUnavailable
 from meshgate.events.base import EVERYTHING, Filter
 from meshgate.events.envelope import Record
+from meshgate.outage import DEFAULT_TIMEOUT, unavailable
 
+log = logging.getLogger("meshgate.events")
 FETCH_CHUNK = 512
-ACK_TIMEOUT = 10.0
+START_WAIT = 5.0
+RECONNECT_WAIT = 0.5
+CLOSE_WAIT = 2.0
+WHAT = "event log (NATS)"
 
 
 class NatsEventLog:
@@ -39,6 +44,7 @@ class NatsEventLog:
         namespace: str,
         poll_interval: float = 0.2,
         duplicate_window_seconds: float = 3600,
+        timeout: float = DEFAULT_TIMEOUT,
     ):
         self.url = url
         self.namespace = namespace
@@ -46,47 +52,95 @@ class NatsEventLog:
         self.prefix = f"{namespace}.events"
         self.poll_interval = poll_interval
         self.duplicate_window = duplicate_window_seconds
+        self.timeout = timeout
         self._nc: nats.NATS | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._ready = False
         self._last = 0
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect in the background: a NATS that answers is ready before this returns, one
+        that is down (or frozen) holds nothing up; its requests get 503 until it is back."""
+        self._first_try = asyncio.Event()
+        self._connector = asyncio.create_task(self._connect(), name="nats-connect")
+        waiter = asyncio.create_task(self._first_try.wait())
+        await asyncio.wait({self._connector, waiter}, timeout=START_WAIT)
+        waiter.cancel()
+
+    async def _connect(self) -> None:
         try:
-            self._nc = await nats.connect(
-                self.url, connect_timeout=3, max_reconnect_attempts=-1, allow_reconnect=True
-            )
-            self._js = self._nc.jetstream(timeout=5)
-            config = api.StreamConfig(
-                name=self.stream,
-                subjects=[f"{self.prefix}.>"],
-                storage=api.StorageType.FILE,
-                retention=api.RetentionPolicy.LIMITS,
-                duplicate_window=self.duplicate_window,
-            )
+            await self._connect_and_prepare()
+        except Exception as exc:  # a bad URL or option: say so, the log stays unavailable
+            log.error("%s cannot connect: %s", WHAT, exc)
+            raise
+
+    async def _connect_and_prepare(self) -> None:
+        self._nc = await nats.connect(
+            self.url,
+            connect_timeout=self.timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,  # at start too: keeps trying until NATS is there
+            reconnect_time_wait=RECONNECT_WAIT,
+            error_cb=self._on_error,
+        )
+        self._js = self._nc.jetstream(timeout=self.timeout)
+        while True:
             try:
-                await self._js.stream_info(self.stream)
-            except JsNotFound:
-                await self._js.add_stream(config)
-            try:
-                self._offsets = await self._js.key_value(f"{self.namespace}_event_offsets")
-            except BucketNotFoundError:
-                self._offsets = await self._js.create_key_value(
-                    api.KeyValueConfig(
-                        bucket=f"{self.namespace}_event_offsets", storage=api.StorageType.FILE
-                    )
-                )
-            self._last = await self.last_sequence()
-        except (OSError, NatsError, TimeoutError) as exc:
-            raise BackendUnavailable(f"nats event log: {exc}") from exc
+                await self._ensure_stream()
+                self._last = await self._js_last_sequence()
+                self._ready = True
+                return
+            except (OSError, NatsError, TimeoutError) as exc:
+                self._first_try.set()
+                unavailable(WHAT, exc)
+                await asyncio.sleep(RECONNECT_WAIT)
+
+    async def _on_error(self, exc: Exception) -> None:
+        self._first_try.set()
+        unavailable(WHAT, exc)
+
+    async def _ensure_stream(self) -> None:
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.>"],
+            storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS,
+            duplicate_window=self.duplicate_window,
+        )
+        try:
+            await self._js.stream_info(self.stream)
+        except JsNotFound:
+            await self._js.add_stream(config)
+        bucket = f"{self.namespace}_event_offsets"
+        try:
+            self._offsets = await self._js.key_value(bucket)
+        except BucketNotFoundError:
+            self._offsets = await self._js.create_key_value(
+                api.KeyValueConfig(bucket=bucket, storage=api.StorageType.FILE)
+            )
+
+    @property
+    def js(self) -> JetStreamContext:
+        """JetStream, or a 503 at once while NATS is not connected (no wait for a timeout)."""
+        if not self._ready or self._nc is None or not self._nc.is_connected:
+            raise unavailable(WHAT)
+        return self._js
 
     async def close(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connector
+            self._connector = None
         if self._nc is not None:
             # close, not drain: every publish was awaited for its ack already, and a drain
             # waits for the pending queues of pull subscriptions nobody reads any more.
-            with contextlib.suppress(NatsError, OSError):
-                await asyncio.wait_for(self._nc.close(), 5)
+            with contextlib.suppress(NatsError, OSError, TimeoutError):
+                await asyncio.wait_for(self._nc.close(), CLOSE_WAIT)
             self._nc = None
+        self._ready = False
 
     async def ping(self) -> None:
         await self.last_sequence()
@@ -102,10 +156,12 @@ class NatsEventLog:
         try:
             # Published one after another on one connection, so the stream keeps their order;
             # the acks come back on one shared inbox (cheaper than a request each).
-            futures = [await self._js.publish_async(*self._message(r)) for r in records]
-            acks = [await asyncio.wait_for(f, ACK_TIMEOUT) for f in futures]
-        except (NatsError, TimeoutError) as exc:
-            raise BackendUnavailable(f"nats event log: {exc}") from exc
+            js = self.js
+            async with asyncio.timeout(self.timeout):
+                futures = [await js.publish_async(*self._message(r)) for r in records]
+                acks = [await f for f in futures]
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         self._last = max(self._last, *(a.seq for a in acks))
         return [r.with_sequence(a.seq) for r, a in zip(records, acks, strict=True)]
 
@@ -122,6 +178,7 @@ class NatsEventLog:
 
     async def _set_offset(self, group: str, sequence: int, *, forward_only: bool) -> None:
         key = group.encode().hex()
+        self.js  # noqa: B018 (a 503 at once while disconnected)
         for _ in range(20):
             try:
                 entry = await self._offsets.get(key)
@@ -140,25 +197,32 @@ class NatsEventLog:
             except NatsError as exc:
                 if "wrong last sequence" in str(exc):
                     continue
-                raise BackendUnavailable(f"nats event log: {exc}") from exc
-        raise BackendUnavailable(f"nats event log: offset of {group!r} keeps changing")
+                raise unavailable(WHAT, exc) from exc
+            except (TimeoutError, OSError) as exc:
+                raise unavailable(WHAT, exc) from exc
+        raise unavailable(WHAT, f"offset of {group!r} keeps changing")
 
     # --- reads ------------------------------------------------------------------------------
 
     async def committed(self, group: str) -> int:
+        self.js  # noqa: B018 (a 503 at once while disconnected)
         try:
             entry = await self._offsets.get(group.encode().hex())
         except KeyNotFoundError:
             return 0
-        except NatsError as exc:
-            raise BackendUnavailable(f"nats event log: {exc}") from exc
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         return int(entry.value) if entry.value else 0
 
     async def last_sequence(self) -> int:
+        self.js  # noqa: B018 (a 503 at once while disconnected)
         try:
-            info = await self._js.stream_info(self.stream)
-        except (NatsError, TimeoutError) as exc:
-            raise BackendUnavailable(f"nats event log: {exc}") from exc
+            return await self._js_last_sequence()
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
+
+    async def _js_last_sequence(self) -> int:
+        info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
 
     async def read(
@@ -166,8 +230,9 @@ class NatsEventLog:
     ) -> list[Record]:
         if limit <= 0:
             return []
+        js = self.js
         try:
-            sub = await self._js.pull_subscribe(
+            sub = await js.pull_subscribe(
                 self._filter_subject(where),
                 stream=self.stream,
                 config=api.ConsumerConfig(
@@ -178,10 +243,12 @@ class NatsEventLog:
                     mem_storage=True,
                 ),
             )
-        except (NatsError, TimeoutError) as exc:
-            raise BackendUnavailable(f"nats event log: {exc}") from exc
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         try:
             return await self._drain(sub, limit, where)
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise unavailable(WHAT, exc) from exc
         finally:
             with contextlib.suppress(NatsError, TimeoutError):
                 info = await sub.consumer_info()
@@ -197,9 +264,9 @@ class NatsEventLog:
         out: list[Record] = []
         while pending > 0 and len(out) < limit:
             try:
-                msgs = await sub.fetch(min(pending, FETCH_CHUNK), timeout=5)
+                msgs = await sub.fetch(min(pending, FETCH_CHUNK), timeout=max(self.timeout, 1))
             except (NatsError, TimeoutError) as exc:
-                raise BackendUnavailable(f"nats event log: {exc}") from exc
+                raise unavailable(WHAT, exc) from exc
             pending -= len(msgs)
             for msg in msgs:
                 record = Record.loads(msg.data, msg.metadata.sequence.stream)

@@ -21,9 +21,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from meshgate.errors import BackendUnavailable
 from meshgate.events.base import EVERYTHING, Filter
 from meshgate.events.envelope import Record
+from meshgate.outage import DEFAULT_TIMEOUT, redis_client, unavailable
 
 # KEYS: stream, counter, dedup hash. ARGV: dedup key, body, ... per record.
 APPEND = """
@@ -48,27 +48,35 @@ redis.call('HSET', KEYS[1], ARGV[1], wanted)
 return wanted
 """
 READ_CHUNK = 512
+WHAT = "event log (Redis)"
 
 
 class RedisEventLog:
     name = "redis"
 
-    def __init__(self, url: str, *, namespace: str, poll_interval: float = 0.2):
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str,
+        poll_interval: float = 0.2,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         self.url = url
         self.stream = f"{namespace}:events"
         self.counter = f"{namespace}:events:seq"
         self.dedup = f"{namespace}:events:dedup"
         self.offsets = f"{namespace}:events:offsets"
         self.poll_interval = poll_interval
+        self.timeout = timeout
         self._redis: aioredis.Redis | None = None
 
     async def start(self) -> None:
-        self._redis = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=3, max_connections=64
-        )
+        # Connections are made on first use, so a Redis that is down at start is a 503 on
+        # what needs the log (and on /readyz) until it returns, never a failed start.
+        self._redis = redis_client(self.url, timeout=self.timeout, max_connections=64)
         self._append = self._redis.register_script(APPEND)
         self._set_offset = self._redis.register_script(SET_OFFSET)
-        await self.ping()
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -81,14 +89,14 @@ class RedisEventLog:
     @property
     def _client(self) -> aioredis.Redis:
         if self._redis is None:
-            raise BackendUnavailable("event log is not started")
+            raise unavailable(WHAT, "not started")
         return self._redis
 
     async def _call(self, awaitable: Any) -> Any:
         try:
             return await awaitable
         except (RedisError, OSError) as exc:
-            raise BackendUnavailable(f"redis event log: {exc}") from exc
+            raise unavailable(WHAT, exc) from exc
 
     # --- writes -----------------------------------------------------------------------------
 

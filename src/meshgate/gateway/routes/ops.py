@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from meshgate.errors import MeshgateError
 from meshgate.gateway.fast_routes import HotRoute, hot_route
 from meshgate.gateway.security import current_principal, require
 from meshgate.platform import HealthCheck, platform_of
 
 router = APIRouter(tags=["operations"])
 READY_TIMEOUT = 2.0
+log = logging.getLogger("meshgate.gateway")
 
 
 @router.get("/healthz", summary="Liveness: 200 while the process serves")
@@ -34,8 +37,13 @@ async def health() -> dict[str, str]:
 async def _probe(check: HealthCheck) -> str | None:
     try:
         await asyncio.wait_for(check(), READY_TIMEOUT)
-    except Exception as exc:  # any failure means not ready; the message says which
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except MeshgateError as exc:  # our own messages name the backend, never its address
+        return exc.detail
+    except TimeoutError:
+        return f"does not answer within {READY_TIMEOUT:g} s"
+    except Exception as exc:  # a driver's message may name hosts: the log has it
+        log.warning("readiness check failed: %r", exc)
+        return f"failed ({type(exc).__name__})"
     return None
 
 
