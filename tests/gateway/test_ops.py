@@ -24,7 +24,8 @@ async def test_readyz_names_the_failing_backend_and_limits_hold_per_process(
     async with app_client(settings) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["failing"] == {"limiter": "rate limiter (Redis) is unavailable; retry later"}
+        failing = ready.json()["failing"]
+        assert failing == {"limiter": "rate limiter (Redis) is unavailable; retry later"}
         assert "127.0.0.1" not in ready.text
         # Requests that need nothing but a limit go on, limited by this process alone.
         assert (await client.get("/v1/whoami")).status_code == 200
