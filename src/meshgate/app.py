@@ -43,12 +43,20 @@ ROOT_TENANT = "default"
 def default_modules() -> list[DomainModule]:
     """Every domain, in start order: events first, since the others publish to it."""
     from meshgate.context.module import ContextModule
+    from meshgate.economics.module import EconomicsModule
     from meshgate.events.module import EventsModule
     from meshgate.governance.module import GovernanceModule
     from meshgate.models.module import ModelsModule
     from meshgate.monitoring.module import MonitoringModule
 
-    return [EventsModule(), GovernanceModule(), ContextModule(), ModelsModule(), MonitoringModule()]
+    return [
+        EventsModule(),
+        GovernanceModule(),
+        ContextModule(),
+        ModelsModule(),
+        MonitoringModule(),
+        EconomicsModule(),
+    ]
 
 
 def load_pepper(settings: Settings) -> bytes:

@@ -102,6 +102,10 @@ async def _consumer(client: httpx.AsyncClient) -> str:
     return "model:mx"
 
 
+async def _tenant(client: httpx.AsyncClient) -> str:
+    return "default"  # the owner's own tenant: the in-process client is its root admin
+
+
 # Upserts: another tenant writing the same id creates its own resource in its own partition.
 # For these the test asserts that the owner's resource is unchanged instead of a 404.
 UPSERTS = {
@@ -120,6 +124,7 @@ CREATORS: dict[str, Creator] = {
     "prediction_id": _prediction,
     "sub_id": _subscription,
     "consumer": _consumer,
+    "tenant": _tenant,
 }
 
 

@@ -51,7 +51,9 @@ MIGRATIONS = [
         );
         CREATE INDEX api_keys_tenant ON api_keys (tenant)
         """,
-    )
+    ),
+    # A domain of its own, so it never races another step of "auth" for a version number.
+    Migration("auth.models", 1, "ALTER TABLE api_keys ADD COLUMN models TEXT"),
 ]
 
 
@@ -124,6 +126,7 @@ class KeyService:
             tenant_tpm=row["tenant_tpm"] or lim.tenant_tpm,
             expires_at=datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None,
             is_root=row["tenant"] == self._root_tenant,
+            models=frozenset(orjson.loads(row["models"])) if row["models"] is not None else None,
         )
 
     async def create(
@@ -196,6 +199,35 @@ class KeyService:
         self._cache.clear()
         return await self.get(key_id, tenant=tenant)
 
+    async def update(
+        self, key_id: str, *, tenant: str | None, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change a key's ``models`` allow-list (``None``: every model), ``rpm`` or ``tpm``."""
+        await self.get(key_id, tenant=tenant)
+        columns = {k: v for k, v in changes.items() if k in ("models", "rpm", "tpm")}
+        if "models" in columns and columns["models"] is not None:
+            columns["models"] = orjson.dumps(sorted(set(columns["models"]))).decode()
+        if columns:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            await self._sql.execute(
+                f"UPDATE api_keys SET {assignments} WHERE id = ?", (*columns.values(), key_id)
+            )
+        self._cache.clear()
+        return await self.get(key_id, tenant=tenant)
+
+    async def tenant(self, tenant: str) -> dict[str, Any] | None:
+        row = await self._sql.fetch_one("SELECT * FROM tenants WHERE id = ?", (tenant,))
+        return dict(row) if row is not None else None
+
+    async def set_tenant_limits(self, tenant: str, *, rpm: int | None, tpm: int | None) -> None:
+        """Upsert a tenant's own limits (``None``: the configured default)."""
+        await self._sql.execute(
+            "INSERT INTO tenants (id, rpm, tpm, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm",
+            (tenant, rpm, tpm, now_iso()),
+        )
+        self._cache.clear()
+
     async def ensure_bootstrap(self, secret: str | None) -> str | None:
         """Make the bootstrap admin key exist; returns a newly generated secret to print once."""
         row = await self._sql.fetch_one(
@@ -236,6 +268,7 @@ def _public(row: Row) -> dict[str, Any]:
         "scopes": orjson.loads(row["scopes"]),
         "rpm": row["rpm"],
         "tpm": row["tpm"],
+        "models": orjson.loads(row["models"]) if row.get("models") is not None else None,
         "description": row["description"],
         "created_at": row["created_at"],
         "expires_at": row["expires_at"],

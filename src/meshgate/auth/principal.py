@@ -29,6 +29,11 @@ class Principal:
     expires_at: datetime | None = None
     is_root: bool = False
     """A key of the root tenant with ``admin`` manages every tenant's keys."""
+    models: frozenset[str] | None = None
+    """The only models this key may call; ``None``: every model of its tenant."""
+
+    def may_call(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
     @property
     def is_admin(self) -> bool:

@@ -62,7 +62,7 @@ class ChatFlow:
 
     async def chat(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
         check_messages(request)
-        rt = await self.inference.service.runtime(caller.tenant, request["model"])
+        rt = await self.inference.runtime(caller, request["model"])
         require_task(rt, ("chat",), "/v1/chat/completions")
         chain = self.inference.chain(rt, caller)
         user_turn = last_user_turn(request) if caller.session_id else None
@@ -131,7 +131,7 @@ class ChatFlow:
     async def embeddings(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
         if "input" not in request:
             raise BadRequest("'input' is required", param="input")
-        rt = await self.inference.service.runtime(caller.tenant, request["model"])
+        rt = await self.inference.runtime(caller, request["model"])
         require_task(rt, ("embedding",), "/v1/embeddings")
         chain = self.inference.chain(rt, caller)
         prediction_id = new_prediction_id()

@@ -49,6 +49,8 @@ class Caller:
     """An explicit version or alias (header ``x-model-version``, or the V2 versioned route)."""
     trace: TraceContext | None = None
     charge: Charge | None = None
+    models: frozenset[str] | None = None
+    """The models the caller's key may call; ``None``: every model of the tenant."""
 
 
 @dataclass(slots=True)
@@ -74,6 +76,16 @@ class Inference:
         self.platform = platform
 
     # --- choosing ----------------------------------------------------------------------
+
+    async def runtime(self, caller: Caller, name: str) -> ModelRuntime:
+        """The model ``name`` of the caller's tenant, when the caller's key may call it."""
+        if caller.models is not None and name not in caller.models:
+            raise Forbidden(
+                f"this API key may not call the model {name!r}",
+                code="model_not_allowed",
+                param="model",
+            )
+        return await self.service.runtime(caller.tenant, name)
 
     def chain(self, rt: ModelRuntime, caller: Caller, *, explicit_any: bool = False) -> list[str]:
         """Versions to try in order: the chosen one, then the fallbacks (none when explicit)."""

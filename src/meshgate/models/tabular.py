@@ -27,7 +27,7 @@ class TabularFlow:
     async def infer(
         self, name: str, body: bytes, header_length: int | None, caller: Caller, *, versioned: bool
     ) -> Served:
-        rt = await self.inference.service.runtime(caller.tenant, name)
+        rt = await self.inference.runtime(caller, name)
         require_task(rt, TABULAR, "the V2 infer route")
         chain = self.inference.chain(rt, caller, explicit_any=versioned)
         request = parse_request(body, header_length)

@@ -50,6 +50,7 @@ def caller_of(request: Request, user: str | None = None) -> Caller:
         version=version,
         trace=scope.get(SCOPE_KEY),
         charge=scope.get(CHARGE_TOKENS),
+        models=principal.models,
     )
 
 

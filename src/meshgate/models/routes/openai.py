@@ -69,8 +69,10 @@ EMBEDDINGS_SCHEMA: dict[str, Any] = {
     summary="The models this key may call (OpenAI list shape)",
 )
 async def list_models(request: Request) -> dict[str, Any]:
-    tenant = current_principal(request).tenant
+    principal = current_principal(request)
+    tenant = principal.tenant
     models = await service_of(request).registry.model_names(tenant)
+    models = [m for m in models if principal.may_call(m[0])]
     return {
         "object": "list",
         "data": [

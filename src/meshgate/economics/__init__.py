@@ -1,0 +1,1 @@
+"""Cost and safety at the gateway: prices, spend, budgets, response cache, guardrails."""

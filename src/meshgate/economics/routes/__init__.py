@@ -1,0 +1,11 @@
+"""HTTP routes of the economics module."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    from meshgate.economics.routes import limits
+
+    return [limits.router]

@@ -1,0 +1,138 @@
+"""Per-key model allow-lists and limits, and tenant limits (scope ``admin``).
+
+``PATCH /v1/admin/keys/{key_id}`` changes only the fields it names; ``"models": null`` lifts
+the allow-list. Tenant limits are the platform operator's: only an admin of the root tenant
+sets them, and another tenant's admin sees no tenant but its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshgate.errors import Forbidden, NotFound
+from meshgate.gateway.security import current_principal, require
+from meshgate.models.config import NAME
+from meshgate.platform import platform_of
+
+router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
+TenantName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Tenant id.")]
+ModelName = Annotated[str, Field(pattern=NAME)]
+
+
+class KeyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelName] | None = Field(
+        None,
+        max_length=1000,
+        description="The only models the key may call (and that GET /v1/models lists); "
+        "null lifts the list.",
+    )
+    rpm: int | None = Field(None, ge=1, description="Requests per minute; null: the default.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute; null: the default.")
+
+
+class KeyView(BaseModel):
+    id: str
+    tenant: str
+    prefix: str
+    scopes: list[str]
+    models: list[str] | None
+    rpm: int | None
+    tpm: int | None
+    description: str | None
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+class TenantLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(None, ge=1, description="Requests per minute; null: the default.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute; null: the default.")
+
+
+class TenantView(BaseModel):
+    tenant: str
+    rpm: int | None
+    tpm: int | None
+    effective_rpm: int
+    effective_tpm: int
+
+
+def _tenant_filter(request: Request) -> str | None:
+    principal = current_principal(request)
+    return None if principal.is_root else principal.tenant
+
+
+@router.patch(
+    "/keys/{key_id}",
+    response_model=KeyView,
+    summary="Set a key's model allow-list and limits (only the fields sent change)",
+)
+async def patch_key(key_id: str, body: KeyPatch, request: Request) -> dict[str, Any]:
+    platform = platform_of(request)
+    changes = body.model_dump(include=body.model_fields_set)
+    record = await platform.keys.update(key_id, tenant=_tenant_filter(request), changes=changes)
+    if platform.audit is not None:
+        await platform.audit.record(
+            actor=current_principal(request).key_id,
+            tenant=record["tenant"],
+            action="key.changed",
+            resource=f"keys/{key_id}",
+            details=changes,
+        )
+    return record
+
+
+async def _tenant_view(request: Request, tenant: str) -> dict[str, Any]:
+    settings = platform_of(request).settings.limits
+    row = await platform_of(request).keys.tenant(tenant)
+    if row is None:
+        raise NotFound(f"no tenant {tenant!r}")
+    return {
+        "tenant": tenant,
+        "rpm": row["rpm"],
+        "tpm": row["tpm"],
+        "effective_rpm": row["rpm"] or settings.tenant_rpm,
+        "effective_tpm": row["tpm"] or settings.tenant_tpm,
+    }
+
+
+def _visible(request: Request, tenant: str) -> None:
+    principal = current_principal(request)
+    if not principal.is_root and tenant != principal.tenant:
+        raise NotFound(f"no tenant {tenant!r}")
+
+
+@router.get("/tenants/{tenant}", response_model=TenantView, summary="A tenant's limits")
+async def get_tenant(tenant: TenantName, request: Request) -> dict[str, Any]:
+    _visible(request, tenant)
+    return await _tenant_view(request, tenant)
+
+
+@router.put(
+    "/tenants/{tenant}",
+    response_model=TenantView,
+    summary="Set a tenant's limits (root tenant admins only)",
+)
+async def put_tenant(tenant: TenantName, body: TenantLimits, request: Request) -> dict[str, Any]:
+    _visible(request, tenant)
+    principal = current_principal(request)
+    if not principal.is_root:
+        raise Forbidden("only an admin of the root tenant sets tenant limits")
+    platform = platform_of(request)
+    await platform.keys.set_tenant_limits(tenant, rpm=body.rpm, tpm=body.tpm)
+    if platform.audit is not None:
+        await platform.audit.record(
+            actor=principal.key_id,
+            tenant=tenant,
+            action="tenant.limits.set",
+            resource=f"tenants/{tenant}",
+            details=body.model_dump(),
+        )
+    return await _tenant_view(request, tenant)
