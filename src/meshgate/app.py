@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from meshgate import __version__
 from meshgate.auth import KeyService, Limits
 from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
+from meshgate.auth.oidc_config import oidc_verifier
 from meshgate.config import Settings, load_settings
 from meshgate.gateway import problems
 from meshgate.gateway.fast_routes import FastRoutes
@@ -159,7 +160,12 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(FastRoutes, routes=hot)
     app.add_middleware(RateLimitMiddleware, limiter=platform.limiter)
-    app.add_middleware(AuthMiddleware, keys=platform.keys, public_paths=settings.public_paths)
+    app.add_middleware(
+        AuthMiddleware,
+        keys=platform.keys,
+        public_paths=settings.public_paths,
+        oidc=oidc_verifier(settings.oidc, settings.limits, platform.sql),
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(FieldsMiddleware)
     app.add_middleware(DeprecationMiddleware)

@@ -65,6 +65,7 @@ def serve(
     import uvicorn
 
     from meshgate.app import build_platform, default_modules, prepare
+    from meshgate.serve_tls import uvicorn_ssl_options
 
     overrides = {"host": host, "port": port, "workers": workers, "demo": demo or None}
     settings = settings_or_exit(config, **overrides)
@@ -96,6 +97,7 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         server_header=False,
+        **uvicorn_ssl_options(settings.tls),
     )
 
 

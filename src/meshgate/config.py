@@ -19,11 +19,13 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from meshgate.auth.oidc_config import OidcConfig
 from meshgate.context.config import ContextConfig
 from meshgate.events.config import EventsConfig
 from meshgate.governance.config import AuditConfig
 from meshgate.models.config import ModelDeclaration
 from meshgate.monitoring.config import MonitoringConfig
+from meshgate.serve_tls import TlsConfig
 
 MiB = 1024 * 1024
 SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss", "nats", "memory")
@@ -108,6 +110,8 @@ class Settings(BaseSettings):
     events: EventsConfig = Field(default_factory=EventsConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    oidc: OidcConfig = Field(default_factory=OidcConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
     models: list[ModelDeclaration] = Field(default_factory=list)
 
     @field_validator("database_url", "redis_url", "limiter_url")

@@ -1,21 +1,36 @@
-"""Authentication: every request outside the public paths carries a valid API key."""
+"""Authentication: every request outside the public paths carries a valid API key, or, when
+OIDC is configured, an end user's token from the identity provider."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meshgate.auth import KeyService
+from meshgate.auth.oidc_config import looks_like_jwt
 from meshgate.errors import MeshgateError, Unauthenticated
 from meshgate.gateway.problems import send_error
 
 PRINCIPAL = "meshgate.principal"
+if TYPE_CHECKING:
+    from meshgate.auth.oidc import OidcVerifier
+
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="meshgate"'}
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, *, keys: KeyService, public_paths: list[str]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: KeyService,
+        public_paths: list[str],
+        oidc: OidcVerifier | None = None,
+    ):
         self.app = app
         self.keys = keys
+        self.oidc = oidc
         self.public = frozenset(public_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -23,7 +38,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            scope[PRINCIPAL] = await self.keys.authenticate(self._bearer(scope))
+            token = self._bearer(scope)
+            if self.oidc is not None and looks_like_jwt(token):
+                scope[PRINCIPAL] = await self.oidc.authenticate(token)
+            else:
+                scope[PRINCIPAL] = await self.keys.authenticate(token)
         except MeshgateError as exc:
             exc.headers.update(CHALLENGE)
             await send_error(exc, scope, send)
