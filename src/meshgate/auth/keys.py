@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from meshgate.auth.principal import SCOPES, Principal
-from meshgate.errors import BadRequest, NotFound, Unauthenticated
+from meshgate.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from meshgate.sql import Migration, Row, SqlStore
 
 BOOTSTRAP_KEY_ID = "key_bootstrap_admin"
@@ -229,19 +229,16 @@ class KeyService:
         self._cache.clear()
 
     async def ensure_bootstrap(self, secret: str | None) -> str | None:
-        """Make the bootstrap admin key exist; returns a newly generated secret to print once."""
+        """Make the bootstrap admin key exist; returns a newly generated secret to print once.
+
+        Safe when several nodes start at once: the one whose insert loses the race finds the
+        key made by the other and goes on."""
         row = await self._sql.fetch_one(
             "SELECT digest FROM api_keys WHERE id = ?", (BOOTSTRAP_KEY_ID,)
         )
         if secret is not None:
             if row is None:
-                await self.create(
-                    tenant=self._root_tenant,
-                    scopes=["admin"],
-                    key_id=BOOTSTRAP_KEY_ID,
-                    secret=secret,
-                    description="bootstrap admin (MESHGATE_ADMIN_KEY)",
-                )
+                await self._create_bootstrap(secret, "bootstrap admin (MESHGATE_ADMIN_KEY)")
             elif row["digest"] != self.digest(secret):
                 await self._sql.execute(
                     "UPDATE api_keys SET digest = ?, revoked_at = NULL WHERE id = ?",
@@ -250,13 +247,25 @@ class KeyService:
             return None
         if row is not None:
             return None
-        created = await self.create(
-            tenant=self._root_tenant,
-            scopes=["admin"],
-            key_id=BOOTSTRAP_KEY_ID,
-            description="bootstrap admin (generated at first start)",
-        )
-        return created.key
+        created = await self._create_bootstrap(None, "bootstrap admin (generated at first start)")
+        return created.key if created is not None else None
+
+    async def _create_bootstrap(self, secret: str | None, description: str) -> CreatedKey | None:
+        try:
+            return await self.create(
+                tenant=self._root_tenant,
+                scopes=["admin"],
+                key_id=BOOTSTRAP_KEY_ID,
+                secret=secret,
+                description=description,
+            )
+        except Conflict:  # the SQL store's unique violation
+            found = await self._sql.fetch_one(
+                "SELECT id FROM api_keys WHERE id = ?", (BOOTSTRAP_KEY_ID,)
+            )
+            if found is None:
+                raise
+            return None  # another node made it a moment ago
 
 
 def _public(row: Row) -> dict[str, Any]:

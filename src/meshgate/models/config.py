@@ -45,7 +45,10 @@ class ArtifactProvider(Strict):
     """A local ONNX graph or a skops file; never a pickle."""
 
     type: Literal["onnx", "sklearn"]
-    artifact: str = Field(description="Path of the .onnx or .skops file.")
+    artifact: str = Field(
+        description="Path of the .onnx or .skops file, or sha256:<hex> of one in the artifact "
+        "store (shared by every node)."
+    )
     trusted: list[Annotated[str, Field(pattern=r"^(sklearn|numpy|scipy)\.[A-Za-z0-9_.]+$")]] = (
         Field(
             default_factory=list,

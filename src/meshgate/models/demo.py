@@ -2,16 +2,23 @@
 90/10 sticky by user, and a chat model when ``MESHGATE_DEMO_CHAT_URL`` names an upstream.
 
 Training takes milliseconds and happens once; later starts reuse the files in ``data_dir``.
+The artifacts the registry names are in the shared artifact store, by content: every node
+trains the same bytes, so nodes starting together (or one after another) on one database
+declare identical versions and find each other's artifacts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from meshgate.config import Settings
+from meshgate.models.artifacts import ArtifactStore
 from meshgate.models.config import ModelDeclaration
 
 FEATURES = 4
@@ -57,8 +64,36 @@ def train(directory: Path) -> tuple[Path, Path]:
     return onnx_path, skops_path
 
 
-async def declarations(settings: Settings) -> list[ModelDeclaration]:
-    onnx_path, skops_path = await asyncio.to_thread(train, artifact_dir(settings))
+def stable_skops(data: bytes) -> bytes:
+    """The same skops file, byte for byte on every node: skops names objects by their memory
+    address (``__id__`` and ``<id>.npy``) and stamps zip entries with the clock; ids are
+    renumbered in order of appearance and entries dated 1980."""
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        entries = {name: src.read(name) for name in src.namelist()}
+    schema = entries.pop("schema.json").decode()
+    ids: dict[str, str] = {}
+    for found in re.finditer(r'"__id__": (\d+)|"(\d+)\.npy"', schema):
+        ids.setdefault(found.group(1) or found.group(2), str(len(ids) + 1))
+    schema = re.sub(r'("__id__": )(\d+)', lambda m: m.group(1) + ids[m.group(2)], schema)
+    schema = re.sub(r'"(\d+)\.npy"', lambda m: f'"{ids[m.group(1)]}.npy"', schema)
+    renamed = {"schema.json": schema.encode()}
+    for name, content in entries.items():
+        renamed[f"{ids[name.removesuffix('.npy')]}.npy"] = content
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(renamed):
+            dst.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), renamed[name])
+    return out.getvalue()
+
+
+def trained_bytes(directory: Path) -> tuple[bytes, bytes]:
+    onnx_path, skops_path = train(directory)
+    return onnx_path.read_bytes(), stable_skops(skops_path.read_bytes())
+
+
+async def declarations(settings: Settings, artifacts: ArtifactStore) -> list[ModelDeclaration]:
+    onnx_bytes, skops_bytes = await asyncio.to_thread(trained_bytes, artifact_dir(settings))
+    onnx_path, skops_path = await artifacts.put(onnx_bytes), await artifacts.put(skops_bytes)
     found = [
         ModelDeclaration.model_validate(
             {
@@ -70,13 +105,13 @@ async def declarations(settings: Settings) -> list[ModelDeclaration]:
                 "versions": [
                     {
                         "version": "1",
-                        "provider": {"type": "onnx", "artifact": str(onnx_path)},
+                        "provider": {"type": "onnx", "artifact": onnx_path},
                         "signature": SIGNATURE,
                         "metadata": {"trained_on": "sklearn.datasets.load_iris"},
                     },
                     {
                         "version": "2",
-                        "provider": {"type": "sklearn", "artifact": str(skops_path)},
+                        "provider": {"type": "sklearn", "artifact": skops_path},
                         "signature": SIGNATURE,
                         "metadata": {"trained_on": "sklearn.datasets.load_iris", "C": 0.3},
                     },

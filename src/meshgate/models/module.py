@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from meshgate.gateway.fast_routes import HotRoute
+from meshgate.models.artifacts import MIGRATIONS as ARTIFACT_MIGRATIONS
+from meshgate.models.artifacts import ArtifactStore
 from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonProvider
 from meshgate.models.providers.http import AiohttpTransport
 from meshgate.models.registry import MIGRATIONS
@@ -12,6 +14,10 @@ from meshgate.models.runtime import ProviderFactory
 from meshgate.models.service import ModelService
 from meshgate.platform import Platform
 from meshgate.sql import Migration
+
+
+def artifact_store(platform: Platform) -> ArtifactStore:
+    return ArtifactStore(platform.sql, platform.settings.data_dir.resolve() / "artifact-cache")
 
 
 def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> ProviderFactory:
@@ -27,12 +33,13 @@ def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> Provide
         config_artifacts=frozenset(
             v.provider.artifact for v in versions if isinstance(v.provider, ArtifactProvider)
         ),
+        artifacts=artifact_store(platform),
     )
 
 
 class ModelsModule:
     name = "models"
-    migrations: list[Migration] = MIGRATIONS
+    migrations: list[Migration] = MIGRATIONS + ARTIFACT_MIGRATIONS
 
     def __init__(self) -> None:
         self.service: ModelService | None = None
@@ -52,7 +59,7 @@ class ModelsModule:
         if platform.settings.demo:
             from meshgate.models.demo import declarations
 
-            declared += await declarations(platform.settings)
+            declared += await declarations(platform.settings, artifact_store(platform))
         factory = factory_for(platform, declared)
         self.service = ModelService(platform, factory.transport, factory)
         await self.service.apply(declared)

@@ -205,13 +205,12 @@ class Registry:
         async with self.sql.transaction() as tx:
             await self._require_versions(tx, tenant, model, {version})
             at = now()
-            await tx.execute(
-                "DELETE FROM model_aliases WHERE tenant = ? AND model = ? AND alias = ?",
-                (tenant, model, alias),
-            )
+            # An upsert: nodes applying the same config at once must not collide.
             await tx.execute(
                 "INSERT INTO model_aliases (tenant, model, alias, version, updated_by,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, model, alias)"
+                " DO UPDATE SET version = excluded.version, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
                 (tenant, model, alias, version, actor, at),
             )
             details = {"alias": alias, "version": version}
@@ -226,11 +225,10 @@ class Registry:
             await self._require_versions(tx, tenant, model, policy.versions())
             at = now()
             await tx.execute(
-                "DELETE FROM model_traffic WHERE tenant = ? AND model = ?", (tenant, model)
-            )
-            await tx.execute(
                 "INSERT INTO model_traffic (tenant, model, policy, updated_by, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
+                " policy = excluded.policy, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
                 (tenant, model, orjson.dumps(spec).decode(), actor, at),
             )
             await self._log(tx, tenant, model, "model.traffic.changed", spec, actor, at)

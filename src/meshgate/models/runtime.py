@@ -7,6 +7,7 @@ process and reused across registry refreshes; only aliases and the traffic split
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meshgate.errors import BadRequest
+from meshgate.models.artifacts import ArtifactStore, is_stored
 from meshgate.models.config import (
     ArtifactProvider,
     LoggingPolicy,
@@ -93,7 +95,10 @@ class ProviderFactory:
         artifact_root: Path,
         config_entrypoints: frozenset[str],
         config_artifacts: frozenset[str],
+        artifacts: ArtifactStore | None = None,
     ):
+        self.artifacts = artifacts
+        """Where ``sha256:`` artifacts are read from (the SQL store, shared by every node)."""
         self.transport = transport
         self.artifact_root = artifact_root.resolve()
         self.config_entrypoints = config_entrypoints
@@ -108,7 +113,13 @@ class ProviderFactory:
                 "python providers are declared in the config file only, never through the API",
                 param="provider.type",
             )
-        if isinstance(provider, ArtifactProvider):
+        if isinstance(provider, ArtifactProvider) and is_stored(provider.artifact):
+            path = await self.stored(provider.artifact).fetch(provider.artifact)
+            if provider.type == "sklearn":
+                from meshgate.models.providers.sklearn import check_trusted
+
+                await asyncio.to_thread(check_trusted, path, provider.trusted)
+        elif isinstance(provider, ArtifactProvider):
             path = self.artifact_path(provider.artifact, from_config=False)
             if not path.is_file():
                 raise ProviderRefused(f"artifact {provider.artifact!r} not found")
@@ -116,6 +127,11 @@ class ProviderFactory:
                 from meshgate.models.providers.sklearn import check_trusted
 
                 await asyncio.to_thread(check_trusted, path, provider.trusted)
+
+    def stored(self, artifact: str) -> ArtifactStore:
+        if self.artifacts is None:
+            raise ProviderRefused(f"artifact {artifact!r}: no artifact store here")
+        return self.artifacts
 
     def artifact_path(self, artifact: str, *, from_config: bool) -> Path:
         path = Path(artifact)
@@ -145,14 +161,20 @@ class ProviderFactory:
             from meshgate.models.providers.python import PythonModel
 
             return PythonModel(p.entrypoint)
-        path = self.artifact_path(p.artifact, from_config=p.artifact in self.config_artifacts)
+        fetch = None
+        if is_stored(p.artifact):
+            store = self.stored(p.artifact)
+            path = store.local_path(p.artifact)
+            fetch = functools.partial(store.fetch, p.artifact)
+        else:
+            path = self.artifact_path(p.artifact, from_config=p.artifact in self.config_artifacts)
         if p.type == "onnx":
             from meshgate.models.providers.onnx import OnnxModel
 
-            return OnnxModel(path)
+            return OnnxModel(path, fetch=fetch)
         from meshgate.models.providers.sklearn import SklearnModel
 
-        return SklearnModel(path, p.trusted, spec.signature)
+        return SklearnModel(path, p.trusted, spec.signature, fetch=fetch)
 
 
 def build_version(

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from meshgate.errors import Conflict
 from meshgate.outage import DEFAULT_TIMEOUT, unavailable
 from meshgate.sql.base import Params, Row, SqlSession
 
@@ -56,6 +57,9 @@ class _Session:
         try:
             async with asyncio.timeout(self._timeout):
                 yield
+        except psycopg.errors.UniqueViolation as exc:
+            # Typed, so two nodes racing on the same insert can tell "the other one won".
+            raise Conflict("a record with the same key already exists") from exc
         except (psycopg.OperationalError, TimeoutError) as exc:
             # The connection is left mid-statement: the pool discards it when it comes back.
             raise unavailable(WHAT, exc) from exc

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from meshgate.errors import BackendUnavailable
+from meshgate.errors import BackendUnavailable, Conflict
 from meshgate.sql.base import Params, Row, SqlSession
 
 
@@ -19,18 +19,32 @@ class _Session:
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(sql, tuple(params))
+        try:
+            cursor = await self._conn.execute(sql, tuple(params))
+        except sqlite3.IntegrityError as exc:
+            raise _typed(exc) from exc
         return cursor.rowcount
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
-            row = await cursor.fetchone()
+        try:
+            async with self._conn.execute(sql, tuple(params)) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise _typed(exc) from exc
         return dict(row) if row is not None else None
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._conn.execute(sql, tuple(params)) as cursor:
             rows = await cursor.fetchall()
         return [dict(r) for r in rows]
+
+
+def _typed(exc: sqlite3.IntegrityError) -> Exception:
+    """A unique violation is a :class:`Conflict`, as on PostgreSQL; other integrity errors
+    (foreign keys, NOT NULL) stay the driver's."""
+    if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+        return Conflict("a record with the same key already exists")
+    return exc
 
 
 class SqliteStore:

@@ -7,13 +7,16 @@ response translation in module-level functions, apart from its I/O.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 Tensors = dict[str, np.ndarray]
+Fetch = Callable[[], Awaitable[Path]]
+"""Makes a stored artifact available at its local path (``models/artifacts.py``)."""
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from meshgate.models.errors import InvalidInput
-from meshgate.models.providers.base import Call, Tensors
+from meshgate.models.providers.base import Call, Fetch, Tensors
 
 # A few rows run faster inline than the hop to a worker thread costs; big batches do not.
 INLINE_ROWS = 64
@@ -25,12 +25,16 @@ ORT_TYPES = {
 class OnnxModel:
     kind = "onnx"
 
-    def __init__(self, artifact: Path):
+    def __init__(self, artifact: Path, *, fetch: Fetch | None = None):
         self.artifact = artifact
+        self.fetch = fetch
+        """Copies a stored artifact to ``artifact`` before the first load."""
         self.session: object | None = None
         self.input_types: dict[str, type] = {}
 
     async def start(self) -> None:
+        if self.fetch is not None:
+            await self.fetch()
         self.session = await asyncio.to_thread(self._load)
 
     def _load(self) -> object:

@@ -14,7 +14,7 @@ import numpy as np
 
 from meshgate.errors import BadRequest
 from meshgate.models.config import Signature
-from meshgate.models.providers.base import Call, Tensors
+from meshgate.models.providers.base import Call, Fetch, Tensors
 
 INLINE_ROWS = 64
 
@@ -56,13 +56,24 @@ def features(inputs: Tensors, signature: Signature) -> np.ndarray:
 class SklearnModel:
     kind = "sklearn"
 
-    def __init__(self, artifact: Path, trusted: list[str], signature: Signature):
+    def __init__(
+        self,
+        artifact: Path,
+        trusted: list[str],
+        signature: Signature,
+        *,
+        fetch: Fetch | None = None,
+    ):
         self.artifact = artifact
+        self.fetch = fetch
+        """Copies a stored artifact to ``artifact`` before the first load."""
         self.trusted = trusted
         self.signature = signature
         self.estimator: Any = None
 
     async def start(self) -> None:
+        if self.fetch is not None:
+            await self.fetch()
         self.estimator = await asyncio.to_thread(load_trusted, self.artifact, self.trusted)
 
     async def close(self) -> None:
