@@ -6,6 +6,7 @@ CI (``CI=true``), so a green CI run always means the backends were really exerci
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -29,6 +30,9 @@ ADMIN_KEY = "mg_test_admin_" + "x" * 32
 POSTGRES_BASE = os.environ.get("MESHGATE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("MESHGATE_TEST_REDIS", "redis://127.0.0.1:6379")
 NATS_URL = os.environ.get("MESHGATE_TEST_NATS", "nats://127.0.0.1:4222")
+# The fake upstreams and webhook receivers of the tests listen on loopback, which the egress
+# policy refuses by default: the tests allow it explicitly, as an operator would.
+LOOPBACK = ["127.0.0.0/8", "::1"]
 
 
 def unavailable(what: str, why: object) -> None:
@@ -98,7 +102,11 @@ def nats_url() -> str:
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "admin_key": ADMIN_KEY}
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "admin_key": ADMIN_KEY,
+            "security": {"egress_allow": LOOPBACK},
+        }
         values.update(overrides)
         return Settings(**values)
 
@@ -156,6 +164,7 @@ class Server:
             "MESHGATE_DATA_DIR": str(data_dir),
             "MESHGATE_ADMIN_KEY": ADMIN_KEY,
             "MESHGATE_KEY_PEPPER": "test-pepper",
+            "MESHGATE_SECURITY__EGRESS_ALLOW": json.dumps(LOOPBACK),
             **env,
         }
         self.proc = subprocess.Popen(

@@ -21,6 +21,7 @@ from meshgate.auth import KeyService, Limits
 from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
 from meshgate.auth.oidc_config import oidc_verifier
 from meshgate.config import Settings, load_settings
+from meshgate.events.sealing import Sealer
 from meshgate.gateway import problems
 from meshgate.gateway.fast_routes import FastRoutes
 from meshgate.gateway.middleware.auth import AuthMiddleware
@@ -35,6 +36,10 @@ from meshgate.limits import open_limiter
 from meshgate.monitoring.logs import setup_logging
 from meshgate.monitoring.metrics import Metrics
 from meshgate.platform import DomainModule, Platform
+from meshgate.security import routes as security_routes
+from meshgate.security.credentials import MIGRATIONS as CREDENTIAL_MIGRATIONS
+from meshgate.security.credentials import CredentialVault
+from meshgate.security.egress import EgressPolicy
 from meshgate.sql import migrate, open_sql_store
 
 log = logging.getLogger("meshgate")
@@ -76,9 +81,10 @@ def build_platform(settings: Settings) -> Platform:
     timeout = settings.backend_timeout_seconds
     sql = open_sql_store(settings.sql_url, timeout=timeout)
     lim = settings.limits
+    pepper = load_pepper(settings)
     keys = KeyService(
         sql,
-        pepper=load_pepper(settings),
+        pepper=pepper,
         limits=Limits(lim.key_rpm, lim.key_tpm, lim.tenant_rpm, lim.tenant_tpm),
         root_tenant=ROOT_TENANT,
         cache_ttl=settings.auth_cache_ttl_seconds,
@@ -91,6 +97,12 @@ def build_platform(settings: Settings) -> Platform:
         ),
         keys=keys,
         metrics=Metrics(),
+        credentials=CredentialVault(
+            sql,
+            Sealer(pepper, "upstream-credentials"),
+            env_prefixes=settings.security.credential_env_prefixes,
+        ),
+        egress=EgressPolicy(settings.security.egress_allow),
     )
     platform.checks["sql"] = sql.ping
     if settings.limiter_backend_url != "memory://":
@@ -100,7 +112,9 @@ def build_platform(settings: Settings) -> Platform:
 
 async def prepare(platform: Platform, modules: list[DomainModule]) -> None:
     """Migrate the schema and make the bootstrap admin key; prints a generated key once."""
-    await migrate(platform.sql, AUTH_MIGRATIONS + [m for mod in modules for m in mod.migrations])
+    domains = [m for mod in modules for m in mod.migrations]
+    await migrate(platform.sql, AUTH_MIGRATIONS + CREDENTIAL_MIGRATIONS + domains)
+    await platform.credentials.declare(platform.settings.security.credentials)
     admin_key = platform.settings.admin_key
     generated = await platform.keys.ensure_bootstrap(
         admin_key.get_secret_value() if admin_key else None
@@ -150,6 +164,7 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(admin.router)
+    app.include_router(security_routes.router)
     app.include_router(graphql.build_router())
     for mod in mods:
         for router in mod.routers():

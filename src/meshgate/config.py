@@ -25,6 +25,7 @@ from meshgate.events.config import EventsConfig
 from meshgate.governance.config import AuditConfig
 from meshgate.models.config import ModelDeclaration
 from meshgate.monitoring.config import MonitoringConfig
+from meshgate.security.config import SecurityConfig
 from meshgate.serve_tls import TlsConfig
 
 MiB = 1024 * 1024
@@ -113,6 +114,7 @@ class Settings(BaseSettings):
     oidc: OidcConfig = Field(default_factory=OidcConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
     models: list[ModelDeclaration] = Field(default_factory=list)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @field_validator("database_url", "redis_url", "limiter_url")
     @classmethod

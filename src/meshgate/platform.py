@@ -18,6 +18,8 @@ from meshgate.config import Settings
 from meshgate.gateway.fast_routes import HotRoute
 from meshgate.limits import Limiter
 from meshgate.monitoring.metrics import Metrics
+from meshgate.security.credentials import CredentialVault
+from meshgate.security.egress import EgressPolicy
 from meshgate.sql import Migration, SqlStore
 
 if TYPE_CHECKING:
@@ -37,6 +39,10 @@ class Platform:
     limiter: Limiter
     keys: KeyService
     metrics: Metrics
+    credentials: CredentialVault
+    """Upstream credentials: platform secrets granted to tenants (``meshgate.security``)."""
+    egress: EgressPolicy
+    """Where webhooks and providers may connect."""
     checks: dict[str, HealthCheck] = field(default_factory=dict)
     """Readiness checks by backend name; ``/readyz`` runs them all."""
     events: EventService | None = None

@@ -102,6 +102,14 @@ async def _consumer(client: httpx.AsyncClient) -> str:
     return "model:mx"
 
 
+async def _credential(client: httpx.AsyncClient) -> str:
+    if (await client.get("/v1/admin/credentials/cm")).status_code != 200:
+        body = {"name": "cm", "secret": "s-matrix", "tenants": ["default"]}
+        response = await client.post("/v1/admin/credentials", json=body)
+        assert response.status_code == 201, response.text
+    return "cm"
+
+
 async def _tenant(client: httpx.AsyncClient) -> str:
     return "default"  # the owner's own tenant: the in-process client is its root admin
 
@@ -124,6 +132,7 @@ CREATORS: dict[str, Creator] = {
     "prediction_id": _prediction,
     "sub_id": _subscription,
     "consumer": _consumer,
+    "credential": _credential,
     "tenant": _tenant,
 }
 

@@ -27,8 +27,15 @@ class OpenAIProvider(Strict):
     type: Literal["openai"]
     base_url: str = Field(pattern=r"^https?://", description="Base URL, e.g. http://host/v1.")
     model: str | None = Field(None, description="Upstream model name; default the caller's.")
+    credential: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="Name of a platform credential granted to the tenant (sent as the bearer).",
+    )
     api_key_env: str | None = Field(
-        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Environment variable with the key."
+        None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable with the key; config file only (the API refuses it).",
     )
 
 

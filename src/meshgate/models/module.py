@@ -7,7 +7,12 @@ from fastapi import APIRouter
 from meshgate.gateway.fast_routes import HotRoute
 from meshgate.models.artifacts import MIGRATIONS as ARTIFACT_MIGRATIONS
 from meshgate.models.artifacts import ArtifactStore
-from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonProvider
+from meshgate.models.config import (
+    ArtifactProvider,
+    ModelDeclaration,
+    OpenAIProvider,
+    PythonProvider,
+)
 from meshgate.models.providers.http import AiohttpTransport
 from meshgate.models.registry import MIGRATIONS
 from meshgate.models.runtime import ProviderFactory
@@ -25,7 +30,7 @@ def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> Provide
 
     versions = [v for d in declared for v in d.versions]
     return ProviderFactory(
-        AiohttpTransport(),
+        AiohttpTransport(egress=platform.egress),
         artifact_root=artifact_dir(platform.settings),
         config_entrypoints=frozenset(
             v.provider.entrypoint for v in versions if isinstance(v.provider, PythonProvider)
@@ -34,6 +39,13 @@ def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> Provide
             v.provider.artifact for v in versions if isinstance(v.provider, ArtifactProvider)
         ),
         artifacts=artifact_store(platform),
+        credentials=platform.credentials,
+        egress=platform.egress,
+        config_key_envs=frozenset(
+            v.provider.api_key_env
+            for v in versions
+            if isinstance(v.provider, OpenAIProvider) and v.provider.api_key_env
+        ),
     )
 
 

@@ -30,6 +30,8 @@ from meshgate.models.providers.base import Provider
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.resilience import Backoff, CircuitBreaker, Retry, State
 from meshgate.models.router import Split
+from meshgate.security.credentials import CredentialVault, EnvCredential, UpstreamCredential
+from meshgate.security.egress import EgressPolicy
 
 log = logging.getLogger("meshgate.models")
 
@@ -96,6 +98,9 @@ class ProviderFactory:
         config_entrypoints: frozenset[str],
         config_artifacts: frozenset[str],
         artifacts: ArtifactStore | None = None,
+        credentials: CredentialVault | None = None,
+        egress: EgressPolicy | None = None,
+        config_key_envs: frozenset[str] = frozenset(),
     ):
         self.artifacts = artifacts
         """Where ``sha256:`` artifacts are read from (the SQL store, shared by every node)."""
@@ -103,11 +108,30 @@ class ProviderFactory:
         self.artifact_root = artifact_root.resolve()
         self.config_entrypoints = config_entrypoints
         self.config_artifacts = config_artifacts
+        self.credentials = credentials
+        self.egress = egress or EgressPolicy([])
+        self.config_key_envs = config_key_envs
 
-    async def check_api(self, spec: VersionCreate) -> None:
+    async def check_api(self, spec: VersionCreate, tenant: str) -> None:
         """Refuse what the API may not register: a caller's code, files outside the artifact
-        directory, files that are missing, and skops files that would build untrusted types."""
+        directory, files that are missing, skops files that would build untrusted types,
+        environment variables, credentials not granted to the tenant, and URLs the egress
+        policy refuses."""
         provider = spec.provider
+        if getattr(provider, "api_key_env", None) is not None:
+            raise ProviderRefused(
+                "provider.api_key_env is accepted from the config file only; name a platform "
+                "credential granted to this tenant in provider.credential",
+                param="provider.api_key_env",
+            )
+        credential = getattr(provider, "credential", None)
+        if credential is not None:
+            if self.credentials is None:
+                raise ProviderRefused("no credentials are configured", param="provider.credential")
+            await self.credentials.check(tenant, credential)
+        for name, value in provider:
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                await self.egress.check_url(value, f"provider.{name}")
         if isinstance(provider, PythonProvider):
             raise ProviderRefused(
                 "python providers are declared in the config file only, never through the API",
@@ -145,12 +169,31 @@ class ProviderFactory:
             )
         return path
 
-    def build(self, spec: VersionCreate, task: str, logging_policy: LoggingPolicy) -> Provider:
+    def credential(self, tenant: str, provider: Any) -> UpstreamCredential | None:
+        """What a provider authenticates with: a granted platform credential, or a variable
+        that the config file itself named (``api_key_env``); nothing else from the process."""
+        name = getattr(provider, "credential", None)
+        if name is not None:
+            if self.credentials is None:
+                raise ProviderRefused("no credentials are configured")
+            return self.credentials.ref(tenant, name)
+        env = getattr(provider, "api_key_env", None)
+        if env is not None:
+            if env not in self.config_key_envs:
+                raise ProviderRefused(f"api_key_env {env} is not named by the config file")
+            return EnvCredential(env)
+        return None
+
+    def build(
+        self, spec: VersionCreate, task: str, logging_policy: LoggingPolicy, tenant: str = ""
+    ) -> Provider:
         p = spec.provider
         if isinstance(p, OpenAIProvider):
             from meshgate.models.providers.openai import OpenAIChat
 
-            return OpenAIChat(p, self.transport, collect_text=True)
+            return OpenAIChat(
+                p, self.transport, collect_text=True, credential=self.credential(tenant, p)
+            )
         if isinstance(p, V2Provider):
             from meshgate.models.providers.v2 import V2Model
 

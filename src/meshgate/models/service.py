@@ -140,7 +140,7 @@ class ModelService:
                     {k: v for k, v in raw.items() if k not in ("registered_by", "created_at")}
                 )
                 try:
-                    provider = self.factory.build(spec, record["task"], logging_policy)
+                    provider = self.factory.build(spec, record["task"], logging_policy, tenant)
                 except MeshgateError as exc:
                     # One unusable version (say, an entry point since removed from the config)
                     # must not take the model's other versions down with it.
@@ -194,7 +194,7 @@ class ModelService:
         self, tenant: str, model: str, body: VersionCreate, actor: str, *, from_api: bool = True
     ) -> dict[str, Any]:
         if from_api:
-            await self.factory.check_api(body)
+            await self.factory.check_api(body, tenant)
         added = await self.registry.add_version(tenant, model, body, actor)
         self.forget(tenant, model)
         await self._announce(
@@ -202,7 +202,7 @@ class ModelService:
             tenant,
             model,
             actor,
-            {"version": body.version, "provider": body.provider.type},
+            {"version": body.version, **provider_summary(body.provider)},
             version=body.version,
         )
         return added
@@ -308,6 +308,19 @@ class Unavailable:
 
     async def close(self) -> None:
         pass
+
+
+def provider_summary(provider: Any) -> dict[str, Any]:
+    """What the event and the audit record keep of a provider: where and as whom, no secret."""
+    summary: dict[str, Any] = {"provider": provider.type}
+    url = getattr(provider, "base_url", None) or getattr(provider, "url", None)
+    if url is not None:
+        summary["url"] = url
+    if (credential := getattr(provider, "credential", None)) is not None:
+        summary["credential"] = credential
+    elif (env := getattr(provider, "api_key_env", None)) is not None:
+        summary["credential"] = f"env:{env}"
+    return summary
 
 
 def check_same(model: str, declared: VersionCreate, stored: dict[str, Any]) -> None:

@@ -8,12 +8,16 @@ so providers never see aiohttp.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 import aiohttp
 
 from meshgate.models.errors import UpstreamTimedOut, UpstreamUnavailable
+from meshgate.security.egress import EgressPolicy, guarded_connector
+
+log = logging.getLogger("meshgate.models")
 
 
 class HttpResponse(Protocol):
@@ -50,7 +54,8 @@ class _AiohttpResponse:
         except TimeoutError as exc:
             raise UpstreamTimedOut("the upstream stopped sending") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"upstream connection failed: {exc}") from exc
+            log.warning("upstream connection failed: %s", exc)
+            raise UpstreamUnavailable("upstream connection failed") from exc
         finally:
             self._resp.release()
 
@@ -61,7 +66,8 @@ class _AiohttpResponse:
         except TimeoutError as exc:
             raise UpstreamTimedOut("the upstream stopped sending") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"upstream connection failed: {exc}") from exc
+            log.warning("upstream connection failed: %s", exc)
+            raise UpstreamUnavailable("upstream connection failed") from exc
 
     def close(self) -> None:
         self._resp.close()
@@ -77,10 +83,11 @@ def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
 
 
 class AiohttpTransport:
-    """One connection pool for every upstream of the process."""
+    """One connection pool for every upstream of the process, behind the egress policy."""
 
-    def __init__(self, *, limit: int = 256):
+    def __init__(self, *, limit: int = 256, egress: EgressPolicy | None = None):
         self._limit = limit
+        self._egress = egress or EgressPolicy([])
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -88,7 +95,7 @@ class AiohttpTransport:
         if self._session is None:
             # Created lazily: a ClientSession must be made inside the running loop.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300),
+                connector=guarded_connector(self._egress, limit=self._limit, ttl_dns_cache=300),
                 skip_auto_headers=("User-Agent",),
             )
         return self._session
@@ -102,9 +109,11 @@ class AiohttpTransport:
         try:
             resp = await self.session.post(url, data=body, headers=headers, timeout=limits)
         except TimeoutError as exc:
-            raise UpstreamTimedOut(f"no answer from {url} within {read_timeout:g}s") from exc
+            raise UpstreamTimedOut(f"no answer from the upstream within {read_timeout:g}s") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"cannot reach the upstream {url}: {exc}") from exc
+            # The driver's message names addresses; the caller gets none, the log gets it all.
+            log.warning("cannot reach the upstream %s: %s", url, exc)
+            raise UpstreamUnavailable("cannot reach the upstream") from exc
         return _AiohttpResponse(resp)
 
     async def close(self) -> None:

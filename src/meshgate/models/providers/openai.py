@@ -6,7 +6,6 @@ the upstream's answer comes back as sent. Only usage and the reply text are read
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from meshgate.models.errors import (
 )
 from meshgate.models.providers.base import Call, JsonReply
 from meshgate.models.providers.http import HttpResponse, HttpTransport
+from meshgate.security.credentials import UpstreamCredential
 
 # --- pure translation ----------------------------------------------------------------------
 
@@ -159,12 +159,18 @@ class UpstreamStream:
 class OpenAIChat:
     kind = "openai"
 
-    def __init__(self, spec: OpenAIProvider, transport: HttpTransport, *, collect_text: bool):
+    def __init__(
+        self,
+        spec: OpenAIProvider,
+        transport: HttpTransport,
+        *,
+        collect_text: bool,
+        credential: UpstreamCredential | None = None,
+    ):
         self.base = spec.base_url.rstrip("/")
         self.model = spec.model
         self.collect_text = collect_text
-        key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
-        self.auth = {"authorization": f"Bearer {key}"} if key else {}
+        self.credential = credential
         self.transport = transport
 
     async def start(self) -> None:
@@ -174,7 +180,9 @@ class OpenAIChat:
         pass
 
     async def _post(self, path: str, body: bytes, call: Call) -> HttpResponse:
-        headers = {"content-type": "application/json", **self.auth, **call.headers}
+        headers = {"content-type": "application/json", **call.headers}
+        if self.credential is not None:
+            headers["authorization"] = f"Bearer {await self.credential.secret()}"
         response = await self.transport.post(self.base + path, body, headers, call.timeout)
         if response.status >= 400:
             raise upstream_error(response.status, await response.read())

@@ -1,0 +1,1 @@
+"""Platform security: upstream credentials, the egress policy and the edge limits."""

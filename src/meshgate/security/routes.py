@@ -1,0 +1,143 @@
+"""Upstream credentials as the platform operator manages them (root-tenant ``admin``).
+
+A tenant's admin is not the operator: the collection routes answer it 403, and a named
+credential is a 404 to it (a tenant never learns which credentials exist). No route ever
+shows a secret; the audit trail records names, sources and grants only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from meshgate.auth import Principal
+from meshgate.errors import Forbidden, NotFound
+from meshgate.gateway.security import current_principal, require
+from meshgate.platform import platform_of
+from meshgate.security.config import CREDENTIAL_NAME, ENV_NAME, TENANT
+
+router = APIRouter(
+    prefix="/v1/admin/credentials", tags=["administration"], dependencies=[require("admin")]
+)
+Name = Annotated[str, Path(pattern=CREDENTIAL_NAME, description="Credential name.")]
+Tenant = Annotated[str, Path(pattern=TENANT, description="Tenant granted the credential.")]
+
+
+class CredentialCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=CREDENTIAL_NAME, description="Name versions refer to.")
+    secret: SecretStr | None = Field(
+        None, min_length=1, max_length=8192, description="The secret, stored sealed."
+    )
+    env: str | None = Field(
+        None,
+        pattern=ENV_NAME,
+        description="Or an environment variable under an allow-listed prefix.",
+    )
+    description: str = Field("", max_length=200)
+    tenants: list[Annotated[str, Field(pattern=TENANT)]] = Field(
+        default_factory=list, max_length=1000, description="Tenants granted it at once."
+    )
+
+
+class Credential(BaseModel):
+    name: str
+    source: str = Field(description="'sealed' (in the SQL store) or 'env'.")
+    env: str | None
+    description: str
+    tenants: list[str] = Field(description="Tenants granted the credential.")
+    created_by: str
+    created_at: str
+
+
+class CredentialList(BaseModel):
+    credentials: list[Credential]
+
+
+def operator(request: Request, *, hide: bool) -> Principal:
+    principal = current_principal(request)
+    if not principal.is_root:
+        if hide:
+            raise NotFound("credential not found")
+        raise Forbidden("only the platform operator (an admin of the root tenant) manages these")
+    return principal
+
+
+async def audit(request: Request, action: str, name: str, details: dict[str, Any]) -> None:
+    platform = platform_of(request)
+    principal = current_principal(request)
+    if platform.audit is not None:
+        await platform.audit.record(
+            actor=principal.key_id,
+            tenant=principal.tenant,
+            action=action,
+            resource=f"credentials/{name}",
+            details=details,
+        )
+
+
+@router.post("", status_code=201, response_model=Credential, summary="Create a credential")
+async def create_credential(body: CredentialCreate, request: Request) -> dict[str, Any]:
+    principal = operator(request, hide=False)
+    vault = platform_of(request).credentials
+    created = await vault.create(
+        body.name,
+        secret=body.secret.get_secret_value() if body.secret else None,
+        env=body.env,
+        description=body.description,
+        actor=principal.key_id,
+    )
+    for tenant in body.tenants:
+        created = await vault.grant(body.name, tenant)
+    await audit(
+        request,
+        "credential.created",
+        body.name,
+        {"source": created["source"], "env": body.env, "tenants": body.tenants},
+    )
+    return created
+
+
+@router.get("", response_model=CredentialList, summary="List credentials (never secrets)")
+async def list_credentials(request: Request) -> dict[str, Any]:
+    operator(request, hide=False)
+    return {"credentials": await platform_of(request).credentials.list()}
+
+
+@router.get("/{credential}", response_model=Credential, summary="One credential (never its secret)")
+async def get_credential(credential: Name, request: Request) -> dict[str, Any]:
+    operator(request, hide=True)
+    return await platform_of(request).credentials.get(credential)
+
+
+@router.put(
+    "/{credential}/grants/{tenant}",
+    response_model=Credential,
+    summary="Grant a tenant a credential",
+)
+async def grant_credential(credential: Name, tenant: Tenant, request: Request) -> dict[str, Any]:
+    operator(request, hide=True)
+    granted = await platform_of(request).credentials.grant(credential, tenant)
+    await audit(request, "credential.granted", credential, {"tenant": tenant})
+    return granted
+
+
+@router.delete(
+    "/{credential}/grants/{tenant}", response_model=Credential, summary="Take a grant back"
+)
+async def revoke_grant(credential: Name, tenant: Tenant, request: Request) -> dict[str, Any]:
+    operator(request, hide=True)
+    revoked = await platform_of(request).credentials.revoke(credential, tenant)
+    await audit(request, "credential.grant.revoked", credential, {"tenant": tenant})
+    return revoked
+
+
+@router.delete("/{credential}", status_code=204, summary="Delete a credential and its grants")
+async def delete_credential(credential: Name, request: Request) -> Response:
+    operator(request, hide=True)
+    await platform_of(request).credentials.delete(credential)
+    await audit(request, "credential.deleted", credential, {})
+    return Response(status_code=204)
