@@ -65,6 +65,7 @@ def serve(
     import uvicorn
 
     from meshgate.app import build_platform, default_modules, prepare
+    from meshgate.security.edge import protocol_for
     from meshgate.serve_tls import uvicorn_ssl_options
 
     overrides = {"host": host, "port": port, "workers": workers, "demo": demo or None}
@@ -92,7 +93,8 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=protocol_for(settings.security.edge),
+        timeout_keep_alive=int(settings.security.edge.keepalive_timeout_seconds),
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

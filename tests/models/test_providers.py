@@ -21,6 +21,7 @@ from meshgate.models.providers.openai import (
 )
 from meshgate.models.providers.v2 import V2Model, infer_url
 from meshgate.models.tensors import decode_response, encode_request, encode_response
+from meshgate.security.credentials import EnvCredential
 
 
 def test_the_callers_bytes_go_upstream_unchanged_unless_something_changed() -> None:
@@ -105,7 +106,7 @@ async def test_openai_provider_sends_key_and_trace_headers(
         {"http://up/v1/chat/completions": Reply(200, orjson.dumps(answer))}
     )
     spec = OpenAIProvider(type="openai", base_url="http://up/v1/", api_key_env="UPSTREAM_KEY")
-    chat = OpenAIChat(spec, transport, collect_text=True)
+    chat = OpenAIChat(spec, transport, collect_text=True, credential=EnvCredential("UPSTREAM_KEY"))
     body = b'{"model": "m", "messages": []}'
     reply = await chat.chat(body, orjson.loads(body), Call(headers={"traceparent": "00-a-b-01"}))
     assert (reply.text, reply.tokens, reply.body) == ("ok", 3, orjson.dumps(answer))

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from meshgate.auth.identity import session_user
 from meshgate.context.model import ContextNotFound, Json
 from meshgate.context.schemas import (
     ErasureReceipt,
@@ -234,6 +235,9 @@ async def live_session(session_id: str, request: Request) -> None:
 )
 async def add_interaction(session_id: str, body: InteractionCreate, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
+    # A session is bound to its user: only that user, or a key asserting users, adds turns.
+    owner = (await _service(request).get_session(tenant, session_id)).session.user_id
+    session_user(current_principal(request), None, owner)
     (item,) = await _service(request).add_interactions(
         tenant, session_id, [(body.role, body.content, body.metadata)], actor=actor
     )

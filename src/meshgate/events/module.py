@@ -67,5 +67,5 @@ def build_service(platform: Platform) -> EventService:
     )
     service = EventService(backend, keys)
     store = SubscriptionStore(platform.sql, Sealer(pepper, "webhook-secrets"))
-    service.webhooks = WebhookDispatcher(service, store, config)
+    service.webhooks = WebhookDispatcher(service, store, config, egress=platform.egress)
     return service

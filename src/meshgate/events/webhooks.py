@@ -41,6 +41,7 @@ from meshgate.events.config import EventsConfig
 from meshgate.events.envelope import Event
 from meshgate.events.service import EventService, raise_if_cancelled
 from meshgate.events.subscriptions import Subscription, SubscriptionStore, new_id
+from meshgate.security.egress import EgressPolicy, guarded_connector
 
 log = logging.getLogger("meshgate.events.webhooks")
 SIGNATURE_HEADER = "Meshgate-Webhook-Signature"
@@ -74,6 +75,7 @@ class WebhookDispatcher:
         refresh_seconds: float = 2.0,
         lease_seconds: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        egress: EgressPolicy | None = None,
     ):
         self.events = events
         self.store = store
@@ -82,6 +84,7 @@ class WebhookDispatcher:
         self.lease_seconds = lease_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.sleep = sleep
+        self.egress = egress or EgressPolicy([])
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._replays: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -90,7 +93,8 @@ class WebhookDispatcher:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout_seconds)
+            connector=guarded_connector(self.egress),
+            timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout_seconds),
         )
         self._watcher = asyncio.create_task(self._watch(), name="webhooks-watch")
 
@@ -111,6 +115,7 @@ class WebhookDispatcher:
         self, tenant: str, url: str, types: tuple[str, ...], secret: str
     ) -> Subscription:
         """A new subscription receives the events appended from now on."""
+        await self.egress.check_url(url, "url")
         sub_id = new_id()
         # Its offset is set before it exists, so no dispatcher can start it from the beginning.
         await self.events.log.seek(group_of(sub_id), await self.events.log.last_sequence())
@@ -232,4 +237,7 @@ class WebhookDispatcher:
         except TimeoutError:
             return "timed out"
         except aiohttp.ClientError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            # The tenant sees that the connection failed; where and why (which may describe
+            # the inside of the network) goes to the server's log only.
+            log.warning("webhook %s: delivery to %s failed: %r", sub.id, sub.url, exc)
+            return "connection failed"

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
-from meshgate.errors import BackendUnavailable
+from meshgate.auth.identity import end_user, session_user
+from meshgate.errors import BackendUnavailable, NotFound
 from meshgate.gateway.middleware.observe import MODEL, MODEL_VERSION
 from meshgate.gateway.middleware.rate_limit import CHARGE_TOKENS
 from meshgate.gateway.security import current_principal
@@ -28,7 +29,8 @@ def service_of(request: Request) -> ModelService:
     return service
 
 
-def caller_of(request: Request, user: str | None = None) -> Caller:
+async def caller_of(request: Request, user: str | None = None) -> Caller:
+    """The caller and the end user it has proven (403 for a user or session it has not)."""
     principal = current_principal(request)
     scope = request.scope
     user_id = session_id = version = None
@@ -41,17 +43,36 @@ def caller_of(request: Request, user: str | None = None) -> Caller:
             session_id = value.decode("latin-1")
         elif name == b"x-model-version":
             version = value.decode("latin-1")
+    if user_id is not None:
+        user_id = end_user(principal, user_id, param="x-user-id")
+    else:
+        user_id = end_user(principal, user, param="user")
+    if session_id is not None:
+        owner = await session_owner(request, principal.tenant, session_id)
+        if owner is not None:
+            user_id = session_user(principal, user_id, owner)
     return Caller(
         tenant=principal.tenant,
         key_id=principal.key_id,
         is_admin=principal.is_admin,
-        user_id=user_id or user,
+        user_id=user_id,
         session_id=session_id,
         version=version,
         trace=scope.get(SCOPE_KEY),
         charge=scope.get(CHARGE_TOKENS),
         models=principal.models,
     )
+
+
+async def session_owner(request: Request, tenant: str, session_id: str) -> str | None:
+    """The user a session is bound to; None when there is no such (live) session."""
+    context = platform_of(request).context
+    if context is None:
+        return None
+    try:
+        return (await context.get_session(tenant, session_id)).session.user_id
+    except NotFound:
+        return None
 
 
 def served_headers(request: Request, model: str, served: Served) -> dict[str, str]:

@@ -92,7 +92,7 @@ async def chat_completions(request: Request) -> Response:
     body = await request.body()
     parsed = parse_body(body)
     served = await service_of(request).chat.chat(
-        body, parsed, caller_of(request, parsed.get("user"))
+        body, parsed, await caller_of(request, parsed.get("user"))
     )
     headers = served_headers(request, str(parsed.get("model")), served)
     if served.value is not None and hasattr(served.value, "body"):
@@ -109,7 +109,7 @@ async def embeddings(request: Request) -> Response:
     body = await request.body()
     parsed = parse_body(body)
     served = await service_of(request).chat.embeddings(
-        body, parsed, caller_of(request, parsed.get("user"))
+        body, parsed, await caller_of(request, parsed.get("user"))
     )
     return Response(
         served.value.body,

@@ -121,7 +121,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     if header is not None and not header.isdigit():
         raise InvalidInput(f"{HEADER_LENGTH} must be a byte count")
     body = await request.body()
-    caller = caller_of(request)
+    caller = await caller_of(request)
     if version is not None:
         caller.version = version
     served = await service_of(request).tabular.infer(
