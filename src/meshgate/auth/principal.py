@@ -40,9 +40,6 @@ class Principal:
     no user, it can only assert one with ``users:assert``."""
     models: frozenset[str] | None = None
     """The only models this key may call; ``None``: every model of its tenant."""
-    user_id: str | None = None
-    """The end user this caller has proven to be (a user's token), if any; an API key is
-    no user, it can only assert one with ``users:assert``."""
 
     def may_call(self, model: str) -> bool:
         return self.models is None or model in self.models
