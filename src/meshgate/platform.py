@@ -24,6 +24,7 @@ from meshgate.sql import Migration, SqlStore
 
 if TYPE_CHECKING:
     from meshgate.context.service import ContextService
+    from meshgate.economics.service import EconomicsService
     from meshgate.events.service import EventService
     from meshgate.governance.audit import AuditService
     from meshgate.models.service import ModelService
@@ -50,6 +51,7 @@ class Platform:
     models: ModelService | None = None
     monitoring: MonitoringService | None = None
     audit: AuditService | None = None
+    economics: EconomicsService | None = None
 
 
 class DomainModule(Protocol):

@@ -1,17 +1,17 @@
-"""Fixtures of the economics tests: a fake upstream and one real Meshgate server on it."""
+"""Fixtures of the economics tests: a fake upstream (a real HTTP server) and the whole app in
+process on it, reached through the official ``openai`` client and plain HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import yaml
 
-from tests.conftest import ADMIN_KEY, Server
+from meshgate.config import Settings
+from tests.conftest import app_client
 from tests.models.fake_openai import FakeOpenAI, UpstreamLoop
 
 
@@ -39,49 +39,41 @@ def declarations(upstream: FakeOpenAI) -> list[dict[str, Any]]:
         chat_model("guarded", upstream),
         chat_model("strict-json", upstream),
         chat_model("priced", upstream, "gpt-4o-mini"),
-        {
-            "name": "embedder",
-            "task": "embedding",
-            "versions": [
-                {
-                    "version": "1",
-                    "provider": {"type": "openai", "base_url": upstream.base_url, "model": "e"},
-                }
-            ],
-        },
     ]
 
 
-def write_config(data_dir: Path, upstream: FakeOpenAI) -> Path:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "meshgate.yaml"
-    config.write_text(yaml.safe_dump({"models": declarations(upstream)}))
-    return config
-
-
-@pytest.fixture(scope="package")
-def server(tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAI) -> Iterator[Server]:
-    """One real ``meshgate serve`` with chat models on the fake upstream."""
-    data_dir: Path = tmp_path_factory.mktemp("economics-server")
-    server = Server({"MESHGATE_CONFIG": str(write_config(data_dir, upstream))}, data_dir)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def admin(server: Server) -> Iterator[httpx.Client]:
-    with server.client(ADMIN_KEY) as http:
-        yield http
+async def admin(
+    make_settings: Callable[..., Settings], upstream: FakeOpenAI
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process with chat models on the fake upstream; the admin key's client."""
+    async with app_client(make_settings(models=declarations(upstream))) as client:
+        yield client
 
 
-def new_key(admin: httpx.Client, scopes: list[str] | None = None, **extra: Any) -> tuple[str, str]:
+async def new_key(
+    admin: httpx.AsyncClient, scopes: list[str] | None = None, **extra: Any
+) -> tuple[str, str]:
     """(id, secret) of a fresh key of the default tenant."""
-    response = admin.post("/v1/admin/keys", json={"scopes": scopes or ["inference"], **extra})
+    response = await admin.post("/v1/admin/keys", json={"scopes": scopes or ["inference"], **extra})
     assert response.status_code == 201, response.text
     return str(response.json()["id"]), str(response.json()["key"])
 
 
-def openai_client(server: Server, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=server.url + "/v1", api_key=key, max_retries=0, default_headers=headers or None
+def as_key(admin: httpx.AsyncClient, key: str) -> httpx.AsyncClient:
+    """Another client of the same app, with ``key``."""
+    return httpx.AsyncClient(
+        transport=admin._transport,
+        base_url=admin.base_url,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+def openai_client(admin: httpx.AsyncClient, key: str, **headers: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=str(admin.base_url) + "/v1",
+        api_key=key,
+        max_retries=0,
+        default_headers=headers or None,
+        http_client=httpx.AsyncClient(transport=admin._transport),
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from meshgate.economics.policies import MIGRATIONS
 from meshgate.platform import Platform
 from meshgate.sql import Migration
 
 
 class EconomicsModule:
+    """Starts after the model services: it puts its gate in their chat flow."""
+
     name = "economics"
-    migrations: list[Migration] = []
+    migrations: list[Migration] = MIGRATIONS
 
     def routers(self) -> list[APIRouter]:
         from meshgate.economics.routes import routers
@@ -19,7 +22,12 @@ class EconomicsModule:
         return routers()
 
     async def start(self, platform: Platform) -> None:
-        pass
+        from meshgate.economics.service import EconomicsService
+
+        service = EconomicsService(platform)
+        if platform.models is not None:
+            platform.models.inference.gate = service.gate
+        platform.economics = service
 
     async def close(self) -> None:
         pass

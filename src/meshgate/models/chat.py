@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
-from meshgate.errors import BadRequest
+from meshgate.errors import BadRequest, MeshgateError
 from meshgate.models import enrichment
+from meshgate.models.gate import Admission
 from meshgate.models.inference import Caller, Inference, Relay, Served, require_task
 from meshgate.models.predictions import Prediction, digest, new_prediction_id
 from meshgate.models.providers.base import Call, ChatProvider, JsonReply
@@ -76,17 +77,27 @@ class ChatFlow:
         rewrite = enrichment.with_system_message(request, bundle)
         context_fields = enrichment.fields_of(bundle) if rewrite else []
         prediction_id = new_prediction_id()
+        admission = await self.inference.gate.admit(rt, chain[0], caller, request, prediction_id)
+        rewrite = rewrite or admission.rewrite
         started = time.perf_counter()
+        if admission.cached is not None:
+            return await self._cached(
+                rt, chain[0], caller, prediction_id, body, request, admission.cached, started
+            )
 
         if request.get("stream") is True:
-            version, stream = await self.inference.attempt(
-                rt,
-                chain,
-                caller,
-                prediction_id=prediction_id,
-                body=body,
-                work=lambda v, c: provider(v).chat_stream(body, request, _w(c, rewrite)),
-            )
+            try:
+                version, stream = await self.inference.attempt(
+                    rt,
+                    chain,
+                    caller,
+                    prediction_id=prediction_id,
+                    body=body,
+                    work=lambda v, c: provider(v).chat_stream(body, request, _w(c, rewrite)),
+                )
+            except MeshgateError:
+                await admission.abandon()
+                raise
             served = Served(version.version, prediction_id, None)
 
             def finished(outcome: str) -> None:
@@ -102,26 +113,33 @@ class ChatFlow:
                 shadows = self._shadow_work(body, request) if rt.shadow else None
                 self.inference.after_response(served, rt, caller, shadows, stream.tokens)
                 self.inference.service.spawn(
-                    self._close_stream(served, prediction, user_turn, outcome == "ok")
+                    self._close_stream(served, prediction, user_turn, outcome == "ok", admission)
                 )
 
-            served.value = Relay(stream.chunks(), finished)
+            served.value = Relay(admission.relay(stream.chunks()), finished)
             return served
 
-        version, reply = await self.inference.attempt(
-            rt,
-            chain,
-            caller,
-            lambda v, c: provider(v).chat(body, request, _w(c, rewrite)),
-            prediction_id=prediction_id,
-            body=body,
-        )
+        try:
+            version, reply = await self.inference.attempt(
+                rt,
+                chain,
+                caller,
+                lambda v, c: provider(v).chat(body, request, _w(c, rewrite)),
+                prediction_id=prediction_id,
+                body=body,
+            )
+        except MeshgateError:
+            await admission.abandon()
+            raise
         prediction = self._prediction(
             rt, version, caller, prediction_id, body, request, reply.text, started
         )
         prediction.tokens, prediction.context_fields = reply.tokens, context_fields
         prediction.fallback_from = chain[0] if version.version != chain[0] else None
-        await self.inference.record(prediction)
+        try:
+            reply = await admission.finish(prediction, reply)
+        finally:
+            await self.inference.record(prediction)
         await self._append_turns(caller, prediction, user_turn, reply.text)
         served = Served(version.version, prediction_id, reply)
         shadows = self._shadow_work(body, request) if rt.shadow else None
@@ -208,9 +226,35 @@ class ChatFlow:
 
         return work
 
+    async def _cached(
+        self,
+        rt: ModelRuntime,
+        version: str,
+        caller: Caller,
+        prediction_id: str,
+        body: bytes,
+        request: dict[str, Any],
+        answer: bytes,
+        started: float,
+    ) -> Served:
+        """A stored answer: no upstream call, still a prediction event (marked, charged 0)."""
+        prediction = self._prediction(
+            rt, rt.versions[version], caller, prediction_id, body, request, None, started
+        )
+        prediction.tokens = 0
+        prediction.extra["cache"] = "hit"
+        await self.inference.record(prediction)
+        return Served(version, prediction_id, JsonReply(answer, 0, None))
+
     async def _close_stream(
-        self, served: Served, prediction: Prediction, user_turn: str | None, complete: bool
+        self,
+        served: Served,
+        prediction: Prediction,
+        user_turn: str | None,
+        complete: bool,
+        admission: Admission,
     ) -> None:
+        await admission.finish_stream(prediction)
         await self.inference.record(prediction)
         if complete:
             await self._append_turns_for(prediction, user_turn)

@@ -15,6 +15,7 @@ import orjson
 
 from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
 from meshgate.models.errors import CircuitOpen, Retryable, UpstreamTimedOut
+from meshgate.models.gate import Gate, OpenGate
 from meshgate.models.predictions import (
     Prediction,
     digest,
@@ -74,6 +75,8 @@ class Inference:
     def __init__(self, service: ModelService, platform: Platform):
         self.service = service
         self.platform = platform
+        self.gate: Gate = OpenGate()
+        """Cost and safety checks around each chat call (the economics module sets its own)."""
 
     # --- choosing ----------------------------------------------------------------------
 

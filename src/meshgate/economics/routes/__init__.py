@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from meshgate.economics.routes import limits
+    from meshgate.economics.routes import guardrails, limits
 
-    return [limits.router]
+    return [limits.router, guardrails.router]

@@ -1,0 +1,93 @@
+"""Per-model economics policies in the platform's SQL store: guardrails (and, later, cache).
+
+The hot path reads a compiled policy from memory; an entry older than ``refresh_seconds`` is
+read again, so a change made through another process is in effect within that time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from meshgate.economics.guardrails import GuardrailsSet, Pipeline
+from meshgate.models.registry import now
+from meshgate.sql import Migration, SqlStore
+
+MIGRATIONS = [
+    Migration(
+        "economics",
+        1,
+        """
+        CREATE TABLE economics_model_policies (
+            tenant TEXT NOT NULL,
+            model TEXT NOT NULL,
+            guardrails TEXT,
+            updated_by TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (tenant, model)
+        )
+        """,
+    )
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPolicy:
+    guardrails: Pipeline
+    loaded_at: float
+
+
+EMPTY = Pipeline([])
+
+
+class PolicyStore:
+    def __init__(self, sql: SqlStore, *, refresh_seconds: float = 1.0, limit: int = 10_000):
+        self.sql = sql
+        self.refresh_seconds = refresh_seconds
+        self.limit = limit
+        self._cache: dict[tuple[str, str], ModelPolicy] = {}
+
+    async def policy(self, tenant: str, model: str) -> ModelPolicy:
+        found = self._cache.get((tenant, model))
+        if found is not None and time.monotonic() - found.loaded_at < self.refresh_seconds:
+            return found
+        row = await self.sql.fetch_one(
+            "SELECT guardrails FROM economics_model_policies WHERE tenant = ? AND model = ?",
+            (tenant, model),
+        )
+        checks = GuardrailsSet.model_validate({"guardrails": _json(row, "guardrails") or []})
+        pipeline = Pipeline(checks.guardrails) if checks.guardrails else EMPTY
+        if len(self._cache) >= self.limit:
+            self._cache.clear()
+        policy = self._cache[(tenant, model)] = ModelPolicy(pipeline, time.monotonic())
+        return policy
+
+    async def guardrails(self, tenant: str, model: str) -> list[dict[str, Any]]:
+        row = await self.sql.fetch_one(
+            "SELECT guardrails FROM economics_model_policies WHERE tenant = ? AND model = ?",
+            (tenant, model),
+        )
+        return _json(row, "guardrails") or []
+
+    async def set_guardrails(
+        self, tenant: str, model: str, checks: GuardrailsSet, actor: str
+    ) -> list[dict[str, Any]]:
+        stored = checks.model_dump(by_alias=True)["guardrails"]
+        await self.sql.execute(
+            "INSERT INTO economics_model_policies (tenant, model, guardrails, updated_by,"
+            " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
+            " guardrails = excluded.guardrails, updated_by = excluded.updated_by,"
+            " updated_at = excluded.updated_at",
+            (tenant, model, orjson.dumps(stored).decode(), actor, now()),
+        )
+        self._cache.pop((tenant, model), None)
+        return stored
+
+
+def _json(row: dict[str, Any] | None, column: str) -> Any:
+    if row is None or row[column] is None:
+        return None
+    return orjson.loads(row[column])

@@ -1,0 +1,37 @@
+"""A model's guardrails: ``PUT`` replaces the pipeline (``registry:write``), ``GET`` reads it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from meshgate.economics.guardrails import GuardrailsSet
+from meshgate.economics.routes.common import economics_of, existing_model
+from meshgate.gateway.security import current_principal, require
+from meshgate.models.config import NAME
+
+router = APIRouter(prefix="/v1/registry/models", tags=["registry"])
+ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
+
+
+@router.get("/{name}/guardrails", summary="The model's guardrail pipeline")
+async def get_guardrails(name: ModelName, request: Request) -> dict[str, Any]:
+    tenant = await existing_model(request, name)
+    return {"guardrails": await economics_of(request).policies.guardrails(tenant, name)}
+
+
+@router.put(
+    "/{name}/guardrails",
+    dependencies=[require("registry:write")],
+    summary="Replace the model's guardrail pipeline (checks run in the order given)",
+)
+async def put_guardrails(name: ModelName, body: GuardrailsSet, request: Request) -> dict[str, Any]:
+    tenant = await existing_model(request, name)
+    actor = current_principal(request).key_id
+    economics = economics_of(request)
+    stored = await economics.policies.set_guardrails(tenant, name, body, actor)
+    await economics.audit(
+        actor, tenant, "model.guardrails.set", f"models/{name}", {"guardrails": stored}
+    )
+    return {"guardrails": stored}

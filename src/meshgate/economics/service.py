@@ -1,0 +1,28 @@
+"""The economics service: the stores and the gate, built once at start."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from meshgate.economics.gate import EconomicsGate, GuardrailReporter
+from meshgate.economics.policies import PolicyStore
+
+if TYPE_CHECKING:
+    from meshgate.platform import Platform
+
+
+class EconomicsService:
+    def __init__(self, platform: Platform):
+        self.platform = platform
+        self.policies = PolicyStore(platform.sql)
+        self.gate = EconomicsGate(
+            self.policies, GuardrailReporter(platform.events, platform.metrics.registry)
+        )
+
+    async def audit(
+        self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]
+    ) -> None:
+        if self.platform.audit is not None:
+            await self.platform.audit.record(
+                actor=actor, tenant=tenant, action=action, resource=resource, details=details
+            )
