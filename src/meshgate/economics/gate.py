@@ -1,7 +1,8 @@
 """The economics gate: what the chat flow asks before and after each upstream call.
 
-Before: the model's guardrails on the prompt (block, redact, log). After: the guardrails on
-the answer, and the redacted values put back. Every decision is a
+Before: the model's guardrails on the prompt (block, redact, log), and its price. After: the
+guardrails on the answer, the redacted values put back, and the call's usage and cost noted
+on its prediction. Every decision is a
 ``meshgate.guardrail.triggered`` event and a metric, holding counts, never the data.
 """
 
@@ -11,12 +12,15 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from meshgate.economics.guardrails import Decision, GuardrailBlocked, Pipeline, Redactions
 from meshgate.economics.policies import PolicyStore
+from meshgate.economics.prices import Price, PriceBook
 from meshgate.economics.streams import StreamWatch
-from meshgate.models.gate import OPEN_ADMISSION, Admission
+from meshgate.economics.usage import estimate, note_spend, usage_of, usage_of_body
+from meshgate.models.gate import Admission
 from meshgate.models.predictions import Prediction
 from meshgate.models.providers.base import JsonReply
 
@@ -74,6 +78,8 @@ class CallAdmission:
         redactions: Redactions,
         rewrite: bool,
         ref: str,
+        price: Price | None,
+        input_guess: int,
     ):
         self.gate = gate
         self.rt = rt
@@ -82,10 +88,14 @@ class CallAdmission:
         self.redactions = redactions
         self.rewrite = rewrite
         self.ref = ref
+        self.price = price
+        self.input_guess = input_guess
         self.cached: bytes | None = None
         self.watch: StreamWatch | None = None
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
+        usage = usage_of_body(reply.body) or estimate(reply.tokens, self.input_guess)
+        note_spend(prediction, self.caller.key_id, self.price, usage)
         try:
             decisions = self.pipeline.check_output(reply.text) if self.pipeline.output else []
         except GuardrailBlocked as exc:
@@ -104,15 +114,18 @@ class CallAdmission:
         return self.watch.relay(chunks)
 
     async def finish_stream(self, prediction: Prediction) -> None:
-        pass
+        seen = usage_of(self.watch.usage) if self.watch is not None else None
+        usage = seen or estimate(prediction.tokens or 0, self.input_guess)
+        note_spend(prediction, self.caller.key_id, self.price, usage)
 
     async def abandon(self) -> None:
         pass
 
 
 class EconomicsGate:
-    def __init__(self, policies: PolicyStore, reporter: GuardrailReporter):
+    def __init__(self, policies: PolicyStore, prices: PriceBook, reporter: GuardrailReporter):
         self.policies = policies
+        self.prices = prices
         self.reporter = reporter
 
     async def admit(
@@ -124,15 +137,20 @@ class EconomicsGate:
         prediction_id: str,
     ) -> Admission:
         policy = await self.policies.policy(rt.tenant, rt.name)
+        upstream_model = getattr(rt.versions[version].provider, "model", None) or rt.name
+        price = await self.prices.price(rt.tenant, rt.name, version, upstream_model)
         pipeline = policy.guardrails
-        if not pipeline:
-            return OPEN_ADMISSION
-        ref = prediction_id
-        try:
-            redactions, decisions, rewrite = pipeline.check_input(request)
-        except GuardrailBlocked as exc:
-            await self.reporter.report(rt, caller, exc.decisions, ref)  # type: ignore[attr-defined]
-            raise
-        if decisions:
-            await self.reporter.report(rt, caller, decisions, ref)
-        return CallAdmission(self, rt, caller, pipeline, redactions, rewrite, ref)
+        redactions, rewrite = Redactions(), False
+        if pipeline:
+            try:
+                redactions, decisions, rewrite = pipeline.check_input(request)
+            except GuardrailBlocked as exc:
+                await self.reporter.report(rt, caller, exc.decisions, prediction_id)  # type: ignore[attr-defined]
+                raise
+            if decisions:
+                await self.reporter.report(rt, caller, decisions, prediction_id)
+        # About four bytes per token: the prompt's size when the upstream tells no usage.
+        guess = len(orjson.dumps(request.get("messages"))) // 4 if request.get("stream") else 0
+        return CallAdmission(
+            self, rt, caller, pipeline, redactions, rewrite, prediction_id, price, guess
+        )

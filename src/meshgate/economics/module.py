@@ -3,9 +3,12 @@ prices and spend, budgets, the response cache and guardrails."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import APIRouter
 
-from meshgate.economics.policies import MIGRATIONS
+from meshgate.economics import policies, prices, spend
 from meshgate.platform import Platform
 from meshgate.sql import Migration
 
@@ -14,7 +17,10 @@ class EconomicsModule:
     """Starts after the model services: it puts its gate in their chat flow."""
 
     name = "economics"
-    migrations: list[Migration] = MIGRATIONS
+    migrations: list[Migration] = policies.MIGRATIONS + prices.MIGRATIONS + spend.MIGRATIONS
+
+    def __init__(self) -> None:
+        self._consumer: asyncio.Task[None] | None = None
 
     def routers(self) -> list[APIRouter]:
         from meshgate.economics.routes import routers
@@ -28,6 +34,16 @@ class EconomicsModule:
         if platform.models is not None:
             platform.models.inference.gate = service.gate
         platform.economics = service
+        if platform.events is not None:
+            # Wants one runner per cluster: the ledger is idempotent meanwhile, so a second
+            # process running it wastes work but never counts twice.
+            self._consumer = asyncio.create_task(
+                spend.run_consumer(platform.events, service.spend), name="economics-spend"
+            )
 
     async def close(self) -> None:
-        pass
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+            self._consumer = None

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from meshgate.economics.gate import EconomicsGate, GuardrailReporter
 from meshgate.economics.policies import PolicyStore
+from meshgate.economics.prices import PriceBook
+from meshgate.economics.spend import SpendLedger
 
 if TYPE_CHECKING:
     from meshgate.platform import Platform
@@ -14,9 +16,12 @@ if TYPE_CHECKING:
 class EconomicsService:
     def __init__(self, platform: Platform):
         self.platform = platform
+        registry = platform.metrics.registry
         self.policies = PolicyStore(platform.sql)
+        self.prices = PriceBook(platform.sql)
+        self.spend = SpendLedger(platform.sql, registry)
         self.gate = EconomicsGate(
-            self.policies, GuardrailReporter(platform.events, platform.metrics.registry)
+            self.policies, self.prices, GuardrailReporter(platform.events, registry)
         )
 
     async def audit(

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from meshgate.economics.routes import guardrails, limits
+    from meshgate.economics.routes import guardrails, limits, spend
 
-    return [limits.router, guardrails.router]
+    return [limits.router, guardrails.router, spend.router]

@@ -1,0 +1,96 @@
+"""Prices per model version (``registry:write`` to set) and spend from the log (``admin``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+
+from meshgate.economics.prices import PriceSet
+from meshgate.economics.routes.common import economics_of, existing_model
+from meshgate.economics.spend import stamp
+from meshgate.errors import NotFound, ValidationFailed
+from meshgate.gateway.security import current_principal, require
+from meshgate.models.config import NAME
+
+router = APIRouter(prefix="/v1", tags=["spend"])
+ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
+Version = Annotated[str, Path(pattern=NAME, description="Version.")]
+
+
+class PriceView(BaseModel):
+    model: str
+    version: str
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float
+    currency: str
+    source: Literal["registry", "default"]
+
+
+async def _version(request: Request, name: str, version: str) -> tuple[str, str | None]:
+    """(tenant, upstream model) of an existing version of the caller's model."""
+    tenant = await existing_model(request, name)
+    record = await economics_of(request).platform.models.registry.get_model(tenant, name)  # type: ignore[union-attr]
+    found = next((v for v in record["versions"] if v["version"] == version), None)
+    if found is None:
+        raise NotFound(f"model {name!r} has no version {version!r}")
+    return tenant, found.get("provider", {}).get("model") or name
+
+
+@router.get(
+    "/registry/models/{name}/versions/{version}/price",
+    response_model=PriceView,
+    summary="The price of a model version (registry, else the shipped default)",
+)
+async def get_price(name: ModelName, version: Version, request: Request) -> dict[str, Any]:
+    tenant, upstream = await _version(request, name, version)
+    price = await economics_of(request).prices.price(tenant, name, version, upstream)
+    if price is None:
+        raise NotFound(f"version {version} of {name} has no price", code="no_price")
+    return {"model": name, "version": version, **price.view()}
+
+
+@router.put(
+    "/registry/models/{name}/versions/{version}/price",
+    response_model=PriceView,
+    dependencies=[require("registry:write")],
+    summary="Set the price of a model version (per million tokens)",
+)
+async def put_price(
+    name: ModelName, version: Version, body: PriceSet, request: Request
+) -> dict[str, Any]:
+    tenant, _ = await _version(request, name, version)
+    economics = economics_of(request)
+    actor = current_principal(request).key_id
+    price = await economics.prices.set(tenant, name, version, body, actor)
+    await economics.audit(
+        actor, tenant, "model.price.set", f"models/{name}/versions/{version}", body.model_dump()
+    )
+    return {"model": name, "version": version, **price.view()}
+
+
+@router.get(
+    "/spend",
+    dependencies=[require("admin")],
+    summary="Spend and tokens from the log, grouped by key, tenant, user or model",
+)
+async def get_spend(
+    request: Request,
+    group_by: Annotated[Literal["key", "tenant", "user", "model"], Query()] = "model",
+    since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601.")] = None,
+    until: Annotated[datetime | None, Query(description="To (exclusive), ISO 8601.")] = None,
+) -> dict[str, Any]:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(f"{name}: give a time zone (e.g. Z)", param=name)
+    principal = current_principal(request)
+    groups = await economics_of(request).spend.report(
+        tenant=None if principal.is_root else principal.tenant,
+        group_by=group_by,
+        since=stamp(since) if since else None,
+        until=stamp(until) if until else None,
+    )
+    return {"group_by": group_by, "since": since, "until": until, "groups": groups}

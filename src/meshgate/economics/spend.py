@@ -1,0 +1,161 @@
+"""Spend, aggregated from the log: a consumer of ``meshgate.prediction.made``.
+
+Each prediction is one row, keyed by its event id, so handling an event twice (at-least-once
+delivery, or two processes running the consumer) counts it once. Queries group the rows by
+key, tenant, user or model over a time range. The Prometheus counter grows only by rows
+actually added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter
+
+from meshgate.events.base import Filter
+from meshgate.events.envelope import Event
+from meshgate.sql import Migration, SqlStore
+
+log = logging.getLogger("meshgate.economics")
+GROUP = "economics.spend"
+GroupBy = Literal["key", "tenant", "user", "model"]
+COLUMNS: dict[str, str] = {"key": "key_id", "tenant": "tenant", "user": "user_id", "model": "model"}
+
+MIGRATIONS = [
+    Migration(
+        "economics.spend",
+        1,
+        """
+        CREATE TABLE economics_spend (
+            prediction_id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            key_id TEXT,
+            user_id TEXT,
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            at TEXT NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            cached_tokens BIGINT NOT NULL,
+            amount DOUBLE PRECISION NOT NULL,
+            currency TEXT,
+            cache_hit INTEGER NOT NULL
+        );
+        CREATE INDEX economics_spend_by_time ON economics_spend (tenant, at)
+        """,
+    )
+]
+
+
+class SpendLedger:
+    def __init__(self, sql: SqlStore, registry: CollectorRegistry):
+        self.sql = sql
+        self.spent = Counter(
+            "meshgate_spend",
+            "Money spent on model calls, from the log, by tenant, model and currency.",
+            ["tenant", "model", "currency"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "meshgate_spend_tokens",
+            "Tokens of model calls, from the log, by tenant, model and kind.",
+            ["tenant", "model", "kind"],
+            registry=registry,
+        )
+
+    async def handle(self, event: Event) -> None:
+        data = event.data if isinstance(event.data, dict) else {}
+        usage = data.get("usage")
+        if event.type != "meshgate.prediction.made" or data.get("shadow"):
+            return
+        if not isinstance(usage, dict) and data.get("cache") != "hit":
+            return
+        usage = usage if isinstance(usage, dict) else {}
+        cost = data.get("cost") if isinstance(data.get("cost"), dict) else {}
+        personal = event.personal if isinstance(event.personal, dict) else {}
+        row = (
+            event.id,
+            event.tenant,
+            data.get("key_id"),
+            personal.get("user_id"),
+            str(data.get("model")),
+            str(data.get("version")),
+            stamp(event.time),
+            int(usage.get("input_tokens") or 0),
+            int(usage.get("output_tokens") or 0),
+            int(usage.get("cached_tokens") or 0),
+            float(cost.get("amount") or 0.0),
+            cost.get("currency"),
+            1 if data.get("cache") == "hit" else 0,
+        )
+        added = await self.sql.execute(
+            "INSERT INTO economics_spend (prediction_id, tenant, key_id, user_id, model, version,"
+            " at, input_tokens, output_tokens, cached_tokens, amount, currency, cache_hit)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (prediction_id) DO NOTHING",
+            row,
+        )
+        if added:
+            model = row[4]
+            if row[11]:
+                self.spent.labels(event.tenant, model, row[11]).inc(row[10])
+            for kind, n in (("input", row[7]), ("output", row[8]), ("cached", row[9])):
+                self.tokens.labels(event.tenant, model, kind).inc(n)
+
+    async def report(
+        self, *, tenant: str | None, group_by: GroupBy, since: str | None, until: str | None
+    ) -> list[dict[str, Any]]:
+        column = COLUMNS[group_by]
+        where, params = ["1 = 1"], []
+        if tenant is not None:
+            where.append("tenant = ?")
+            params.append(tenant)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("at < ?")
+            params.append(until)
+        rows = await self.sql.fetch_all(
+            f"SELECT {column} AS grp, currency, COUNT(*) AS requests,"
+            " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+            " SUM(cached_tokens) AS cached_tokens, SUM(amount) AS amount,"
+            " SUM(cache_hit) AS cache_hits FROM economics_spend"
+            f" WHERE {' AND '.join(where)} GROUP BY {column}, currency ORDER BY {column}, currency",
+            params,
+        )
+        return [
+            {
+                group_by: r["grp"],
+                "currency": r["currency"],
+                "amount": round(float(r["amount"] or 0), 10),
+                "requests": int(r["requests"]),
+                "input_tokens": int(r["input_tokens"] or 0),
+                "output_tokens": int(r["output_tokens"] or 0),
+                "cached_tokens": int(r["cached_tokens"] or 0),
+                "cache_hits": int(r["cache_hits"] or 0),
+            }
+            for r in rows
+        ]
+
+
+def stamp(moment: datetime) -> str:
+    """One sortable text form for stored times and query bounds alike."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def run_consumer(events: Any, ledger: SpendLedger) -> None:
+    """The ledger as a consumer group of the log: resumes after its committed offset."""
+    while True:
+        try:
+            await events.consume(
+                GROUP, ledger.handle, where=Filter(type_prefix="meshgate.prediction.made")
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the spend consumer failed; resuming in a second")
+            await asyncio.sleep(1)
