@@ -114,6 +114,16 @@ async def _tenant(client: httpx.AsyncClient) -> str:
     return "default"  # the owner's own tenant: the in-process client is its root admin
 
 
+async def _budget_scope(client: httpx.AsyncClient) -> str:
+    return "user"
+
+
+async def _budget_id(client: httpx.AsyncClient) -> str:
+    response = await client.put("/v1/budgets/user/u-budget", json={"amount": 5})
+    assert response.status_code == 200, response.text
+    return "u-budget"
+
+
 # Upserts: another tenant writing the same id creates its own resource in its own partition.
 # For these the test asserts that the owner's resource is unchanged instead of a 404.
 UPSERTS = {
@@ -134,6 +144,8 @@ CREATORS: dict[str, Creator] = {
     "consumer": _consumer,
     "credential": _credential,
     "tenant": _tenant,
+    "budget_scope": _budget_scope,
+    "budget_id": _budget_id,
 }
 
 

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
+from meshgate.economics.budgets import (
+    THRESHOLD,
+    Budget,
+    BudgetBook,
+    BudgetExceeded,
+    utc_now,
+)
+from meshgate.economics.counters import Counters, Line
 from meshgate.economics.guardrails import Decision, GuardrailBlocked, Pipeline, Redactions
 from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import Price, PriceBook
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meshgate.economics")
 TRIGGERED = "meshgate.guardrail.triggered"
+OUTPUT_RESERVE = 1024
+"""Output tokens reserved on budgets for a call that sets no max_tokens."""
 
 
 class GuardrailReporter:
@@ -80,6 +91,7 @@ class CallAdmission:
         ref: str,
         price: Price | None,
         input_guess: int,
+        hold: Hold | None = None,
     ):
         self.gate = gate
         self.rt = rt
@@ -90,12 +102,14 @@ class CallAdmission:
         self.ref = ref
         self.price = price
         self.input_guess = input_guess
+        self.hold = hold
         self.cached: bytes | None = None
         self.watch: StreamWatch | None = None
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
         usage = usage_of_body(reply.body) or estimate(reply.tokens, self.input_guess)
-        note_spend(prediction, self.caller.key_id, self.price, usage)
+        cost = note_spend(prediction, self.caller.key_id, self.price, usage)
+        await self._settle(cost)
         try:
             decisions = self.pipeline.check_output(reply.text) if self.pipeline.output else []
         except GuardrailBlocked as exc:
@@ -116,17 +130,41 @@ class CallAdmission:
     async def finish_stream(self, prediction: Prediction) -> None:
         seen = usage_of(self.watch.usage) if self.watch is not None else None
         usage = seen or estimate(prediction.tokens or 0, self.input_guess)
-        note_spend(prediction, self.caller.key_id, self.price, usage)
+        await self._settle(note_spend(prediction, self.caller.key_id, self.price, usage))
 
     async def abandon(self) -> None:
-        pass
+        await self._settle(0.0)
+
+    async def _settle(self, cost: float) -> None:
+        hold, self.hold = self.hold, None
+        if hold is not None:
+            await self.gate.settle(self.rt, hold, cost)
+
+
+@dataclass(slots=True)
+class Hold:
+    """What a call reserved on its budgets."""
+
+    lines: list[Line]
+    estimate: float
 
 
 class EconomicsGate:
-    def __init__(self, policies: PolicyStore, prices: PriceBook, reporter: GuardrailReporter):
+    def __init__(
+        self,
+        policies: PolicyStore,
+        prices: PriceBook,
+        budgets: BudgetBook,
+        counters: Counters,
+        reporter: GuardrailReporter,
+        events: EventService | None,
+    ):
         self.policies = policies
         self.prices = prices
+        self.budgets = budgets
+        self.counters = counters
         self.reporter = reporter
+        self.events = events
 
     async def admit(
         self,
@@ -149,8 +187,46 @@ class EconomicsGate:
                 raise
             if decisions:
                 await self.reporter.report(rt, caller, decisions, prediction_id)
+        budgets = await self.budgets.applying(rt.tenant, caller.key_id, caller.user_id)
         # About four bytes per token: the prompt's size when the upstream tells no usage.
-        guess = len(orjson.dumps(request.get("messages"))) // 4 if request.get("stream") else 0
+        guess = 0
+        if budgets or request.get("stream"):
+            guess = len(orjson.dumps(request.get("messages"))) // 4
+        hold = await self._reserve(budgets, price, guess, request) if budgets else None
         return CallAdmission(
-            self, rt, caller, pipeline, redactions, rewrite, prediction_id, price, guess
+            self, rt, caller, pipeline, redactions, rewrite, prediction_id, price, guess, hold
         )
+
+    async def _reserve(
+        self, budgets: list[Budget], price: Price | None, guess: int, request: dict[str, Any]
+    ) -> Hold:
+        limit = request.get("max_completion_tokens") or request.get("max_tokens")
+        output = limit if isinstance(limit, int) and limit > 0 else OUTPUT_RESERVE
+        cost = price.cost(guess, output) if price is not None else 0.0
+        at = utc_now()
+        lines = [b.line(at) for b in budgets]
+        refused = await self.counters.reserve(lines, cost)
+        if refused is not None:
+            budget = budgets[lines.index(refused)]
+            raise BudgetExceeded(
+                f"the {budget.scope} budget of {budget.amount:g} per {budget.period} is used up",
+                code="insufficient_quota",
+                scope=budget.scope,
+            )
+        return Hold(lines, cost)
+
+    async def settle(self, rt: ModelRuntime, hold: Hold, cost: float) -> None:
+        """The real cost replaces the estimate; a first crossing of a soft level alerts."""
+        try:
+            crossed = await self.counters.settle(hold.lines, cost - hold.estimate)
+        except Exception:
+            log.exception("settling a budget of %s failed", rt.name)
+            return
+        for line in crossed:
+            if self.events is not None:
+                scope, subject, period = line.key.split(":", 1)[1].split(":", 2)
+                data = {"scope": scope, "id": subject, "period": period, "amount": line.amount,
+                        "soft_level": line.soft, "level": "soft"}  # fmt: skip
+                await self.events.publish(
+                    THRESHOLD, tenant=rt.tenant, data=data, subject=f"budgets/{scope}/{subject}"
+                )

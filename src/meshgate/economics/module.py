@@ -8,7 +8,8 @@ import contextlib
 
 from fastapi import APIRouter
 
-from meshgate.economics import policies, prices, spend
+from meshgate.economics import budgets, policies, prices, spend
+from meshgate.economics.service import EconomicsService
 from meshgate.platform import Platform
 from meshgate.sql import Migration
 
@@ -17,10 +18,13 @@ class EconomicsModule:
     """Starts after the model services: it puts its gate in their chat flow."""
 
     name = "economics"
-    migrations: list[Migration] = policies.MIGRATIONS + prices.MIGRATIONS + spend.MIGRATIONS
+    migrations: list[Migration] = (
+        policies.MIGRATIONS + prices.MIGRATIONS + spend.MIGRATIONS + budgets.MIGRATIONS
+    )
 
     def __init__(self) -> None:
         self._consumer: asyncio.Task[None] | None = None
+        self._service: EconomicsService | None = None
 
     def routers(self) -> list[APIRouter]:
         from meshgate.economics.routes import routers
@@ -28,9 +32,7 @@ class EconomicsModule:
         return routers()
 
     async def start(self, platform: Platform) -> None:
-        from meshgate.economics.service import EconomicsService
-
-        service = EconomicsService(platform)
+        service = self._service = EconomicsService(platform)
         if platform.models is not None:
             platform.models.inference.gate = service.gate
         platform.economics = service
@@ -47,3 +49,5 @@ class EconomicsModule:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
             self._consumer = None
+        if self._service is not None:
+            await self._service.close()

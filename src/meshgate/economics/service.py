@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from meshgate.economics.budgets import BudgetBook
+from meshgate.economics.counters import open_counters
 from meshgate.economics.gate import EconomicsGate, GuardrailReporter
 from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import PriceBook
@@ -20,9 +22,21 @@ class EconomicsService:
         self.policies = PolicyStore(platform.sql)
         self.prices = PriceBook(platform.sql)
         self.spend = SpendLedger(platform.sql, registry)
-        self.gate = EconomicsGate(
-            self.policies, self.prices, GuardrailReporter(platform.events, registry)
+        self.budgets = BudgetBook(platform.sql)
+        self.counters = open_counters(
+            platform.settings.limiter_backend_url, namespace=platform.settings.namespace
         )
+        self.gate = EconomicsGate(
+            self.policies,
+            self.prices,
+            self.budgets,
+            self.counters,
+            GuardrailReporter(platform.events, registry),
+            platform.events,
+        )
+
+    async def close(self) -> None:
+        await self.counters.close()
 
     async def audit(
         self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]

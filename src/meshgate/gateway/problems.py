@@ -25,6 +25,7 @@ PROBLEM_BASE = "https://meshgate.dev/problems/"
 OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "insufficient_quota",
     403: "permission_error",
     404: "not_found_error",
     409: "invalid_request_error",

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from meshgate.economics.routes import guardrails, limits, spend
+    from meshgate.economics.routes import budgets, guardrails, limits, spend
 
-    return [limits.router, guardrails.router, spend.router]
+    return [limits.router, guardrails.router, spend.router, budgets.router]

@@ -1,0 +1,81 @@
+"""Budgets per key, tenant or user (scope ``admin``): ``PUT`` sets, ``GET`` shows the amount
+used in the current period, ``DELETE`` lifts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request
+
+from meshgate.economics.budgets import BudgetSet, utc_now
+from meshgate.economics.routes.common import economics_of
+from meshgate.errors import NotFound
+from meshgate.gateway.security import current_principal, require
+from meshgate.platform import platform_of
+
+router = APIRouter(prefix="/v1/budgets", tags=["spend"], dependencies=[require("admin")])
+ScopeName = Annotated[Literal["key", "tenant", "user"], Path(description="What is budgeted.")]
+Subject = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9._@:-]{1,128}$", description="Key id, tenant or user id.")
+]
+
+
+async def _owner(request: Request, scope: str, subject: str) -> str:
+    """The tenant the budget belongs to; another tenant's key or tenant is a 404."""
+    principal = current_principal(request)
+    if scope == "key":
+        record = await platform_of(request).keys.get(
+            subject, tenant=None if principal.is_root else principal.tenant
+        )
+        return str(record["tenant"])
+    if scope == "tenant":
+        if subject != principal.tenant and not principal.is_root:
+            raise NotFound(f"no tenant {subject!r}")
+        return subject
+    return principal.tenant
+
+
+async def _view(request: Request, tenant: str, scope: str, subject: str) -> dict[str, Any]:
+    economics = economics_of(request)
+    budget = await economics.budgets.get(tenant, scope, subject)
+    if budget is None:
+        raise NotFound(f"no {scope} budget for {subject!r}")
+    used = await economics.counters.used(budget.line(utc_now()).key)
+    return {**budget.view(), "used": round(used, 10)}
+
+
+@router.put("/{budget_scope}/{budget_id}", summary="Set a budget (per day or month, UTC)")
+async def put_budget(
+    budget_scope: ScopeName, budget_id: Subject, body: BudgetSet, request: Request
+) -> dict[str, Any]:
+    tenant = await _owner(request, budget_scope, budget_id)
+    economics = economics_of(request)
+    actor = current_principal(request).key_id
+    await economics.budgets.put(tenant, budget_scope, budget_id, body, actor)
+    await economics.audit(
+        actor, tenant, "budget.set", f"budgets/{budget_scope}/{budget_id}", body.model_dump()
+    )
+    return await _view(request, tenant, budget_scope, budget_id)
+
+
+@router.get("/{budget_scope}/{budget_id}", summary="A budget and what its period used so far")
+async def get_budget(
+    budget_scope: ScopeName, budget_id: Subject, request: Request
+) -> dict[str, Any]:
+    tenant = await _owner(request, budget_scope, budget_id)
+    return await _view(request, tenant, budget_scope, budget_id)
+
+
+@router.delete("/{budget_scope}/{budget_id}", summary="Lift a budget")
+async def delete_budget(
+    budget_scope: ScopeName, budget_id: Subject, request: Request
+) -> dict[str, Any]:
+    tenant = await _owner(request, budget_scope, budget_id)
+    economics = economics_of(request)
+    if not await economics.budgets.delete(tenant, budget_scope, budget_id):
+        raise NotFound(f"no {budget_scope} budget for {budget_id!r}")
+    actor = current_principal(request).key_id
+    await economics.audit(
+        actor, tenant, "budget.deleted", f"budgets/{budget_scope}/{budget_id}", {}
+    )
+    return {"deleted": True}
