@@ -3,18 +3,19 @@ used in the current period, ``DELETE`` lifts."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
 from meshgate.economics.budgets import BudgetSet, utc_now
 from meshgate.economics.routes.common import economics_of
-from meshgate.errors import NotFound
+from meshgate.errors import NotFound, ValidationFailed
 from meshgate.gateway.security import current_principal, require
 from meshgate.platform import platform_of
 
 router = APIRouter(prefix="/v1/budgets", tags=["spend"], dependencies=[require("admin")])
-ScopeName = Annotated[Literal["key", "tenant", "user"], Path(description="What is budgeted.")]
+SCOPES = ("key", "tenant", "user")
+ScopeName = Annotated[str, Path(description="What is budgeted: key, tenant or user.")]
 Subject = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9._@:-]{1,128}$", description="Key id, tenant or user id.")
 ]
@@ -22,6 +23,8 @@ Subject = Annotated[
 
 async def _owner(request: Request, scope: str, subject: str) -> str:
     """The tenant the budget belongs to; another tenant's key or tenant is a 404."""
+    if scope not in SCOPES:
+        raise NotFound(f"no budget scope {scope!r}; scopes: {', '.join(SCOPES)}")
     principal = current_principal(request)
     if scope == "key":
         record = await platform_of(request).keys.get(
@@ -48,6 +51,10 @@ async def _view(request: Request, tenant: str, scope: str, subject: str) -> dict
 async def put_budget(
     budget_scope: ScopeName, budget_id: Subject, body: BudgetSet, request: Request
 ) -> dict[str, Any]:
+    if budget_scope not in SCOPES:
+        raise ValidationFailed(
+            f"budget_scope: {budget_scope!r} is none of {', '.join(SCOPES)}", param="budget_scope"
+        )
     tenant = await _owner(request, budget_scope, budget_id)
     economics = economics_of(request)
     actor = current_principal(request).key_id
