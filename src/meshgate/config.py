@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -123,6 +131,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported URL scheme in {value.split(':', 1)[0]!r}")
         return value
 
+    @model_validator(mode="after")
+    def _limits_shared_by_workers(self) -> Settings:
+        # Each worker is a process of its own: an in-memory limiter per worker would multiply
+        # every limit by the number of workers without a word.
+        if self.workers > 1 and self.limiter_backend_url.startswith("memory:"):
+            raise ValueError(
+                f"workers: {self.workers} workers need a limiter they share; set redis_url "
+                "(MESHGATE_REDIS_URL) or limiter_url to a Redis, or run one worker per node"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -163,7 +182,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
 def describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if not err["loc"]:  # a rule across keys: its message names them
+            lines.append(err["msg"].removeprefix("Value error, "))
+            continue
+        key = ".".join(str(p) for p in err["loc"])
         env = "MESHGATE_" + "__".join(str(p) for p in err["loc"]).upper()
         lines.append(f"{key} ({env}): {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

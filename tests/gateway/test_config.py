@@ -64,3 +64,11 @@ def test_serve_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "port (MESHGATE_PORT)" in done.stdout + done.stderr
     assert not (tmp_path / "meshgate.db").exists()  # nothing was started or written
+
+
+def test_several_workers_without_a_shared_limiter_are_refused(tmp_path: Path) -> None:
+    """Each worker is a process: per-worker memory limiters would multiply every limit."""
+    with pytest.raises(ConfigError, match="workers: 2 workers need a limiter they share"):
+        load_settings(workers=2, data_dir=tmp_path)
+    shared = load_settings(workers=2, data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/15")
+    assert shared.limiter_backend_url.startswith("redis:")
