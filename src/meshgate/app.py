@@ -24,6 +24,7 @@ from meshgate.config import Settings, load_settings
 from meshgate.events.sealing import Sealer
 from meshgate.gateway import problems
 from meshgate.gateway.fast_routes import FastRoutes
+from meshgate.gateway.middleware import idempotency
 from meshgate.gateway.middleware.auth import AuthMiddleware
 from meshgate.gateway.middleware.body_limit import BodyLimitMiddleware
 from meshgate.gateway.middleware.deprecation import DeprecationMiddleware
@@ -113,7 +114,8 @@ def build_platform(settings: Settings) -> Platform:
 async def prepare(platform: Platform, modules: list[DomainModule]) -> None:
     """Migrate the schema and make the bootstrap admin key; prints a generated key once."""
     domains = [m for mod in modules for m in mod.migrations]
-    await migrate(platform.sql, AUTH_MIGRATIONS + CREDENTIAL_MIGRATIONS + domains)
+    shared = AUTH_MIGRATIONS + CREDENTIAL_MIGRATIONS + idempotency.MIGRATIONS
+    await migrate(platform.sql, shared + domains)
     await platform.credentials.declare(platform.settings.security.credentials)
     admin_key = platform.settings.admin_key
     generated = await platform.keys.ensure_bootstrap(
@@ -162,6 +164,7 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
     )
     app.state.platform = platform
     problems.install(app)
+    idempotency.document(app)
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(security_routes.router)
@@ -174,6 +177,7 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
         hot += mod.hot_routes() if hasattr(mod, "hot_routes") else []
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(FastRoutes, routes=hot)
+    app.add_middleware(idempotency.IdempotencyMiddleware, sql=platform.sql)
     app.add_middleware(RateLimitMiddleware, limiter=platform.limiter)
     app.add_middleware(
         AuthMiddleware,

@@ -45,11 +45,17 @@ def test_nats_down_at_start_then_back(
     assert str(nats_instance.port) not in str(down)
     with server.client() as http:
         assert http.get("/v1/whoami").status_code == 200  # needs no event log: goes on
-        assert_unavailable(*timed(lambda: publish(http, 0)), str(nats_instance.port))
+        retry = {"Idempotency-Key": "first-try"}
+        response, elapsed = timed(lambda: http.post("/v1/events", json=event(1), headers=retry))
+        assert_unavailable(response, elapsed, str(nats_instance.port))
 
         nats_instance.start()
         wait_ready(server)
-        assert publish_acked(http, 1)
+        # The 503 was not kept: the retry with the same key really publishes, once.
+        retried = http.post("/v1/events", json=event(1), headers=retry)
+        assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+        again = http.post("/v1/events", json=event(1), headers=retry)
+        assert again.json() == retried.json() and again.headers["idempotent-replayed"]
         assert stored_ids(http) == {"e1"}
     sigterm(server)
 
