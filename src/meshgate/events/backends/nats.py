@@ -66,7 +66,9 @@ class NatsEventLog:
         self._first_try = asyncio.Event()
         self._connector = asyncio.create_task(self._connect(), name="nats-connect")
         waiter = asyncio.create_task(self._first_try.wait())
-        await asyncio.wait({self._connector, waiter}, timeout=START_WAIT)
+        await asyncio.wait(
+            {self._connector, waiter}, timeout=START_WAIT, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
 
     async def _connect(self) -> None:
