@@ -39,6 +39,8 @@ def declarations(upstream: FakeOpenAI) -> list[dict[str, Any]]:
         chat_model("guarded", upstream),
         chat_model("strict-json", upstream),
         chat_model("priced", upstream, "gpt-4o-mini"),
+        {**chat_model("cached", upstream), "context_policy": {"allow": ["preferences.language"]}},
+        {**chat_model("cached", upstream), "tenant": "other"},
     ]
 
 

@@ -23,12 +23,13 @@ from meshgate.economics.budgets import (
     BudgetExceeded,
     utc_now,
 )
+from meshgate.economics.cache import AnswerCache, cache_key
 from meshgate.economics.counters import Counters, Line
 from meshgate.economics.guardrails import Decision, GuardrailBlocked, Pipeline, Redactions
 from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import Price, PriceBook
 from meshgate.economics.streams import StreamWatch
-from meshgate.economics.usage import estimate, note_spend, usage_of, usage_of_body
+from meshgate.economics.usage import Usage, estimate, note_spend, usage_of, usage_of_body
 from meshgate.models.gate import Admission
 from meshgate.models.predictions import Prediction
 from meshgate.models.providers.base import JsonReply
@@ -104,9 +105,15 @@ class CallAdmission:
         self.input_guess = input_guess
         self.hold = hold
         self.cached: bytes | None = None
+        self.cache: str | None = None
+        self.cache_key: str | None = None
+        self.cache_ttl = 0
         self.watch: StreamWatch | None = None
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
+        if self.cached is not None:  # a hit: nothing was spent, the answer was checked before
+            note_spend(prediction, self.caller.key_id, None, Usage(0, 0))
+            return self._restored(reply)
         usage = usage_of_body(reply.body) or estimate(reply.tokens, self.input_guess)
         cost = note_spend(prediction, self.caller.key_id, self.price, usage)
         await self._settle(cost)
@@ -118,10 +125,16 @@ class CallAdmission:
             raise
         if decisions:
             await self.gate.reporter.report(self.rt, self.caller, decisions, self.ref)
-        if self.redactions:
-            text = self.redactions.restore(reply.text) if reply.text is not None else None
-            reply = JsonReply(self.redactions.restore_json(reply.body), reply.tokens, text)
-        return reply
+        if self.cache_key is not None and prediction.status == "ok":
+            # Stored with its placeholders: each hit puts back its own caller's values.
+            await self.gate.answers.put(self.cache_key, reply.body, self.cache_ttl)
+        return self._restored(reply)
+
+    def _restored(self, reply: JsonReply) -> JsonReply:
+        if not self.redactions:
+            return reply
+        text = self.redactions.restore(reply.text) if reply.text is not None else None
+        return JsonReply(self.redactions.restore_json(reply.body), reply.tokens, text)
 
     def relay(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         self.watch = StreamWatch(self.redactions)
@@ -156,6 +169,7 @@ class EconomicsGate:
         prices: PriceBook,
         budgets: BudgetBook,
         counters: Counters,
+        answers: AnswerCache,
         reporter: GuardrailReporter,
         events: EventService | None,
     ):
@@ -163,6 +177,7 @@ class EconomicsGate:
         self.prices = prices
         self.budgets = budgets
         self.counters = counters
+        self.answers = answers
         self.reporter = reporter
         self.events = events
 
@@ -187,15 +202,25 @@ class EconomicsGate:
                 raise
             if decisions:
                 await self.reporter.report(rt, caller, decisions, prediction_id)
+        admission = CallAdmission(
+            self, rt, caller, pipeline, redactions, rewrite, prediction_id, price, 0
+        )
+        if policy.cache is not None and not request.get("stream"):
+            admission.cache, admission.cache_ttl = "miss", policy.cache.ttl_seconds
+            admission.cache_key = cache_key(rt.tenant, rt.name, version, request)
+            if not caller.no_cache:
+                admission.cached = await self.answers.get(admission.cache_key)
+            if admission.cached is not None:
+                admission.cache = "hit"
+                return admission
         budgets = await self.budgets.applying(rt.tenant, caller.key_id, caller.user_id)
         # About four bytes per token: the prompt's size when the upstream tells no usage.
         guess = 0
         if budgets or request.get("stream"):
             guess = len(orjson.dumps(request.get("messages"))) // 4
-        hold = await self._reserve(budgets, price, guess, request) if budgets else None
-        return CallAdmission(
-            self, rt, caller, pipeline, redactions, rewrite, prediction_id, price, guess, hold
-        )
+        admission.input_guess = guess
+        admission.hold = await self._reserve(budgets, price, guess, request) if budgets else None
+        return admission
 
     async def _reserve(
         self, budgets: list[Budget], price: Price | None, guess: int, request: dict[str, Any]

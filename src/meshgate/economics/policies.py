@@ -1,4 +1,4 @@
-"""Per-model economics policies in the platform's SQL store: guardrails (and, later, cache).
+"""Per-model economics policies in the platform's SQL store: guardrails and the cache.
 
 The hot path reads a compiled policy from memory; an entry older than ``refresh_seconds`` is
 read again, so a change made through another process is in effect within that time.
@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet, Pipeline
 from meshgate.models.registry import now
 from meshgate.sql import Migration, SqlStore
@@ -30,13 +31,15 @@ MIGRATIONS = [
             PRIMARY KEY (tenant, model)
         )
         """,
-    )
+    ),
+    Migration("economics", 2, "ALTER TABLE economics_model_policies ADD COLUMN cache TEXT"),
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPolicy:
     guardrails: Pipeline
+    cache: CacheSet | None
     loaded_at: float
 
 
@@ -55,14 +58,16 @@ class PolicyStore:
         if found is not None and time.monotonic() - found.loaded_at < self.refresh_seconds:
             return found
         row = await self.sql.fetch_one(
-            "SELECT guardrails FROM economics_model_policies WHERE tenant = ? AND model = ?",
+            "SELECT guardrails, cache FROM economics_model_policies WHERE tenant = ? AND model = ?",
             (tenant, model),
         )
+        cache = _json(row, "cache")
         checks = GuardrailsSet.model_validate({"guardrails": _json(row, "guardrails") or []})
         pipeline = Pipeline(checks.guardrails) if checks.guardrails else EMPTY
         if len(self._cache) >= self.limit:
             self._cache.clear()
-        policy = self._cache[(tenant, model)] = ModelPolicy(pipeline, time.monotonic())
+        caching = CacheSet.model_validate(cache) if cache and cache["mode"] != "off" else None
+        policy = self._cache[(tenant, model)] = ModelPolicy(pipeline, caching, time.monotonic())
         return policy
 
     async def guardrails(self, tenant: str, model: str) -> list[dict[str, Any]]:
@@ -80,6 +85,27 @@ class PolicyStore:
             "INSERT INTO economics_model_policies (tenant, model, guardrails, updated_by,"
             " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
             " guardrails = excluded.guardrails, updated_by = excluded.updated_by,"
+            " updated_at = excluded.updated_at",
+            (tenant, model, orjson.dumps(stored).decode(), actor, now()),
+        )
+        self._cache.pop((tenant, model), None)
+        return stored
+
+    async def cache_policy(self, tenant: str, model: str) -> dict[str, Any]:
+        row = await self.sql.fetch_one(
+            "SELECT cache FROM economics_model_policies WHERE tenant = ? AND model = ?",
+            (tenant, model),
+        )
+        return _json(row, "cache") or {"mode": "off", "ttl_seconds": 300}
+
+    async def set_cache(
+        self, tenant: str, model: str, body: CacheSet, actor: str
+    ) -> dict[str, Any]:
+        stored = body.model_dump()
+        await self.sql.execute(
+            "INSERT INTO economics_model_policies (tenant, model, cache, updated_by, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
+            " cache = excluded.cache, updated_by = excluded.updated_by,"
             " updated_at = excluded.updated_at",
             (tenant, model, orjson.dumps(stored).decode(), actor, now()),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from meshgate.economics.budgets import BudgetBook
+from meshgate.economics.cache import open_cache
 from meshgate.economics.counters import open_counters
 from meshgate.economics.gate import EconomicsGate, GuardrailReporter
 from meshgate.economics.policies import PolicyStore
@@ -26,17 +27,22 @@ class EconomicsService:
         self.counters = open_counters(
             platform.settings.limiter_backend_url, namespace=platform.settings.namespace
         )
+        self.answers = open_cache(
+            platform.settings.limiter_backend_url, namespace=platform.settings.namespace
+        )
         self.gate = EconomicsGate(
             self.policies,
             self.prices,
             self.budgets,
             self.counters,
+            self.answers,
             GuardrailReporter(platform.events, registry),
             platform.events,
         )
 
     async def close(self) -> None:
         await self.counters.close()
+        await self.answers.close()
 
     async def audit(
         self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]

@@ -82,7 +82,7 @@ class ChatFlow:
         started = time.perf_counter()
         if admission.cached is not None:
             return await self._cached(
-                rt, chain[0], caller, prediction_id, body, request, admission.cached, started
+                rt, chain[0], caller, prediction_id, body, request, admission, started
             )
 
         if request.get("stream") is True:
@@ -141,7 +141,7 @@ class ChatFlow:
         finally:
             await self.inference.record(prediction)
         await self._append_turns(caller, prediction, user_turn, reply.text)
-        served = Served(version.version, prediction_id, reply)
+        served = Served(version.version, prediction_id, reply, cache=admission.cache)
         shadows = self._shadow_work(body, request) if rt.shadow else None
         self.inference.after_response(served, rt, caller, shadows, reply.tokens)
         return served
@@ -234,7 +234,7 @@ class ChatFlow:
         prediction_id: str,
         body: bytes,
         request: dict[str, Any],
-        answer: bytes,
+        admission: Admission,
         started: float,
     ) -> Served:
         """A stored answer: no upstream call, still a prediction event (marked, charged 0)."""
@@ -243,8 +243,11 @@ class ChatFlow:
         )
         prediction.tokens = 0
         prediction.extra["cache"] = "hit"
-        await self.inference.record(prediction)
-        return Served(version, prediction_id, JsonReply(answer, 0, None))
+        try:
+            reply = await admission.finish(prediction, JsonReply(admission.cached or b"", 0))
+        finally:
+            await self.inference.record(prediction)
+        return Served(version, prediction_id, reply, cache="hit")
 
     async def _close_stream(
         self,

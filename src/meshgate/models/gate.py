@@ -25,6 +25,8 @@ class Admission(Protocol):
     """The request was changed: send it re-encoded, not the caller's bytes."""
     cached: bytes | None
     """A stored answer to send instead of calling the upstream."""
+    cache: str | None
+    """``hit`` or ``miss`` when the model caches answers, else None."""
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
         """The answer as the client gets it; notes spend (and a block) on ``prediction``."""
@@ -57,6 +59,7 @@ class Gate(Protocol):
 class OpenAdmission:
     rewrite = False
     cached = None
+    cache = None
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
         return reply

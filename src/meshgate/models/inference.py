@@ -52,6 +52,8 @@ class Caller:
     charge: Charge | None = None
     models: frozenset[str] | None = None
     """The models the caller's key may call; ``None``: every model of the tenant."""
+    no_cache: bool = False
+    """The request said ``cache-control: no-cache``: no stored answer for it."""
 
 
 @dataclass(slots=True)
@@ -62,6 +64,8 @@ class Served:
     prediction_id: str
     value: Any
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    cache: str | None = None
+    """``hit`` or ``miss`` when the model caches answers (the ``x-cache`` header)."""
 
     async def run_after(self) -> None:
         for step in self.after:

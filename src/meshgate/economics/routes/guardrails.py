@@ -1,4 +1,5 @@
-"""A model's guardrails: ``PUT`` replaces the pipeline (``registry:write``), ``GET`` reads it."""
+"""A model's guardrails and response cache: ``PUT`` replaces (``registry:write``), ``GET``
+reads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
+from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet
 from meshgate.economics.routes.common import economics_of, existing_model
 from meshgate.gateway.security import current_principal, require
@@ -35,3 +37,23 @@ async def put_guardrails(name: ModelName, body: GuardrailsSet, request: Request)
         actor, tenant, "model.guardrails.set", f"models/{name}", {"guardrails": stored}
     )
     return {"guardrails": stored}
+
+
+@router.get("/{name}/cache", summary="The model's response cache")
+async def get_cache(name: ModelName, request: Request) -> dict[str, Any]:
+    tenant = await existing_model(request, name)
+    return await economics_of(request).policies.cache_policy(tenant, name)
+
+
+@router.put(
+    "/{name}/cache",
+    dependencies=[require("registry:write")],
+    summary="Turn the model's response cache on (exact) or off",
+)
+async def put_cache(name: ModelName, body: CacheSet, request: Request) -> dict[str, Any]:
+    tenant = await existing_model(request, name)
+    actor = current_principal(request).key_id
+    economics = economics_of(request)
+    stored = await economics.policies.set_cache(tenant, name, body, actor)
+    await economics.audit(actor, tenant, "model.cache.set", f"models/{name}", stored)
+    return stored

@@ -34,8 +34,11 @@ async def caller_of(request: Request, user: str | None = None) -> Caller:
     principal = current_principal(request)
     scope = request.scope
     user_id = session_id = version = None
+    no_cache = False
     for name, value in scope["headers"]:
         if name[:2] != b"x-":
+            if name == b"cache-control":
+                no_cache = b"no-cache" in value or b"no-store" in value
             continue
         if name == b"x-user-id":
             user_id = value.decode("latin-1")
@@ -61,6 +64,7 @@ async def caller_of(request: Request, user: str | None = None) -> Caller:
         trace=scope.get(SCOPE_KEY),
         charge=scope.get(CHARGE_TOKENS),
         models=principal.models,
+        no_cache=no_cache,
     )
 
 
@@ -80,7 +84,10 @@ def served_headers(request: Request, model: str, served: Served) -> dict[str, st
     metrics and trace which model and version answered."""
     request.scope[MODEL] = model
     request.scope[MODEL_VERSION] = served.version
-    return {"x-model-version": served.version, "x-prediction-id": served.prediction_id}
+    headers = {"x-model-version": served.version, "x-prediction-id": served.prediction_id}
+    if served.cache is not None:
+        headers["x-cache"] = served.cache
+    return headers
 
 
 class RelayResponse(Response):
