@@ -32,13 +32,17 @@ import httpx
 import orjson
 import redis
 import redis.asyncio as aredis
+from tests.context.quiet import QuietAudit, QuietEvents
 
 from bench.report import ratio, table
 from meshgate.context.backends.redis import RedisContextStore
 from meshgate.context.backends.sqlite import SqliteContextStore
+from meshgate.context.cache import ContextCache
 from meshgate.context.config import ContextConfig
 from meshgate.context.handle import HandleSigner
+from meshgate.context.invalidation import LocalBus
 from meshgate.context.model import Interaction, Session, UserProfile
+from meshgate.context.notify import Notifier
 from meshgate.context.service import ContextService
 
 REDIS_URL = os.environ.get("MESHGATE_TEST_REDIS", "redis://127.0.0.1:6379") + "/15"
@@ -102,7 +106,15 @@ async def seed(store: Any) -> str:
 
 
 async def cached(store: Any, sid: str) -> list[list[object]]:
-    service = ContextService(store, ContextConfig(), signer=HandleSigner(b"k" * 32))
+    config, signer = ContextConfig(), HandleSigner(b"k" * 32)
+    service = ContextService(
+        store,
+        config,
+        signer=signer,
+        cache=ContextCache(config.cache_size, config.cache_ttl_seconds),
+        bus=LocalBus(),
+        notifier=Notifier(signer, QuietEvents(), QuietAudit()),
+    )
     resolve_once = lambda: service.resolve(  # noqa: E731
         tenant=TENANT, user_id=PROFILE.user_id, session_id=sid, allow=ALLOW
     )

@@ -28,7 +28,7 @@ from bench.report import table
 TOP = 15
 RATE = 250
 # Frames every sample passes through (the server's entry point): they say nothing.
-OUTER = ("meshgate/cli.py", "meshgate/__main__.py")
+OUTER = ("meshgate/cli/", "meshgate/__main__.py")
 
 
 def py_spy() -> str:

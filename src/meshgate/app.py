@@ -1,27 +1,35 @@
 """The composition root: settings in, a wired ASGI app out.
 
-Backends are picked from URLs in the settings; domains are plugged in as modules (events
-first, since the others publish to it). Nothing here runs at import time.
+:func:`build_services` constructs every service with its collaborators as constructor
+arguments, in one visible order (nothing does I/O yet); the app's lifespan starts them in
+that order and closes them in reverse. Routes reach them through
+``meshgate.core.state.service_of``. Nothing here runs at import time.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from meshgate import __version__
-from meshgate.auth import KeyService, Limits
-from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
+from meshgate.auth import KeyService
 from meshgate.auth.oidc_config import oidc_verifier
 from meshgate.config import Settings, load_settings
-from meshgate.events.sealing import Sealer
+from meshgate.context import module as context_module
+from meshgate.context.service import ContextService
+from meshgate.core.health import Readiness
+from meshgate.core.state import provide
+from meshgate.economics import module as economics_module
+from meshgate.economics.service import EconomicsService
+from meshgate.events import module as events_module
+from meshgate.events.ports import EventPublisher
+from meshgate.events.service import EventService
+from meshgate.events.webhooks import WebhookDispatcher
+from meshgate.foundation import Foundation, build_foundation, prepare
 from meshgate.gateway import problems
 from meshgate.gateway.fast_routes import FastRoutes
 from meshgate.gateway.middleware import idempotency
@@ -33,123 +41,149 @@ from meshgate.gateway.middleware.observe import ObserveMiddleware
 from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
 from meshgate.gateway.middleware.request_context import RequestContextMiddleware
 from meshgate.gateway.routes import admin, graphql, ops
-from meshgate.limits import open_limiter
-from meshgate.monitoring.logs import setup_logging
+from meshgate.governance import module as governance_module
+from meshgate.governance.audit import PREDICTION_TYPE, AuditService
+from meshgate.governance.ports import AuditRecorder
+from meshgate.limits import Limiter, open_limiter
+from meshgate.models import module as models_module
+from meshgate.models.artifacts import ArtifactStore
+from meshgate.models.service import ModelService
+from meshgate.monitoring import module as monitoring_module
+from meshgate.monitoring.logs import flush_logs, setup_logging
 from meshgate.monitoring.metrics import Metrics
-from meshgate.platform import DomainModule, Platform
+from meshgate.monitoring.service import MonitoringService
 from meshgate.security import routes as security_routes
-from meshgate.security.credentials import MIGRATIONS as CREDENTIAL_MIGRATIONS
-from meshgate.security.credentials import CredentialVault
 from meshgate.security.egress import EgressPolicy
-from meshgate.sql import migrate, open_sql_store
+from meshgate.sql import SqlStore
 
 log = logging.getLogger("meshgate")
-ROOT_TENANT = "default"
 
 
-def default_modules() -> list[DomainModule]:
-    """Every domain, in start order: events first, since the others publish to it."""
-    from meshgate.context.module import ContextModule
-    from meshgate.economics.module import EconomicsModule
-    from meshgate.events.module import EventsModule
-    from meshgate.governance.module import GovernanceModule
-    from meshgate.models.module import ModelsModule
-    from meshgate.monitoring.module import MonitoringModule
+@dataclass(frozen=True)
+class Services:
+    """Every service of one process, built by :func:`build_services`."""
 
-    return [
-        EventsModule(),
-        GovernanceModule(),
-        ContextModule(),
-        ModelsModule(),
-        MonitoringModule(),
-        EconomicsModule(),
-    ]
+    base: Foundation
+    limiter: Limiter
+    egress: EgressPolicy
+    metrics: Metrics
+    readiness: Readiness
+    events: EventService
+    webhooks: WebhookDispatcher
+    audit: AuditService
+    context: ContextService
+    artifacts: ArtifactStore
+    economics: EconomicsService
+    spend: economics_module.SpendConsumer
+    models: ModelService
+    monitoring: MonitoringService
+
+    @property
+    def settings(self) -> Settings:
+        return self.base.settings
+
+    @property
+    def sql(self) -> SqlStore:
+        return self.base.sql
+
+    @property
+    def keys(self) -> KeyService:
+        return self.base.keys
 
 
-def load_pepper(settings: Settings) -> bytes:
-    if settings.key_pepper is not None:
-        return settings.key_pepper.get_secret_value().encode()
-    path = Path(settings.data_dir) / "key_pepper"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip().encode()
-
-
-def build_platform(settings: Settings) -> Platform:
-    timeout = settings.backend_timeout_seconds
-    sql = open_sql_store(settings.sql_url, timeout=timeout)
-    lim = settings.limits
-    pepper = load_pepper(settings)
-    keys = KeyService(
+def build_services(settings: Settings, *, clock: Callable[[], float] | None = None) -> Services:
+    """Every service, constructed in dependency order; ``clock`` is the Context Mesh's wall
+    clock (tests move it to expire sessions)."""
+    base = build_foundation(settings)
+    sql, pepper = base.sql, base.pepper
+    limiter = open_limiter(
+        settings.limiter_backend_url,
+        namespace=settings.namespace,
+        timeout=settings.backend_timeout_seconds,
+    )
+    egress = EgressPolicy(settings.security.egress_allow)
+    metrics = Metrics()
+    readiness = Readiness()
+    events = events_module.build_events(settings, sql, pepper)
+    webhooks = events_module.build_webhooks(settings, sql, pepper, events, egress)
+    audit = governance_module.build_audit(settings, sql)
+    context = context_module.build_context(settings, events=events, audit=audit, clock=clock)
+    economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
+    spend = economics_module.SpendConsumer(events, economics.spend)
+    artifacts = models_module.artifact_store(settings, sql)
+    models = models_module.build_models(
+        settings,
         sql,
-        pepper=pepper,
-        limits=Limits(lim.key_rpm, lim.key_tpm, lim.tenant_rpm, lim.tenant_tpm),
-        root_tenant=ROOT_TENANT,
-        cache_ttl=settings.auth_cache_ttl_seconds,
+        artifacts,
+        credentials=base.credentials,
+        egress=egress,
+        events=events,
+        audit=audit,
+        context=context,
+        on_breaker=metrics.set_breaker,
+        gate=economics.gate,
     )
-    platform = Platform(
-        settings=settings,
-        sql=sql,
-        limiter=open_limiter(
-            settings.limiter_backend_url, namespace=settings.namespace, timeout=timeout
-        ),
-        keys=keys,
-        metrics=Metrics(),
-        credentials=CredentialVault(
-            sql,
-            Sealer(pepper, "upstream-credentials"),
-            env_prefixes=settings.security.credential_env_prefixes,
-        ),
-        egress=EgressPolicy(settings.security.egress_allow),
+    monitoring = monitoring_module.build_monitoring(
+        settings, metrics, events=events, readiness=readiness
     )
-    platform.checks["sql"] = sql.ping
+    readiness.add("sql", sql.ping)
     if settings.limiter_backend_url != "memory://":
-        platform.checks["limiter"] = platform.limiter.ping
-    return platform
-
-
-async def prepare(platform: Platform, modules: list[DomainModule]) -> None:
-    """Migrate the schema and make the bootstrap admin key; prints a generated key once."""
-    domains = [m for mod in modules for m in mod.migrations]
-    shared = AUTH_MIGRATIONS + CREDENTIAL_MIGRATIONS + idempotency.MIGRATIONS
-    await migrate(platform.sql, shared + domains)
-    await platform.credentials.declare(platform.settings.security.credentials)
-    admin_key = platform.settings.admin_key
-    generated = await platform.keys.ensure_bootstrap(
-        admin_key.get_secret_value() if admin_key else None
+        readiness.add("limiter", limiter.ping)
+    readiness.add("events", events.log.ping)
+    readiness.add("context", context.store.ping)
+    return Services(
+        base=base,
+        limiter=limiter,
+        egress=egress,
+        metrics=metrics,
+        readiness=readiness,
+        events=events,
+        webhooks=webhooks,
+        audit=audit,
+        context=context,
+        artifacts=artifacts,
+        economics=economics,
+        spend=spend,
+        models=models,
+        monitoring=monitoring,
     )
-    if generated:
-        print(
-            "\n  Meshgate created a bootstrap admin key. It is shown this once; keep it:\n\n"
-            f"    {generated}\n\n  (set MESHGATE_ADMIN_KEY to choose your own)\n",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
-def create_app(settings: Settings, *, modules: list[DomainModule] | None = None) -> FastAPI:
-    mods = default_modules() if modules is None else modules
-    platform = build_platform(settings)
+async def start_all(s: Services, stack: AsyncExitStack) -> None:
+    """Start every service in order; ``stack`` closes what started, in reverse."""
+    await s.sql.start()
+    stack.push_async_callback(s.sql.close)
+    await s.limiter.start()
+    stack.push_async_callback(s.limiter.close)
+    await prepare(s.base)
+    await s.events.start()
+    stack.push_async_callback(s.events.close)
+    await s.webhooks.start()
+    stack.push_async_callback(s.webhooks.close)
+    await s.audit.start()
+    stack.push_async_callback(s.audit.close)
+    s.events.on(PREDICTION_TYPE, s.audit.on_prediction)
+    await s.context.start()
+    stack.push_async_callback(s.context.close)
+    stack.push_async_callback(s.models.close)
+    await s.models.start(await models_module.declared_models(s.settings, s.artifacts))
+    await s.monitoring.start()
+    stack.push_async_callback(s.monitoring.close)
+    stack.push_async_callback(s.economics.close)
+    await s.spend.start()
+    stack.push_async_callback(s.spend.close)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) -> FastAPI:
+    services = build_services(settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await platform.sql.start()
-        started: list[DomainModule] = []
-        try:
-            await platform.limiter.start()
-            await prepare(platform, mods)
-            for mod in mods:
-                await mod.start(platform)
-                started.append(mod)
+        async with AsyncExitStack() as stack:
+            # uvicorn logs its last lines after this; write them directly so none is lost.
+            stack.callback(flush_logs)
+            await start_all(services, stack)
             yield
-        finally:
-            for mod in reversed(started):
-                await mod.close()
-            await platform.limiter.close()
-            await platform.sql.close()
 
     app = FastAPI(
         title="Meshgate",
@@ -162,34 +196,59 @@ def create_app(settings: Settings, *, modules: list[DomainModule] | None = None)
         # telemetry would look up the global providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.platform = platform
+    app.state.services = services
+    provide(
+        app,
+        [
+            services.settings,
+            services.settings.events,
+            services.settings.monitoring,
+            services.settings.limits,
+            services.keys,
+            services.base.credentials,
+            services.metrics,
+            services.readiness,
+            services.events,
+            services.webhooks,
+            services.audit,
+            services.context,
+            services.economics,
+            services.models,
+            services.monitoring,
+        ],
+        ports={AuditRecorder: services.audit, EventPublisher: services.events},
+    )
     problems.install(app)
     idempotency.document(app)
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(security_routes.router)
     app.include_router(graphql.build_router())
-    for mod in mods:
-        for router in mod.routers():
-            app.include_router(router)
-    hot = list(ops.HOT)
-    for mod in mods:
-        hot += mod.hot_routes() if hasattr(mod, "hot_routes") else []
+    for router in (
+        events_module.ROUTERS
+        + governance_module.ROUTERS
+        + context_module.ROUTERS
+        + models_module.ROUTERS
+        + monitoring_module.ROUTERS
+        + economics_module.ROUTERS
+    ):
+        app.include_router(router)
+    hot = list(ops.HOT) + context_module.HOT_ROUTES + models_module.HOT_ROUTES
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(FastRoutes, routes=hot)
-    app.add_middleware(idempotency.IdempotencyMiddleware, sql=platform.sql)
-    app.add_middleware(RateLimitMiddleware, limiter=platform.limiter)
+    app.add_middleware(idempotency.IdempotencyMiddleware, sql=services.sql)
+    app.add_middleware(RateLimitMiddleware, limiter=services.limiter, metrics=services.metrics)
     app.add_middleware(
         AuthMiddleware,
-        keys=platform.keys,
+        keys=services.keys,
         public_paths=settings.public_paths,
-        oidc=oidc_verifier(settings.oidc, settings.limits, platform.sql),
+        oidc=oidc_verifier(settings.oidc, settings.limits, services.sql),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(FieldsMiddleware)
     app.add_middleware(DeprecationMiddleware)
     app.add_middleware(
-        ObserveMiddleware, metrics=platform.metrics, access_log=settings.monitoring.access_log
+        ObserveMiddleware, metrics=services.metrics, access_log=settings.monitoring.access_log
     )
     if settings.monitoring.otlp_endpoint:  # off: not even installed
         from meshgate.gateway.middleware.tracing import TracingMiddleware

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-SCOPE_KEY = "meshgate.trace"
 
 
 def new_id(bits: int) -> str:

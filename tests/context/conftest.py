@@ -77,17 +77,10 @@ def app_clock() -> Clock:
     return Clock(real_wait=False)
 
 
-def modules_with_clock(clock: Clock) -> list[Any]:
-    from meshgate.app import default_modules
-    from meshgate.context.module import ContextModule
-
-    return [ContextModule(clock=clock) if m.name == "context" else m for m in default_modules()]
-
-
 @pytest.fixture
 async def api(settings: Settings, app_clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in process (admin key), its context clock under the test's control."""
-    async with app_client(settings, modules=modules_with_clock(app_clock)) as c:
+    async with app_client(settings, clock=app_clock) as c:
         yield c
 
 

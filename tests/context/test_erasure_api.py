@@ -11,7 +11,7 @@ ALLOW = ["attributes.*", "preferences.*", "session.*", "interactions.last:10"]
 
 
 def service_of(api: httpx.AsyncClient) -> ContextService:
-    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     return service
 
 
@@ -140,7 +140,7 @@ async def test_erasure_needs_the_write_scope_and_stays_in_the_tenant(
 
 
 async def test_a_user_known_only_to_the_event_log_is_still_erased(api: httpx.AsyncClient) -> None:
-    events = api.app.state.platform.events  # type: ignore[attr-defined]
+    events = api.app.state.services.events  # type: ignore[attr-defined]
     await events.publish(
         "meshgate.prediction.made",
         tenant="default",

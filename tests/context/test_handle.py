@@ -31,7 +31,7 @@ async def test_a_session_handle_carries_no_personal_data(api: httpx.AsyncClient)
     raw = handle.encode() + decoded(handle)
     for personal in (b"alice", b"Alice", b"example.com", b"Martin", b"secret", b"fr"):
         assert personal not in raw
-    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     assert service.verify_handle(handle) == ("default", session["session_id"])
     assert service.handle("default", session["session_id"]) == handle
 

@@ -17,6 +17,7 @@ from meshgate.context.config import ContextConfig
 from meshgate.context.handle import HandleSigner
 from meshgate.context.invalidation import RedisBus
 from meshgate.context.service import ContextService
+from tests.context.quiet import quiet_notifier
 
 
 @dataclass
@@ -33,7 +34,10 @@ async def start_node(redis_url: str, namespace: str) -> Node:
     await store.start()
     bus = RedisBus(redis_url, f"{namespace}:ctx:invalidate", cache)
     await bus.start()
-    service = ContextService(store, config, signer=HandleSigner(b"k" * 32), cache=cache, bus=bus)
+    signer = HandleSigner(b"k" * 32)
+    service = ContextService(
+        store, config, signer=signer, cache=cache, bus=bus, notifier=quiet_notifier(signer)
+    )
     return Node(service, bus, store)
 
 

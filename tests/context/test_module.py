@@ -17,7 +17,7 @@ from tests.conftest import app_client
 
 
 def context_of(client: Any) -> Any:
-    return client.app.state.platform.context
+    return client.app.state.services.context
 
 
 async def test_the_default_is_sqlite_in_the_data_dir(settings: Settings) -> None:

@@ -115,7 +115,7 @@ async def test_a_session_of_another_user_is_never_mixed_in(api: httpx.AsyncClien
     await set_policy(api, "model:x", ["preferences.*", "interactions.last:5"])
     r = await resolve(api, "model:x", user_id="u2", session_id=sid)
     assert r.status_code == 404
-    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     ctx = await service.resolve(
         tenant="default",
         user_id="u2",
@@ -220,7 +220,7 @@ async def test_the_inference_path_resolves_with_policies_compiled_once(
     api: httpx.AsyncClient,
 ) -> None:
     sid = await seed(api)
-    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     allow = ["preferences.language", "interactions.last:1"]
     first = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
     assert first["preferences"] == {"language": "fr"}
@@ -238,7 +238,7 @@ async def test_the_inference_path_resolves_with_policies_compiled_once(
 
 async def test_changing_a_resolved_bundle_does_not_change_the_cache(api: httpx.AsyncClient) -> None:
     sid = await seed(api)
-    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     allow = ["attributes.*", "interactions.last:1"]
     first = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
     first["attributes"]["tier"] = "tampered"
@@ -251,7 +251,7 @@ async def test_a_wider_policy_after_a_narrow_one_still_sees_its_whole_window(
     api: httpx.AsyncClient,
 ) -> None:
     sid = await seed(api)  # four interactions: m0..m3
-    service: ContextService = api.app.state.platform.context  # type: ignore[attr-defined]
+    service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
 
     async def window(n: int) -> list[str]:
         ctx = await service.resolve(

@@ -10,7 +10,7 @@ import pytest
 
 from meshgate.config import Settings
 from tests.conftest import app_client
-from tests.context.conftest import Clock, as_key, make_key, modules_with_clock
+from tests.context.conftest import Clock, as_key, make_key
 
 
 async def open_session(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -65,7 +65,7 @@ async def test_interactions_come_newest_last_with_a_limit(api: httpx.AsyncClient
 @pytest.fixture
 async def small_history(make_settings: Any, app_clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
     settings: Settings = make_settings(context={"history_limit": 3, "max_interaction_bytes": 100})
-    async with app_client(settings, modules=modules_with_clock(app_clock)) as c:
+    async with app_client(settings, clock=app_clock) as c:
         yield c
 
 

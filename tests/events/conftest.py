@@ -127,7 +127,7 @@ class LiveServer:
 
     @property
     def events(self) -> EventService:
-        service = self.app.state.platform.events
+        service = self.app.state.services.events
         assert service is not None
         return service
 

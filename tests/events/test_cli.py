@@ -12,8 +12,8 @@ import orjson
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
+from meshgate.cli.events import app as events_cli
 from meshgate.config import Settings
-from meshgate.events.cli import app as events_cli
 from tests.conftest import ADMIN_KEY, app_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def run(data_dir: Path, *args: str):  # type: ignore[no-untyped-def]
 
 async def fill(settings: Settings) -> None:
     async with app_client(settings) as client:
-        events = client.app.state.platform.events  # type: ignore[attr-defined]
+        events = client.app.state.services.events  # type: ignore[attr-defined]
         for n in range(3):
             await events.publish("shop.order", tenant="default", data={"n": n})
         await events.publish("shop.refund", tenant="default", data={"n": 9})
@@ -43,7 +43,7 @@ async def fill(settings: Settings) -> None:
 
 async def committed(settings: Settings, group: str) -> int:
     async with app_client(settings) as client:
-        return await client.app.state.platform.events.log.committed(group)  # type: ignore[attr-defined]
+        return await client.app.state.services.events.log.committed(group)  # type: ignore[attr-defined]
 
 
 def test_export_and_replay_from_the_command_line(tmp_path: Path):

@@ -26,7 +26,7 @@ async def events(
         events={"url": url, "poll_interval_seconds": 0.02}, namespace=namespace
     )
     async with app_client(settings) as client:
-        service = client.app.state.platform.events  # type: ignore[attr-defined]
+        service = client.app.state.services.events  # type: ignore[attr-defined]
         yield service
     if request.param == "nats":
         await drop_nats_stream(url, namespace)

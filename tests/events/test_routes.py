@@ -187,7 +187,7 @@ async def test_export_as_jsonl_and_parquet_with_type_and_since(client):
 
 
 async def test_export_shows_personal_data_of_erased_users_as_erased(client):
-    events = client.app.state.platform.events  # type: ignore[attr-defined]
+    events = client.app.state.services.events  # type: ignore[attr-defined]
     await events.publish(
         "meshgate.prediction.made",
         tenant="default",

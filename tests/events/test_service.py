@@ -16,7 +16,7 @@ from meshgate.events.service import EventService
 
 
 def events_of(client: httpx.AsyncClient) -> EventService:
-    service = client.app.state.platform.events  # type: ignore[attr-defined]
+    service = client.app.state.services.events  # type: ignore[attr-defined]
     assert service is not None
     return service
 
@@ -96,7 +96,7 @@ async def test_personal_part_is_readable_until_the_user_is_erased(client):
     assert after[0].data == {"model": "m"} and after[0].sequence == published.sequence
     assert after[1].sequence == other.sequence
     # Nothing of the clear text is left in the log file itself.
-    db = client.app.state.platform.settings.data_dir / "events.db"  # type: ignore[attr-defined]
+    db = client.app.state.services.settings.data_dir / "events.db"  # type: ignore[attr-defined]
     # Nor the user id: the log names the owner by pseudonym only.
     assert b"ada@example.com" not in db.read_bytes() and user.encode() not in db.read_bytes()
 

@@ -17,7 +17,7 @@ import httpx
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from meshgate.auth import SCOPES
-from meshgate.gateway.security import route_scope
+from meshgate.core.routing import route_scope
 from meshgate.models.demo import SIGNATURE, artifact_dir, train
 
 Creator = Callable[[httpx.AsyncClient], Awaitable[str]]
@@ -45,7 +45,7 @@ async def _model(client: httpx.AsyncClient) -> str:
     """A classifier with version 1 (the demo's ONNX artifact) and an alias, once."""
     if (await client.get("/v1/registry/models/mx")).status_code == 200:
         return "mx"
-    platform = client.app.state.platform  # type: ignore[attr-defined]
+    platform = client.app.state.services  # type: ignore[attr-defined]
     onnx_path, _ = train(artifact_dir(platform.settings))
     created = await client.post(
         "/v1/registry/models", json={"name": "mx", "task": "classification"}
@@ -151,7 +151,7 @@ CREATORS: dict[str, Creator] = {
 
 def http_routes(app: object) -> list[tuple[str, str, RouteContext]]:
     """Every (method, path, route) the app serves outside the public paths."""
-    public = set(app.state.platform.settings.public_paths)  # type: ignore[attr-defined]
+    public = set(app.state.services.settings.public_paths)  # type: ignore[attr-defined]
     found = []
     for ctx in iter_route_contexts(app.routes):  # type: ignore[attr-defined]
         if ctx.path in public or not ctx.methods:

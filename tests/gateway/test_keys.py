@@ -39,7 +39,7 @@ async def test_a_created_key_works_once_shown_and_is_stored_hashed(
     }
     listed = (await client.get("/v1/admin/keys")).json()["keys"]
     assert created["key"] not in str(listed)
-    platform = client.app.state.platform  # type: ignore[attr-defined]
+    platform = client.app.state.services  # type: ignore[attr-defined]
     rows = await platform.sql.fetch_all("SELECT digest FROM api_keys")
     assert all(created["key"] not in r["digest"] for r in rows)
     assert platform.keys.digest(created["key"]) in {r["digest"] for r in rows}
@@ -105,7 +105,7 @@ async def test_bootstrap_key_is_generated_once_when_not_configured(
 
     settings: Settings = make_settings(admin_key=None)  # type: ignore[operator]
     async with app_client(settings) as client:
-        platform = client.app.state.platform  # type: ignore[attr-defined]
+        platform = client.app.state.services  # type: ignore[attr-defined]
         row = await platform.sql.fetch_one("SELECT id, scopes FROM api_keys")
         assert row == {"id": "key_bootstrap_admin", "scopes": '["admin"]'}
         assert await platform.keys.ensure_bootstrap(None) is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from meshgate.governance.cli import app as audit_cli
+from meshgate.cli.audit import app as audit_cli
 from tests.conftest import ADMIN_KEY, Server
 
 

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from meshgate.cli.audit import app as audit_cli
 from meshgate.config import Settings
-from meshgate.governance.cli import app as audit_cli
 from meshgate.governance.export import export_jsonl, verify_export
 from tests.conftest import ADMIN_KEY, app_client
 from tests.governance.conftest import START, Trail

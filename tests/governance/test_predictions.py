@@ -27,7 +27,7 @@ async def wait_for(client: httpx.AsyncClient, count: int, **params: Any) -> list
 async def test_a_prediction_event_is_referenced_without_its_payload(make_settings: Any) -> None:
     settings: Settings = make_settings(audit={"prediction_flush_seconds": 0.01})
     async with app_client(settings) as client:
-        events = client.app.state.platform.events  # type: ignore[attr-defined]
+        events = client.app.state.services.events  # type: ignore[attr-defined]
         event = await events.publish(
             "meshgate.prediction.made",
             tenant="acme",
@@ -56,7 +56,7 @@ async def test_a_burst_of_predictions_is_referenced_in_full_and_in_batches(
         audit={"prediction_flush_seconds": 0.05, "checkpoint_every": 400}
     )
     async with app_client(settings) as client:
-        events = client.app.state.platform.events  # type: ignore[attr-defined]
+        events = client.app.state.services.events  # type: ignore[attr-defined]
         published = await asyncio.gather(
             *(
                 events.publish(
@@ -78,7 +78,7 @@ async def test_a_burst_of_predictions_is_referenced_in_full_and_in_batches(
 async def test_references_still_queued_at_shutdown_are_written(make_settings: Any) -> None:
     settings: Settings = make_settings(audit={"prediction_flush_seconds": 60})
     async with app_client(settings) as client:
-        events = client.app.state.platform.events  # type: ignore[attr-defined]
+        events = client.app.state.services.events  # type: ignore[attr-defined]
         for _ in range(5):
             await events.publish("meshgate.prediction.made", tenant="acme", data={"model": "m"})
         await asyncio.sleep(0.05)  # handed to the audit trail, not yet flushed

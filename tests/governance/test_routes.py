@@ -87,7 +87,7 @@ async def test_the_audit_routes_need_the_audit_read_scope(client: httpx.AsyncCli
 
 
 async def test_paging_filters_and_a_models_full_history(client: httpx.AsyncClient) -> None:
-    audit = client.app.state.platform.audit  # type: ignore[attr-defined]
+    audit = client.app.state.services.audit  # type: ignore[attr-defined]
     for action, resource, version in [
         ("model.registered", "models/support-chat", None),
         ("model.version.registered", "models/support-chat/versions/2", "2"),
@@ -123,7 +123,7 @@ async def test_paging_filters_and_a_models_full_history(client: httpx.AsyncClien
 
 
 async def test_since_and_until_select_a_window(client: httpx.AsyncClient) -> None:
-    audit = client.app.state.platform.audit  # type: ignore[attr-defined]
+    audit = client.app.state.services.audit  # type: ignore[attr-defined]
     audit.clock = Clock(datetime(2026, 3, 1, tzinfo=UTC))
     for day in (1, 2, 3):
         audit.clock.at = datetime(2026, 3, day, 12, tzinfo=UTC)

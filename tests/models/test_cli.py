@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshgate.models.cli import app
+from meshgate.cli.models import app
 from tests.conftest import ADMIN_KEY, Server
 from tests.models.fake_openai import FakeOpenAI
 

@@ -161,7 +161,7 @@ async def test_changing_needs_registry_write_reading_does_not(client: httpx.Asyn
 async def test_traffic_change_is_in_effect_at_once(client: httpx.AsyncClient) -> None:
     await registered(client, V1, V2)
     await client.put("/v1/registry/models/support-chat/traffic", json={"split": {"2": 100}})
-    service = client.app.state.platform.models  # type: ignore[attr-defined]
+    service = client.app.state.services.models  # type: ignore[attr-defined]
     runtime = await service.runtime("default", "support-chat")
     assert runtime.split.versions == ("2",)
     await client.put("/v1/registry/models/support-chat/traffic", json={"split": {"1": 100}})

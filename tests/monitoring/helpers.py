@@ -8,19 +8,18 @@ from typing import Any
 
 import httpx
 
+from meshgate.app import Services as Platform
 from meshgate.events.envelope import Event
-from meshgate.platform import Platform
 
 
 def platform_of(client: httpx.AsyncClient) -> Platform:
-    platform: Platform = client.app.state.platform  # type: ignore[attr-defined]
+    platform: Platform = client.app.state.services  # type: ignore[attr-defined]
     return platform
 
 
 async def predict(
     platform: Platform, model: str, version: str, *, tenant: str = "default", **data: Any
 ) -> Event:
-    assert platform.events is not None
     return await platform.events.publish(
         "meshgate.prediction.made",
         tenant=tenant,
@@ -30,7 +29,6 @@ async def predict(
 
 
 async def feedback(platform: Platform, prediction: Event, **data: Any) -> Event:
-    assert platform.events is not None
     return await platform.events.publish(
         "meshgate.prediction.feedback",
         tenant=prediction.tenant,

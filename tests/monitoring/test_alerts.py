@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
+from meshgate.app import Services as Platform
 from meshgate.config import Settings
 from meshgate.events.base import Filter
 from meshgate.monitoring.service import MonitoringService
 from meshgate.monitoring.webhooks import verify
-from meshgate.platform import Platform
 from tests.conftest import app_client
 from tests.monitoring.conftest import Receiver
 from tests.monitoring.helpers import feedback, platform_of, predict, report_when, version_of
@@ -71,7 +71,6 @@ def delivered(receiver: Receiver, index: int) -> tuple[dict[str, str], dict[str,
 
 
 async def alert_events(platform: Platform) -> list[Any]:
-    assert platform.events is not None
     return await platform.events.read(where=Filter(type_prefix="meshgate.alert."))
 
 

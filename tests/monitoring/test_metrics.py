@@ -9,7 +9,7 @@ import httpx
 from fastapi import Request, Response
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshgate.platform import Platform
+from meshgate.app import Services as Platform
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -84,11 +84,10 @@ async def test_rate_limit_rejections_are_counted_per_tenant(client: httpx.AsyncC
 async def test_breakers_backends_predictions_and_event_lag_are_exposed(
     client: httpx.AsyncClient,
 ) -> None:
-    platform: Platform = client.app.state.platform  # type: ignore[attr-defined]
+    platform: Platform = client.app.state.services  # type: ignore[attr-defined]
     platform.metrics.set_breaker("default", "chat", "1", "open")
     platform.metrics.set_breaker("default", "chat", "2", "half_open")
     assert (await client.get("/readyz")).status_code == 200
-    assert platform.events is not None
     for latency in (5, 7, 9):
         await platform.events.publish(
             "meshgate.prediction.made",

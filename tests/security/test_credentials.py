@@ -92,7 +92,7 @@ async def test_taking_a_grant_back_stops_its_use(
     make_settings: Callable[..., Settings], attacker: FakeOpenAI
 ) -> None:
     async with app_client(make_settings(auth_cache_ttl_seconds=0)) as client:
-        client.app.state.platform.credentials._cache_seconds = 0  # type: ignore[attr-defined]
+        client.app.state.services.base.credentials._cache_seconds = 0  # type: ignore[attr-defined]
         await client.post(
             "/v1/admin/credentials", json={"name": "c", "secret": "s-1", "tenants": ["acme"]}
         )

@@ -10,11 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
 from pathlib import Path
 
 from meshgate.context.model import BadHandle
+from meshgate.core.secrets import load_secret_file
 
 VERSION = "v1"
 KEY_FILE = "context_handle_key"
@@ -30,17 +29,7 @@ def _unb64(text: str) -> bytes:
 
 def load_secret(data_dir: Path) -> bytes:
     """The deployment's handle key from data_dir, created (0600) on first use."""
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker created it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip().encode()
+    return load_secret_file(Path(data_dir) / KEY_FILE).strip()
 
 
 class HandleSigner:

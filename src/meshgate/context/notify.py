@@ -8,14 +8,17 @@ and which reads as erased once that key is shredded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from meshgate.context.handle import HandleSigner
 from meshgate.context.model import Json
+from meshgate.events.ports import EventPublisher, UserKeys
+from meshgate.governance.ports import AuditRecorder
 
-if TYPE_CHECKING:
-    from meshgate.events.service import EventService
-    from meshgate.governance.audit import AuditService
+
+class Events(EventPublisher, UserKeys, Protocol):
+    """The event backbone as the Context Mesh uses it."""
+
 
 UPDATED = "meshgate.context.updated"
 ERASED = "meshgate.context.erased"
@@ -25,8 +28,8 @@ class Notifier:
     def __init__(
         self,
         signer: HandleSigner,
-        events: EventService | None = None,
-        audit: AuditService | None = None,
+        events: Events,
+        audit: AuditRecorder,
     ):
         self.signer = signer
         self.events = events
@@ -37,8 +40,6 @@ class Notifier:
 
     async def updated(self, tenant: str, user_id: str, data: Json) -> None:
         """``meshgate.context.updated`` for a write concerning ``user_id``."""
-        if self.events is None:
-            return
         ref = self.user_ref(tenant, user_id)
         await self.events.publish(
             UPDATED,
@@ -53,8 +54,6 @@ class Notifier:
     async def session_updated(self, tenant: str, session_id: str, data: Json) -> None:
         """``meshgate.context.updated`` for a session's interactions or state: the session id
         only, which is random; the content stays in the store, where erasure reaches it."""
-        if self.events is None:
-            return
         await self.events.publish(
             UPDATED,
             tenant=tenant,
@@ -65,14 +64,10 @@ class Notifier:
 
     async def shred(self, tenant: str, user_id: str) -> int:
         """Destroy the user's event data key; returns how many keys were destroyed."""
-        if self.events is None:
-            return 0
         return await self.events.shred_user(tenant, user_id)
 
     async def erased(self, tenant: str, user_id: str, data: Json) -> None:
         """``meshgate.context.erased``, naming the user only by pseudonym."""
-        if self.events is None:
-            return
         ref = self.user_ref(tenant, user_id)
         await self.events.publish(
             ERASED,
@@ -85,7 +80,6 @@ class Notifier:
     async def record(
         self, *, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]
     ) -> None:
-        if self.audit is not None:
-            await self.audit.record(
-                actor=actor, tenant=tenant, action=action, resource=resource, details=details
-            )
+        await self.audit.record(
+            actor=actor, tenant=tenant, action=action, resource=resource, details=details
+        )

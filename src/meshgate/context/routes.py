@@ -27,10 +27,9 @@ from meshgate.context.schemas import (
     documented,
 )
 from meshgate.context.service import ContextService, etag
+from meshgate.core.routing import HotRoute, current_principal, hot_route, require
+from meshgate.core.state import service_of
 from meshgate.errors import BadRequest, UnsupportedMediaType
-from meshgate.gateway.fast_routes import HotRoute, hot_route
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import platform_of
 
 router = APIRouter(prefix="/v1/context", tags=["context"])
 READ = [require("context:read")]
@@ -41,9 +40,7 @@ HOT: list[HotRoute] = []
 
 
 def _service(request: Request) -> ContextService:
-    service = platform_of(request).context
-    assert service is not None, "the context module is not started"
-    return service
+    return service_of(request, ContextService)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

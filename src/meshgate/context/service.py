@@ -8,6 +8,8 @@ process. ``resolve`` and ``append_interactions`` are the inference path's entry 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import secrets
 import time
@@ -20,7 +22,7 @@ from meshgate.context.base import ContextStore
 from meshgate.context.cache import MISSING, ContextCache, Key
 from meshgate.context.config import ContextConfig
 from meshgate.context.handle import HandleSigner
-from meshgate.context.invalidation import InvalidationBus, LocalBus
+from meshgate.context.invalidation import InvalidationBus
 from meshgate.context.mergepatch import apply_patch, check_patch, merge
 from meshgate.context.model import (
     CHANNELS,
@@ -41,6 +43,8 @@ from meshgate.context.policies import PolicyBook
 from meshgate.context.policy import PolicyCompiler
 from meshgate.errors import Conflict
 
+log = logging.getLogger("meshgate.context")
+PURGE_EVERY_SECONDS = 60.0
 CAS_ATTEMPTS = 16
 WRITE_LOCKS = 64
 Turn = tuple[str, str, Json | None]
@@ -65,23 +69,46 @@ class ContextService:
         config: ContextConfig,
         *,
         signer: HandleSigner,
-        cache: ContextCache | None = None,
-        bus: InvalidationBus | None = None,
-        notifier: Notifier | None = None,
+        cache: ContextCache,
+        bus: InvalidationBus,
+        notifier: Notifier,
         clock: Callable[[], float] = time.time,
     ):
         self.store = store
         self.config = config
         self.signer = signer
-        if cache is None:
-            cache = ContextCache(config.cache_size, config.cache_ttl_seconds)
         self.cache = cache
-        self.bus = bus if bus is not None else LocalBus()
-        self.notify = notifier if notifier is not None else Notifier(signer)
+        self.bus = bus
+        self.notify = notifier
         self.clock = clock
         self.compiler = PolicyCompiler(config.history_limit)
         self._write_locks = [asyncio.Lock() for _ in range(WRITE_LOCKS)]
         self.policies = PolicyBook(store, self.compiler, config.policies, self.cache, self.bus)
+        self._purger: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.bus.start()
+        self._purger = asyncio.create_task(self._purge(), name="context-purge")
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        await self.bus.close()
+        await self.store.close()
+
+    async def _purge(self) -> None:
+        """Expired sessions leave the disk too, not just the API."""
+        while True:
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+            try:
+                await self.store.purge_expired()
+            except Exception as exc:
+                log.warning("purging expired sessions failed: %s", exc)
 
     # --- cache plumbing ----------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Cost and safety at the gateway as a module of the platform: model allow-lists and limits,
-prices and spend, budgets, the response cache and guardrails."""
+"""Cost and safety at the gateway, built for the composition root: model allow-lists and
+limits, prices and spend, budgets, the response cache and guardrails."""
 
 from __future__ import annotations
 
@@ -8,46 +8,55 @@ import contextlib
 
 from fastapi import APIRouter
 
-from meshgate.economics import budgets, policies, prices, spend
+from meshgate.config import Settings
+from meshgate.economics import spend
+from meshgate.economics.routes import routers
 from meshgate.economics.service import EconomicsService
-from meshgate.platform import Platform
-from meshgate.sql import Migration
+from meshgate.events.ports import EventPublisher
+from meshgate.events.service import EventService
+from meshgate.governance.ports import AuditRecorder
+from meshgate.monitoring.metrics import Metrics
+from meshgate.sql import SqlStore
+
+ROUTERS: list[APIRouter] = routers()
 
 
-class EconomicsModule:
-    """Starts after the model services: it puts its gate in their chat flow."""
-
-    name = "economics"
-    migrations: list[Migration] = (
-        policies.MIGRATIONS + prices.MIGRATIONS + spend.MIGRATIONS + budgets.MIGRATIONS
+def build_economics(
+    settings: Settings,
+    sql: SqlStore,
+    metrics: Metrics,
+    *,
+    events: EventPublisher,
+    audit: AuditRecorder,
+) -> EconomicsService:
+    return EconomicsService(
+        sql,
+        shared_url=settings.limiter_backend_url,
+        namespace=settings.namespace,
+        registry=metrics.registry,
+        events=events,
+        audit=audit,
     )
 
-    def __init__(self) -> None:
-        self._consumer: asyncio.Task[None] | None = None
-        self._service: EconomicsService | None = None
 
-    def routers(self) -> list[APIRouter]:
-        from meshgate.economics.routes import routers
+class SpendConsumer:
+    """The spend ledger fed from the log as a consumer group."""
 
-        return routers()
+    def __init__(self, events: EventService, ledger: spend.SpendLedger):
+        self.events = events
+        self.ledger = ledger
+        self._task: asyncio.Task[None] | None = None
 
-    async def start(self, platform: Platform) -> None:
-        service = self._service = EconomicsService(platform)
-        if platform.models is not None:
-            platform.models.inference.gate = service.gate
-        platform.economics = service
-        if platform.events is not None:
-            # Wants one runner per cluster: the ledger is idempotent meanwhile, so a second
-            # process running it wastes work but never counts twice.
-            self._consumer = asyncio.create_task(
-                spend.run_consumer(platform.events, service.spend), name="economics-spend"
-            )
+    async def start(self) -> None:
+        # Wants one runner per cluster: the ledger is idempotent meanwhile, so a second
+        # process running it wastes work but never counts twice.
+        self._task = asyncio.create_task(
+            spend.run_consumer(self.events, self.ledger), name="economics-spend"
+        )
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
-            self._consumer = None
-        if self._service is not None:
-            await self._service.close()
+                await self._task
+            self._task = None

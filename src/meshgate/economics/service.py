@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from meshgate.economics.budgets import BudgetBook
 from meshgate.economics.cache import open_cache
@@ -11,33 +13,38 @@ from meshgate.economics.gate import EconomicsGate, GuardrailReporter
 from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import PriceBook
 from meshgate.economics.spend import SpendLedger
-
-if TYPE_CHECKING:
-    from meshgate.platform import Platform
+from meshgate.events.ports import EventPublisher
+from meshgate.governance.ports import AuditRecorder
+from meshgate.sql import SqlStore
 
 
 class EconomicsService:
-    def __init__(self, platform: Platform):
-        self.platform = platform
-        registry = platform.metrics.registry
-        self.policies = PolicyStore(platform.sql)
-        self.prices = PriceBook(platform.sql)
-        self.spend = SpendLedger(platform.sql, registry)
-        self.budgets = BudgetBook(platform.sql)
-        self.counters = open_counters(
-            platform.settings.limiter_backend_url, namespace=platform.settings.namespace
-        )
-        self.answers = open_cache(
-            platform.settings.limiter_backend_url, namespace=platform.settings.namespace
-        )
+    def __init__(
+        self,
+        sql: SqlStore,
+        *,
+        shared_url: str,
+        namespace: str,
+        registry: CollectorRegistry,
+        events: EventPublisher,
+        audit: AuditRecorder,
+    ):
+        """``shared_url`` is where counters and cached answers live (the limiter's URL)."""
+        self.audit_recorder = audit
+        self.policies = PolicyStore(sql)
+        self.prices = PriceBook(sql)
+        self.spend = SpendLedger(sql, registry)
+        self.budgets = BudgetBook(sql)
+        self.counters = open_counters(shared_url, namespace=namespace)
+        self.answers = open_cache(shared_url, namespace=namespace)
         self.gate = EconomicsGate(
             self.policies,
             self.prices,
             self.budgets,
             self.counters,
             self.answers,
-            GuardrailReporter(platform.events, registry),
-            platform.events,
+            GuardrailReporter(events, registry),
+            events,
         )
 
     async def close(self) -> None:
@@ -47,7 +54,6 @@ class EconomicsService:
     async def audit(
         self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]
     ) -> None:
-        if self.platform.audit is not None:
-            await self.platform.audit.record(
-                actor=actor, tenant=tenant, action=action, resource=resource, details=details
-            )
+        await self.audit_recorder.record(
+            actor=actor, tenant=tenant, action=action, resource=resource, details=details
+        )

@@ -14,13 +14,14 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from meshgate.errors import BackendUnavailable, UnsupportedMediaType, ValidationFailed
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of as registered
+from meshgate.errors import UnsupportedMediaType, ValidationFailed
 from meshgate.events import export
 from meshgate.events.base import Filter
+from meshgate.events.config import EventsConfig
 from meshgate.events.envelope import Event, check_type, parse_integration_event, parse_time
 from meshgate.events.service import EventService
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import platform_of
 
 router = APIRouter(tags=["events"])
 MAX_BATCH = 100
@@ -49,10 +50,7 @@ STREAM_BUFFER = 1000
 
 
 def service_of(request: Request) -> EventService:
-    events = platform_of(request).events
-    if events is None:
-        raise BackendUnavailable("the event log is not running")
-    return events
+    return registered(request, EventService)
 
 
 def filter_for(request: Request, type: str | None, subject: str | None) -> Filter:
@@ -153,7 +151,7 @@ async def stream_events(
         start = after
     else:
         start = await service.log.last_sequence()
-    heartbeat = platform_of(request).settings.events.stream_heartbeat_seconds
+    heartbeat = registered(request, EventsConfig).stream_heartbeat_seconds
     return StreamingResponse(
         sse(service, where, start, heartbeat),
         media_type="text/event-stream",

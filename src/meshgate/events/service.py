@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -21,9 +21,6 @@ from meshgate.errors import ValidationFailed
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.crypto import DataKeys
 from meshgate.events.envelope import ERASED, Event, Record, check_type, format_time, now
-
-if TYPE_CHECKING:
-    from meshgate.events.webhooks import WebhookDispatcher
 
 log = logging.getLogger("meshgate.events")
 Handler = Callable[[Event], Awaitable[None]]
@@ -42,7 +39,6 @@ class EventService:
         self.dropped_local = 0
         self.open_streams = 0
         """Server-sent event streams being served now (each holds one tail of the log)."""
-        self.webhooks: WebhookDispatcher | None = None
 
     async def start(self) -> None:
         await self.log.start()

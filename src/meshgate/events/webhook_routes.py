@@ -11,11 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from meshgate.errors import BackendUnavailable, ValidationFailed
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
+from meshgate.errors import ValidationFailed
 from meshgate.events.subscriptions import check_secret, check_types, check_url
 from meshgate.events.webhooks import WebhookDispatcher, group_of
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import platform_of
+from meshgate.governance.ports import AuditRecorder
 
 router = APIRouter(tags=["events"])
 
@@ -43,24 +44,18 @@ class Replay(BaseModel):
 
 
 def dispatcher_of(request: Request) -> WebhookDispatcher:
-    events = platform_of(request).events
-    dispatcher = events.webhooks if events is not None else None
-    if dispatcher is None:
-        raise BackendUnavailable("webhook delivery is not running")
-    return dispatcher
+    return service_of(request, WebhookDispatcher)
 
 
 async def audit(request: Request, action: str, resource: str, details: dict[str, Any]) -> None:
-    platform = platform_of(request)
-    if platform.audit is not None:
-        principal = current_principal(request)
-        await platform.audit.record(
-            actor=principal.key_id,
-            tenant=principal.tenant,
-            action=action,
-            resource=resource,
-            details=details,
-        )
+    principal = current_principal(request)
+    await service_of(request, AuditRecorder).record(
+        actor=principal.key_id,
+        tenant=principal.tenant,
+        action=action,
+        resource=resource,
+        details=details,
+    )
 
 
 @router.post("/v1/subscriptions", status_code=201, dependencies=[require("events:write")])

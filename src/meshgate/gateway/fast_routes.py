@@ -2,80 +2,24 @@
 
 The framework matches a request by scanning every route in turn, which costs tens of
 microseconds per request on a table of this size. Hot routes are declared once with
-:func:`hot_route`: the declaration registers the route with the framework (so the OpenAPI
-document and the auth matrix see it, with the same scope) and with :class:`FastRoutes`, which
-finds it by a dict lookup (static paths) or one regex (templated paths) and calls the
-endpoint with the same scope check and the same error mapping.
+``meshgate.core.routing.hot_route``; :class:`FastRoutes` finds them by a dict lookup (static
+paths) or one regex (templated paths) and calls the endpoint with the same scope check and the
+same error mapping as the framework would.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from meshgate.auth import Principal
+from meshgate.core import scope as request_scope
+from meshgate.core.routing import HotRoute
 from meshgate.errors import Forbidden, MeshgateError
-from meshgate.gateway.middleware.auth import PRINCIPAL
 from meshgate.gateway.problems import response_parts
-from meshgate.gateway.security import require
 
 log = logging.getLogger("meshgate.gateway")
-Endpoint = Callable[[Request], Awaitable[Response]]
-PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
-
-
-@dataclass
-class HotRoute:
-    method: str
-    path: str
-    scope: str | None
-    endpoint: Endpoint
-    deprecated: bool = False
-    openapi_extra: dict[str, Any] | None = None
-    pattern: re.Pattern[str] | None = field(default=None, repr=False)
-
-
-def hot_route(
-    router: APIRouter,
-    method: str,
-    path: str,
-    endpoint: Endpoint,
-    *,
-    scope: str | None,
-    hot: list[HotRoute],
-    **openapi: Any,
-) -> HotRoute:
-    """Declare ``endpoint`` on ``router`` (for the document) and in ``hot`` (for dispatch)."""
-    dependencies = [require(scope)] if scope else []
-    router.add_api_route(
-        path,
-        endpoint,
-        methods=[method],
-        dependencies=dependencies,
-        response_class=Response,
-        **openapi,
-    )
-    full = router.prefix + path
-    pattern = None
-    if PARAM.search(full):
-        pattern = re.compile("^" + PARAM.sub(r"(?P<\1>[^/]+)", full) + "$")
-    route = HotRoute(
-        method,
-        full,
-        scope,
-        endpoint,
-        openapi.get("deprecated", False) or False,
-        openapi.get("openapi_extra"),
-        pattern,
-    )
-    hot.append(route)
-    return route
 
 
 class FastRoutes:
@@ -102,7 +46,7 @@ class FastRoutes:
         scope["route"] = route
         scope["path_params"] = params
         try:
-            principal: Principal | None = scope.get(PRINCIPAL)
+            principal = request_scope.principal(scope)
             if route.scope and (principal is None or not principal.has(route.scope)):
                 raise Forbidden(f"this API key lacks the '{route.scope}' scope")
             response = await route.endpoint(Request(scope, receive, send))

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope, Send
 
+from meshgate.core import scope as request_scope
 from meshgate.errors import BadRequest, MeshgateError, MethodNotAllowed, NotFound, ValidationFailed
 
 log = logging.getLogger("meshgate.gateway")
@@ -64,7 +65,7 @@ def render(error: MeshgateError, path: str, request_id: str | None) -> tuple[str
 def response_parts(
     error: MeshgateError, scope: Scope
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    content_type, body = render(error, scope["path"], scope.get("meshgate.request_id"))
+    content_type, body = render(error, scope["path"], request_scope.request_id(scope) or None)
     headers = [
         (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),

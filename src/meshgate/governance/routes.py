@@ -13,20 +13,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from meshgate.errors import BackendUnavailable, BadRequest, Forbidden
-from meshgate.gateway.security import current_principal, require
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
+from meshgate.errors import BadRequest, Forbidden
 from meshgate.governance.audit import AuditService, parse_time
 from meshgate.governance.store import Filters
-from meshgate.platform import platform_of
 
 router = APIRouter(prefix="/v1/audit", tags=["governance"], dependencies=[require("audit:read")])
 
 
 def _audit(request: Request) -> AuditService:
-    audit = platform_of(request).audit
-    if audit is None:
-        raise BackendUnavailable("the audit trail is not running")
-    return audit
+    return service_of(request, AuditService)
 
 
 @router.get("", summary="The audit trail: who did what, when, to which resource")

@@ -7,13 +7,13 @@ its id (the first 16 hex digits of the SHA-256 of its 32 raw bytes).
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from meshgate.core.secrets import load_secret_file
 from meshgate.errors import ValidationFailed
 from meshgate.governance.chain import checkpoint_payload, key_id_of
 from meshgate.governance.config import AuditConfig
@@ -104,26 +104,13 @@ def load_signer(config: AuditConfig, data_dir: Path) -> Signer:
     trusted = [parse_public(k) for k in config.trusted_public_keys]
     if config.signing_key is not None:
         return Signer(parse_private(config.signing_key.get_secret_value()), trusted)
-    path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        # Written aside then linked: of several workers starting together, one key wins and
-        # nobody reads a half-written file.
-        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return Signer(parse_private(path.read_text()), trusted)
+    pem = load_secret_file(Path(data_dir) / KEY_FILE, new_private_pem)
+    return Signer(parse_private(pem.decode()), trusted)
+
+
+def new_private_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

@@ -59,7 +59,7 @@ def last_user_turn(request: dict[str, Any]) -> str | None:
 class ChatFlow:
     def __init__(self, inference: Inference):
         self.inference = inference
-        self.platform = inference.platform
+        self.context = inference.context
 
     async def chat(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
         check_messages(request)
@@ -68,7 +68,7 @@ class ChatFlow:
         chain = self.inference.chain(rt, caller)
         user_turn = last_user_turn(request) if caller.session_id else None
         bundle = await enrichment.resolve(
-            self.platform,
+            self.context,
             tenant=caller.tenant,
             allow=rt.allow,
             user_id=caller.user_id,
@@ -266,7 +266,7 @@ class ChatFlow:
     async def _append_turns(
         self, caller: Caller, prediction: Prediction, user_turn: str | None, reply: str | None
     ) -> None:
-        if caller.session_id is None or self.platform.context is None or user_turn is None:
+        if caller.session_id is None or user_turn is None:
             return
         meta = {
             "model": prediction.model,
@@ -274,7 +274,7 @@ class ChatFlow:
             "prediction_id": prediction.prediction_id,
         }
         turns = [("user", user_turn, {}), ("assistant", reply or "", meta)]
-        await self.platform.context.append_interactions(
+        await self.context.append_interactions(
             tenant=caller.tenant, session_id=caller.session_id, turns=turns
         )
 

@@ -36,9 +36,13 @@ def artifact_dir(settings: Settings) -> Path:
     return Path(settings.data_dir).resolve() / "models"
 
 
+def artifact_paths(directory: Path) -> tuple[Path, Path]:
+    return directory / "iris-1.onnx", directory / "iris-2.skops"
+
+
 def train(directory: Path) -> tuple[Path, Path]:
     """iris-1.onnx (logistic regression) and iris-2.skops (a differently regularised one)."""
-    onnx_path, skops_path = directory / "iris-1.onnx", directory / "iris-2.skops"
+    onnx_path, skops_path = artifact_paths(directory)
     if onnx_path.exists() and skops_path.exists():
         return onnx_path, skops_path
     import skops.io as sio

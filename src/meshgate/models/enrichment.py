@@ -7,34 +7,32 @@ user or a session, or an allow list, nothing is added.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 
+from meshgate.context.ports import ContextReader
 from meshgate.errors import NotFound
 from meshgate.models.config import Signature
 from meshgate.models.errors import InvalidInput
 from meshgate.models.tensors import DTYPES
 
-if TYPE_CHECKING:
-    from meshgate.platform import Platform
-
 SYSTEM_PREFIX = "Context about the user, as allowed by this model's context policy:\n"
 
 
 async def resolve(
-    platform: Platform,
+    context: ContextReader,
     *,
     tenant: str,
     allow: tuple[str, ...],
     user_id: str | None,
     session_id: str | None,
 ) -> dict[str, Any]:
-    if not allow or platform.context is None or (user_id is None and session_id is None):
+    if not allow or (user_id is None and session_id is None):
         return {}
     try:
-        bundle = await platform.context.resolve(
+        bundle = await context.resolve(
             tenant=tenant, user_id=user_id, session_id=session_id, allow=list(allow)
         )
     except NotFound:

@@ -15,7 +15,7 @@ import orjson
 
 from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
 from meshgate.models.errors import CircuitOpen, Retryable, UpstreamTimedOut
-from meshgate.models.gate import Gate, OpenGate
+from meshgate.models.gate import Gate
 from meshgate.models.predictions import (
     Prediction,
     digest,
@@ -28,8 +28,9 @@ from meshgate.models.runtime import ModelRuntime, VersionRuntime
 from meshgate.monitoring.tracing import span
 
 if TYPE_CHECKING:
+    from meshgate.context.ports import ContextReader
+    from meshgate.events.ports import EventPublisher
     from meshgate.models.service import ModelService
-    from meshgate.platform import Platform
     from meshgate.tracecontext import TraceContext
 
 log = logging.getLogger("meshgate.models")
@@ -76,11 +77,18 @@ class Served:
 
 
 class Inference:
-    def __init__(self, service: ModelService, platform: Platform):
+    def __init__(
+        self,
+        service: ModelService,
+        events: EventPublisher,
+        context: ContextReader,
+        gate: Gate,
+    ):
         self.service = service
-        self.platform = platform
-        self.gate: Gate = OpenGate()
-        """Cost and safety checks around each chat call (the economics module sets its own)."""
+        self.events = events
+        self.context = context
+        self.gate = gate
+        """Cost and safety checks around each chat call (the economics gate, or an open one)."""
 
     # --- choosing ----------------------------------------------------------------------
 
@@ -118,9 +126,8 @@ class Inference:
 
     def outbound(self, caller: Caller, timeout: float) -> Call:
         headers = caller.trace.outbound_headers() if caller.trace is not None else {}
-        context = self.platform.context
-        if caller.session_id and context is not None and hasattr(context, "handle"):
-            handle = str(context.handle(caller.tenant, caller.session_id))
+        if caller.session_id:
+            handle = self.context.handle(caller.tenant, caller.session_id)
             member = handle if "=" in handle else f"meshgate.ctx={handle}"
             headers["baggage"] = (
                 f"{headers['baggage']},{member}" if "baggage" in headers else member
@@ -209,7 +216,7 @@ class Inference:
         raise failure
 
     async def record(self, prediction: Prediction) -> None:
-        await publish_prediction(self.platform, prediction)
+        await publish_prediction(self.events, prediction)
 
     def after_response(
         self,

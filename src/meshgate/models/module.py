@@ -1,11 +1,15 @@
-"""The model services as a module of the platform."""
+"""The model services' parts, built for the composition root."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from meshgate.gateway.fast_routes import HotRoute
-from meshgate.models.artifacts import MIGRATIONS as ARTIFACT_MIGRATIONS
+from meshgate.config import Settings
+from meshgate.context.ports import ContextReader
+from meshgate.core.routing import HotRoute
+from meshgate.events.ports import EventPublisher
+from meshgate.governance.ports import AuditRecorder
+from meshgate.models import demo
 from meshgate.models.artifacts import ArtifactStore
 from meshgate.models.config import (
     ArtifactProvider,
@@ -13,34 +17,46 @@ from meshgate.models.config import (
     OpenAIProvider,
     PythonProvider,
 )
+from meshgate.models.gate import Gate
 from meshgate.models.providers.http import AiohttpTransport
-from meshgate.models.registry import MIGRATIONS
+from meshgate.models.routes import hot_routes, routers
 from meshgate.models.runtime import ProviderFactory
-from meshgate.models.service import ModelService
-from meshgate.platform import Platform
-from meshgate.sql import Migration
+from meshgate.models.service import BreakerListener, ModelService
+from meshgate.security.credentials import CredentialVault
+from meshgate.security.egress import EgressPolicy
+from meshgate.sql import SqlStore
+
+ROUTERS: list[APIRouter] = routers()
+HOT_ROUTES: list[HotRoute] = hot_routes()
 
 
-def artifact_store(platform: Platform) -> ArtifactStore:
-    return ArtifactStore(platform.sql, platform.settings.data_dir.resolve() / "artifact-cache")
+def artifact_store(settings: Settings, sql: SqlStore) -> ArtifactStore:
+    return ArtifactStore(sql, settings.data_dir.resolve() / "artifact-cache")
 
 
-def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> ProviderFactory:
-    from meshgate.models.demo import artifact_dir
-
+def factory_for(
+    settings: Settings,
+    declared: list[ModelDeclaration],
+    artifacts: ArtifactStore,
+    *,
+    credentials: CredentialVault,
+    egress: EgressPolicy,
+) -> ProviderFactory:
+    """Providers may load only the entry points and files the config names, or artifacts in
+    the shared store."""
     versions = [v for d in declared for v in d.versions]
     return ProviderFactory(
-        AiohttpTransport(egress=platform.egress),
-        artifact_root=artifact_dir(platform.settings),
+        AiohttpTransport(egress=egress),
+        artifact_root=demo.artifact_dir(settings),
         config_entrypoints=frozenset(
             v.provider.entrypoint for v in versions if isinstance(v.provider, PythonProvider)
         ),
         config_artifacts=frozenset(
             v.provider.artifact for v in versions if isinstance(v.provider, ArtifactProvider)
         ),
-        artifacts=artifact_store(platform),
-        credentials=platform.credentials,
-        egress=platform.egress,
+        artifacts=artifacts,
+        credentials=credentials,
+        egress=egress,
         config_key_envs=frozenset(
             v.provider.api_key_env
             for v in versions
@@ -49,36 +65,41 @@ def factory_for(platform: Platform, declared: list[ModelDeclaration]) -> Provide
     )
 
 
-class ModelsModule:
-    name = "models"
-    migrations: list[Migration] = MIGRATIONS + ARTIFACT_MIGRATIONS
+def build_models(
+    settings: Settings,
+    sql: SqlStore,
+    artifacts: ArtifactStore,
+    *,
+    credentials: CredentialVault,
+    egress: EgressPolicy,
+    events: EventPublisher,
+    audit: AuditRecorder,
+    context: ContextReader,
+    on_breaker: BreakerListener,
+    gate: Gate,
+) -> ModelService:
+    """The model service, not yet started (start it with :func:`declared_models`)."""
+    factory = factory_for(
+        settings, list(settings.models), artifacts, credentials=credentials, egress=egress
+    )
+    return ModelService(
+        sql,
+        factory.transport,
+        factory,
+        events=events,
+        audit=audit,
+        context=context,
+        on_breaker=on_breaker,
+        gate=gate,
+    )
 
-    def __init__(self) -> None:
-        self.service: ModelService | None = None
 
-    def routers(self) -> list[APIRouter]:
-        from meshgate.models.routes import routers
+async def declared_models(settings: Settings, artifacts: ArtifactStore) -> list[ModelDeclaration]:
+    """The models of the config, plus the demo's (trained on first use) when it is on."""
+    declared = list(settings.models)
+    if settings.demo:
+        declared += await demo.declarations(settings, artifacts)
+    return declared
 
-        return routers()
 
-    def hot_routes(self) -> list[HotRoute]:
-        from meshgate.models.routes import hot_routes
-
-        return hot_routes()
-
-    async def start(self, platform: Platform) -> None:
-        declared = list(platform.settings.models)
-        if platform.settings.demo:
-            from meshgate.models.demo import declarations
-
-            declared += await declarations(platform.settings, artifact_store(platform))
-        factory = factory_for(platform, declared)
-        self.service = ModelService(platform, factory.transport, factory)
-        await self.service.apply(declared)
-        platform.models = self.service
-        # Load the declared models now rather than on their first request.
-        self.service.spawn(self.service.warm([(d.tenant, d.name) for d in declared]))
-
-    async def close(self) -> None:
-        if self.service is not None:
-            await self.service.close()
+__all__ = ["artifact_store", "build_models", "declared_models", "factory_for"]

@@ -14,14 +14,12 @@ import itertools
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from meshgate.events.ports import EventPublisher
 from meshgate.models.config import LoggingPolicy
-
-if TYPE_CHECKING:
-    from meshgate.platform import Platform
 
 MADE = "meshgate.prediction.made"
 FEEDBACK = "meshgate.prediction.feedback"
@@ -120,11 +118,9 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return data, personal
 
 
-async def publish_prediction(platform: Platform, p: Prediction) -> None:
-    if platform.events is None:
-        return
+async def publish_prediction(events: EventPublisher, p: Prediction) -> None:
     data, personal = event_parts(p)
-    await platform.events.publish(
+    await events.publish(
         MADE,
         tenant=p.tenant,
         data=data,
@@ -136,15 +132,14 @@ async def publish_prediction(platform: Platform, p: Prediction) -> None:
 
 
 async def publish_feedback(
-    platform: Platform, *, tenant: str, prediction_id: str, feedback: dict[str, Any]
+    events: EventPublisher, *, tenant: str, prediction_id: str, feedback: dict[str, Any]
 ) -> str:
     event_id = "fb_" + secrets.token_hex(12)
-    if platform.events is not None:
-        await platform.events.publish(
-            FEEDBACK,
-            tenant=tenant,
-            data={"prediction_id": prediction_id, **feedback},
-            subject=f"predictions/{prediction_id}",
-            id=event_id,
-        )
+    await events.publish(
+        FEEDBACK,
+        tenant=tenant,
+        data={"prediction_id": prediction_id, **feedback},
+        subject=f"predictions/{prediction_id}",
+        id=event_id,
+    )
     return event_id

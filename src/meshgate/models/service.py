@@ -12,9 +12,13 @@ import contextlib
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from meshgate.context.ports import ContextReader
 from meshgate.errors import Conflict, MeshgateError, NotFound
+from meshgate.events.ports import EventPublisher
+from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import (
     LoggingPolicy,
     ModelCreate,
@@ -23,6 +27,8 @@ from meshgate.models.config import (
     VersionCreate,
 )
 from meshgate.models.errors import UpstreamUnavailable
+from meshgate.models.gate import Gate
+from meshgate.models.predictions import publish_feedback
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.registry import Registry, default_logging
 from meshgate.models.resilience import State
@@ -34,25 +40,34 @@ from meshgate.models.runtime import (
     build_version,
     traffic_of,
 )
-
-if TYPE_CHECKING:
-    from meshgate.platform import Platform
+from meshgate.sql import SqlStore
 
 log = logging.getLogger("meshgate.models")
 Key = tuple[str, str]
+BreakerListener = Callable[[str, str, str, str], None]
+"""Told (tenant, model, version, state) whenever a version's circuit breaker moves."""
 
 
 class ModelService:
     def __init__(
         self,
-        platform: Platform,
+        sql: SqlStore,
         transport: HttpTransport,
         factory: ProviderFactory,
         *,
+        events: EventPublisher,
+        audit: AuditRecorder,
+        context: ContextReader,
+        on_breaker: BreakerListener,
+        gate: Gate,
         refresh_seconds: float = 1.0,
     ):
-        self.platform = platform
-        self.registry = Registry(platform.sql)
+        self.registry = Registry(sql)
+        self.events = events
+        self.audit = audit
+        self.on_breaker = on_breaker
+        self.started = False
+        """True once the declared models are applied (the V2 readiness route)."""
         self.transport = transport
         self.factory = factory
         self.refresh_seconds = refresh_seconds
@@ -64,7 +79,7 @@ class ModelService:
         from meshgate.models.inference import Inference
         from meshgate.models.tabular import TabularFlow
 
-        self.inference = Inference(self, platform)
+        self.inference = Inference(self, events, context, gate)
         self.chat = ChatFlow(self.inference)
         self.tabular = TabularFlow(self.inference)
 
@@ -167,9 +182,7 @@ class ModelService:
         )
 
     def _breaker_moved(self, tenant: str, model: str, version: str, state: State) -> None:
-        set_breaker = getattr(self.platform.metrics, "set_breaker", None)
-        if set_breaker is not None:
-            set_breaker(tenant, model, version, state.name.lower())
+        self.on_breaker(tenant, model, version, state.name.lower())
 
     def forget(self, tenant: str, name: str) -> None:
         self._models.pop((tenant, name), None)
@@ -233,10 +246,7 @@ class ModelService:
         version: str | None = None,
     ) -> None:
         data = {"model": model, "actor": actor, **details}
-        if self.platform.events is not None:
-            await self.platform.events.publish(
-                type_, tenant=tenant, data=data, subject=f"models/{model}"
-            )
+        await self.events.publish(type_, tenant=tenant, data=data, subject=f"models/{model}")
         await self._audit(actor, tenant, type_.removeprefix("meshgate."), model, details, version)
 
     async def _audit(
@@ -248,15 +258,29 @@ class ModelService:
         details: dict[str, Any],
         version: str | None,
     ) -> None:
-        if self.platform.audit is not None:
-            await self.platform.audit.record(
-                actor=actor,
-                tenant=tenant,
-                action=action,
-                resource=f"models/{model}",
-                details=details,
-                model_version=version,
-            )
+        await self.audit.record(
+            actor=actor,
+            tenant=tenant,
+            action=action,
+            resource=f"models/{model}",
+            details=details,
+            model_version=version,
+        )
+
+    async def publish_feedback(
+        self, *, tenant: str, prediction_id: str, feedback: dict[str, Any]
+    ) -> str:
+        """Appends ``meshgate.prediction.feedback``; returns the event id."""
+        return await publish_feedback(
+            self.events, tenant=tenant, prediction_id=prediction_id, feedback=feedback
+        )
+
+    async def start(self, declarations: list[ModelDeclaration]) -> None:
+        """Apply the declared models, then load them in the background."""
+        await self.apply(declarations)
+        self.started = True
+        # Load the declared models now rather than on their first request.
+        self.spawn(self.warm([(d.tenant, d.name) for d in declarations]))
 
     async def apply(self, declarations: list[ModelDeclaration], actor: str = "config") -> None:
         """Brings the registry in line with declared models; existing versions must match."""

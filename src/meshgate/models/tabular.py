@@ -22,7 +22,7 @@ TENSOR_KINDS = frozenset({"v2", "onnx", "sklearn", "python"})
 class TabularFlow:
     def __init__(self, inference: Inference):
         self.inference = inference
-        self.platform = inference.platform
+        self.context = inference.context
 
     async def infer(
         self, name: str, body: bytes, header_length: int | None, caller: Caller, *, versioned: bool
@@ -36,7 +36,7 @@ class TabularFlow:
         context_fields: list[str] = []
         if needs_context(rt, chain[0], inputs):
             bundle = await enrichment.resolve(
-                self.platform,
+                self.context,
                 tenant=caller.tenant,
                 allow=rt.allow,
                 user_id=caller.user_id,

@@ -1,42 +1,26 @@
-"""The monitoring as a module of the platform."""
+"""The monitoring's parts, built for the composition root."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from meshgate.monitoring.logs import flush_logs
+from meshgate.config import Settings
+from meshgate.core.health import Readiness
+from meshgate.events.service import EventService
+from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.routes import router
 from meshgate.monitoring.service import MonitoringService
 from meshgate.monitoring.slo import RequestWindow
-from meshgate.platform import Platform
-from meshgate.sql import Migration
+
+ROUTERS: list[APIRouter] = [router]
 
 
-class MonitoringModule:
-    name = "monitoring"
-    migrations: list[Migration] = []
-
-    def __init__(self) -> None:
-        self.service: MonitoringService | None = None
-
-    def routers(self) -> list[APIRouter]:
-        return [router]
-
-    async def start(self, platform: Platform) -> None:
-        config = platform.settings.monitoring
-        platform.metrics.configure_slo(
-            config.slo.paths, RequestWindow(retention_seconds=config.slo.retention_seconds)
-        )
-        service = MonitoringService(
-            config, platform.metrics, events=platform.events, checks=platform.checks
-        )
-        await service.start()
-        self.service = service
-        platform.monitoring = service
-
-    async def close(self) -> None:
-        if self.service is not None:
-            await self.service.close()
-            self.service = None
-        # uvicorn logs its last lines after this; write them directly so none is lost.
-        flush_logs()
+def build_monitoring(
+    settings: Settings, metrics: Metrics, *, events: EventService, readiness: Readiness
+) -> MonitoringService:
+    """The monitoring service, not yet started; also sets up the SLO window of ``metrics``."""
+    config = settings.monitoring
+    metrics.configure_slo(
+        config.slo.paths, RequestWindow(retention_seconds=config.slo.retention_seconds)
+    )
+    return MonitoringService(config, metrics, events=events, readiness=readiness)

@@ -6,20 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from meshgate.errors import BackendUnavailable, ValidationFailed
-from meshgate.gateway.security import current_principal, require
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
+from meshgate.errors import ValidationFailed
+from meshgate.monitoring.config import MonitoringConfig
+from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.service import MonitoringService
 from meshgate.monitoring.slo import slo_report
-from meshgate.platform import platform_of
 
 router = APIRouter(tags=["monitoring"])
 
 
 def monitoring_of(request: Request) -> MonitoringService:
-    service = platform_of(request).monitoring
-    if service is None:
-        raise BackendUnavailable("monitoring is not running")
-    return service
+    return service_of(request, MonitoringService)
 
 
 @router.get(
@@ -58,13 +57,12 @@ async def slo(
         Query(ge=10, description="Seconds to look back; default monitoring.slo.window_seconds."),
     ] = None,
 ) -> dict[str, Any]:
-    platform = platform_of(request)
-    targets = platform.settings.monitoring.slo
+    targets = service_of(request, MonitoringConfig).slo
     seconds = window or targets.window_seconds
     if seconds > targets.retention_seconds:
         raise ValidationFailed(
             f"'window' must be at most {targets.retention_seconds} seconds (the retention)",
             field="window",
         )
-    summary = platform.metrics.slo_window.summary(seconds)
+    summary = service_of(request, Metrics).slo_window.summary(seconds)
     return slo_report(summary, window_seconds=seconds, targets=targets)

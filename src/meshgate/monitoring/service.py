@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from meshgate.core.health import Readiness
 from meshgate.errors import NotFound
 from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, iso, version_violations
 from meshgate.monitoring.config import MonitoringConfig, thresholds_for
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meshgate.monitoring")
 VersionKey = tuple[str, str, str]
-HealthCheck = Callable[[], Awaitable[None]]
 REMEMBERED_PREDICTIONS = 100_000
 PROBE_TIMEOUT = 2.0
 
@@ -49,15 +49,15 @@ class MonitoringService:
         config: MonitoringConfig,
         metrics: Metrics,
         *,
-        events: EventService | None = None,
-        checks: dict[str, HealthCheck] | None = None,
+        events: EventService,
+        readiness: Readiness,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.config = config
         self.metrics = metrics
         self.events = events
-        self.checks = checks if checks is not None else {}
+        self.readiness = readiness
         self.clock = clock
         self.sleep = sleep
         self.alerts = AlertBook()
@@ -74,8 +74,7 @@ class MonitoringService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.events is not None:
-            self.events.on("meshgate.prediction.", self.handle)
+        self.events.on("meshgate.prediction.", self.handle)
         self._task = asyncio.create_task(self._evaluate_forever(), name="monitoring-alerts")
 
     async def close(self) -> None:
@@ -229,14 +228,13 @@ class MonitoringService:
         subject = f"{alert.model}/{alert.version}"
         cloudevent: dict[str, Any] | None = None
         event_id = str(uuid.uuid4())
-        if self.events is not None:
-            try:
-                event = await self.events.publish(
-                    type, tenant=alert.tenant, subject=subject, data=alert.to_dict()
-                )
-                event_id, cloudevent = event.id, event.to_cloudevent()
-            except Exception:
-                log.exception("could not publish %s for %s", type, subject)
+        try:
+            event = await self.events.publish(
+                type, tenant=alert.tenant, subject=subject, data=alert.to_dict()
+            )
+            event_id, cloudevent = event.id, event.to_cloudevent()
+        except Exception:
+            log.exception("could not publish %s for %s", type, subject)
         if cloudevent is None:
             cloudevent = {
                 "specversion": "1.0",
@@ -252,7 +250,7 @@ class MonitoringService:
 
     async def probe_backends(self) -> None:
         """Keep ``meshgate_backend_up`` current even when nobody polls /readyz."""
-        for name, check in list(self.checks.items()):
+        for name, check in list(self.readiness.checks.items()):
             up = 1
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation

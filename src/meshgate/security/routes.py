@@ -13,10 +13,12 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from meshgate.auth import Principal
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
 from meshgate.errors import Forbidden, NotFound
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import platform_of
+from meshgate.governance.ports import AuditRecorder
 from meshgate.security.config import CREDENTIAL_NAME, ENV_NAME, TENANT
+from meshgate.security.credentials import CredentialVault
 
 router = APIRouter(
     prefix="/v1/admin/credentials", tags=["administration"], dependencies=[require("admin")]
@@ -67,22 +69,20 @@ def operator(request: Request, *, hide: bool) -> Principal:
 
 
 async def audit(request: Request, action: str, name: str, details: dict[str, Any]) -> None:
-    platform = platform_of(request)
     principal = current_principal(request)
-    if platform.audit is not None:
-        await platform.audit.record(
-            actor=principal.key_id,
-            tenant=principal.tenant,
-            action=action,
-            resource=f"credentials/{name}",
-            details=details,
-        )
+    await service_of(request, AuditRecorder).record(
+        actor=principal.key_id,
+        tenant=principal.tenant,
+        action=action,
+        resource=f"credentials/{name}",
+        details=details,
+    )
 
 
 @router.post("", status_code=201, response_model=Credential, summary="Create a credential")
 async def create_credential(body: CredentialCreate, request: Request) -> dict[str, Any]:
     principal = operator(request, hide=False)
-    vault = platform_of(request).credentials
+    vault = service_of(request, CredentialVault)
     created = await vault.create(
         body.name,
         secret=body.secret.get_secret_value() if body.secret else None,
@@ -104,13 +104,13 @@ async def create_credential(body: CredentialCreate, request: Request) -> dict[st
 @router.get("", response_model=CredentialList, summary="List credentials (never secrets)")
 async def list_credentials(request: Request) -> dict[str, Any]:
     operator(request, hide=False)
-    return {"credentials": await platform_of(request).credentials.list()}
+    return {"credentials": await service_of(request, CredentialVault).list()}
 
 
 @router.get("/{credential}", response_model=Credential, summary="One credential (never its secret)")
 async def get_credential(credential: Name, request: Request) -> dict[str, Any]:
     operator(request, hide=True)
-    return await platform_of(request).credentials.get(credential)
+    return await service_of(request, CredentialVault).get(credential)
 
 
 @router.put(
@@ -120,7 +120,7 @@ async def get_credential(credential: Name, request: Request) -> dict[str, Any]:
 )
 async def grant_credential(credential: Name, tenant: Tenant, request: Request) -> dict[str, Any]:
     operator(request, hide=True)
-    granted = await platform_of(request).credentials.grant(credential, tenant)
+    granted = await service_of(request, CredentialVault).grant(credential, tenant)
     await audit(request, "credential.granted", credential, {"tenant": tenant})
     return granted
 
@@ -130,7 +130,7 @@ async def grant_credential(credential: Name, tenant: Tenant, request: Request) -
 )
 async def revoke_grant(credential: Name, tenant: Tenant, request: Request) -> dict[str, Any]:
     operator(request, hide=True)
-    revoked = await platform_of(request).credentials.revoke(credential, tenant)
+    revoked = await service_of(request, CredentialVault).revoke(credential, tenant)
     await audit(request, "credential.grant.revoked", credential, {"tenant": tenant})
     return revoked
 
@@ -138,6 +138,6 @@ async def revoke_grant(credential: Name, tenant: Tenant, request: Request) -> di
 @router.delete("/{credential}", status_code=204, summary="Delete a credential and its grants")
 async def delete_credential(credential: Name, request: Request) -> Response:
     operator(request, hide=True)
-    await platform_of(request).credentials.delete(credential)
+    await service_of(request, CredentialVault).delete(credential)
     await audit(request, "credential.deleted", credential, {})
     return Response(status_code=204)

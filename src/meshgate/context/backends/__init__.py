@@ -6,6 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from meshgate.context.base import ContextStore
+from meshgate.core.urls import check_scheme
+
+SCHEMES = ("memory", "sqlite", "redis", "rediss")
 
 
 def open_context_store(
@@ -14,9 +17,10 @@ def open_context_store(
     namespace: str = "mg",
     clock: Callable[[], float] | None = None,
     timeout: float = 1.0,
+    key: str = "context.url",
 ) -> ContextStore:
     """``memory://``, ``sqlite:///path/context.db`` or ``redis://host:port/db``."""
-    scheme = url.split(":", 1)[0]
+    scheme = check_scheme(url, SCHEMES, key=key)
     if scheme == "memory":
         from meshgate.context.backends.memory import MemoryContextStore
 
@@ -27,11 +31,9 @@ def open_context_store(
         return SqliteContextStore(
             Path(url.removeprefix("sqlite://").removeprefix("/")), clock=clock
         )
-    if scheme in ("redis", "rediss"):
-        from meshgate.context.backends.redis import RedisContextStore
+    from meshgate.context.backends.redis import RedisContextStore
 
-        return RedisContextStore(url, prefix=f"{namespace}:ctx:", clock=clock, timeout=timeout)
-    raise ValueError(f"no context store backend for {scheme!r}")
+    return RedisContextStore(url, prefix=f"{namespace}:ctx:", clock=clock, timeout=timeout)
 
 
 __all__ = ["ContextStore", "open_context_store"]

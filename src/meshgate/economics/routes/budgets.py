@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
+from meshgate.auth import KeyService
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
 from meshgate.economics.budgets import BudgetSet, utc_now
 from meshgate.economics.routes.common import economics_of
 from meshgate.errors import NotFound, ValidationFailed
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import platform_of
 
 router = APIRouter(prefix="/v1/budgets", tags=["spend"], dependencies=[require("admin")])
 SCOPES = ("key", "tenant", "user")
@@ -27,7 +28,7 @@ async def _owner(request: Request, scope: str, subject: str) -> str:
         raise NotFound(f"no budget scope {scope!r}; scopes: {', '.join(SCOPES)}")
     principal = current_principal(request)
     if scope == "key":
-        record = await platform_of(request).keys.get(
+        record = await service_of(request, KeyService).get(
             subject, tenant=None if principal.is_root else principal.tenant
         )
         return str(record["tenant"])

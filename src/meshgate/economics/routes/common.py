@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import Request
 
-from meshgate.errors import BackendUnavailable
-from meshgate.gateway.security import current_principal
-from meshgate.platform import platform_of
-
-if TYPE_CHECKING:
-    from meshgate.economics.service import EconomicsService
+from meshgate.core.routing import current_principal
+from meshgate.core.state import service_of
+from meshgate.economics.service import EconomicsService
+from meshgate.models.service import ModelService
 
 
 def economics_of(request: Request) -> EconomicsService:
-    service = platform_of(request).economics
-    if service is None:
-        raise BackendUnavailable("the economics module is not started")
-    return service
+    return service_of(request, EconomicsService)
 
 
 async def existing_model(request: Request, name: str) -> str:
     """The caller's tenant, once ``name`` is known to be a model of it (else a 404)."""
     tenant = current_principal(request).tenant
-    models = platform_of(request).models
-    if models is None:
-        raise BackendUnavailable("the model services are not started")
-    await models.registry.get_model(tenant, name)
+    await service_of(request, ModelService).registry.get_model(tenant, name)
     return tenant

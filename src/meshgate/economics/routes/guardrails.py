@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
+from meshgate.core.routing import current_principal, require
 from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet
 from meshgate.economics.routes.common import economics_of, existing_model
-from meshgate.gateway.security import current_principal, require
 from meshgate.models.config import NAME
 
 router = APIRouter(prefix="/v1/registry/models", tags=["registry"])

@@ -12,10 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from meshgate.auth import KeyService
+from meshgate.config import LimitsConfig
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
 from meshgate.errors import Forbidden, NotFound
-from meshgate.gateway.security import current_principal, require
+from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import NAME
-from meshgate.platform import platform_of
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
 TenantName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Tenant id.")]
@@ -75,23 +78,22 @@ def _tenant_filter(request: Request) -> str | None:
     summary="Set a key's model allow-list and limits (only the fields sent change)",
 )
 async def patch_key(key_id: str, body: KeyPatch, request: Request) -> dict[str, Any]:
-    platform = platform_of(request)
     changes = body.model_dump(include=body.model_fields_set)
-    record = await platform.keys.update(key_id, tenant=_tenant_filter(request), changes=changes)
-    if platform.audit is not None:
-        await platform.audit.record(
-            actor=current_principal(request).key_id,
-            tenant=record["tenant"],
-            action="key.changed",
-            resource=f"keys/{key_id}",
-            details=changes,
-        )
+    keys = service_of(request, KeyService)
+    record = await keys.update(key_id, tenant=_tenant_filter(request), changes=changes)
+    await service_of(request, AuditRecorder).record(
+        actor=current_principal(request).key_id,
+        tenant=record["tenant"],
+        action="key.changed",
+        resource=f"keys/{key_id}",
+        details=changes,
+    )
     return record
 
 
 async def _tenant_view(request: Request, tenant: str) -> dict[str, Any]:
-    settings = platform_of(request).settings.limits
-    row = await platform_of(request).keys.tenant(tenant)
+    settings = service_of(request, LimitsConfig)
+    row = await service_of(request, KeyService).tenant(tenant)
     if row is None:
         raise NotFound(f"no tenant {tenant!r}")
     return {
@@ -125,14 +127,12 @@ async def put_tenant(tenant: TenantName, body: TenantLimits, request: Request) -
     principal = current_principal(request)
     if not principal.is_root:
         raise Forbidden("only an admin of the root tenant sets tenant limits")
-    platform = platform_of(request)
-    await platform.keys.set_tenant_limits(tenant, rpm=body.rpm, tpm=body.tpm)
-    if platform.audit is not None:
-        await platform.audit.record(
-            actor=principal.key_id,
-            tenant=tenant,
-            action="tenant.limits.set",
-            resource=f"tenants/{tenant}",
-            details=body.model_dump(),
-        )
+    await service_of(request, KeyService).set_tenant_limits(tenant, rpm=body.rpm, tpm=body.tpm)
+    await service_of(request, AuditRecorder).record(
+        actor=principal.key_id,
+        tenant=tenant,
+        action="tenant.limits.set",
+        resource=f"tenants/{tenant}",
+        details=body.model_dump(),
+    )
     return await _tenant_view(request, tenant)

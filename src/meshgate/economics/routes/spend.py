@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
 from meshgate.economics.prices import PriceSet
 from meshgate.economics.routes.common import economics_of, existing_model
 from meshgate.economics.spend import stamp
 from meshgate.errors import NotFound, ValidationFailed
-from meshgate.gateway.security import current_principal, require
 from meshgate.models.config import NAME
+from meshgate.models.service import ModelService
 
 router = APIRouter(prefix="/v1", tags=["spend"])
 ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
@@ -33,7 +35,7 @@ class PriceView(BaseModel):
 async def _version(request: Request, name: str, version: str) -> tuple[str, str | None]:
     """(tenant, upstream model) of an existing version of the caller's model."""
     tenant = await existing_model(request, name)
-    record = await economics_of(request).platform.models.registry.get_model(tenant, name)  # type: ignore[union-attr]
+    record = await service_of(request, ModelService).registry.get_model(tenant, name)
     found = next((v for v in record["versions"] if v["version"] == version), None)
     if found is None:
         raise NotFound(f"model {name!r} has no version {version!r}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from meshgate.core.urls import check_scheme
 from meshgate.events.base import EventLog
+
+SCHEMES = ("sqlite", "nats", "tls", "redis", "rediss", "rabbitmq-stream")
 
 
 def open_event_log(
@@ -15,11 +18,12 @@ def open_event_log(
     poll_interval: float = 0.2,
     duplicate_window_seconds: float = 3600.0,
     timeout: float = 1.0,
+    key: str = "events.url",
 ) -> EventLog:
     """``sqlite:///path`` (default ``<data_dir>/events.db``), ``nats://...``, ``redis://...``
     or ``rabbitmq-stream://...``."""
     url = url or f"sqlite:///{Path(data_dir) / 'events.db'}"
-    scheme = url.split(":", 1)[0]
+    scheme = check_scheme(url, SCHEMES, key=key)
     if scheme == "sqlite":
         from meshgate.events.backends.sqlite import SqliteEventLog
 
@@ -35,12 +39,10 @@ def open_event_log(
             duplicate_window_seconds=duplicate_window_seconds,
             timeout=timeout,
         )
-    if scheme in ("redis", "rediss"):
-        from meshgate.events.backends.redis import RedisEventLog
-
-        return RedisEventLog(url, namespace=namespace, poll_interval=poll_interval, timeout=timeout)
     if scheme == "rabbitmq-stream":
         from meshgate.events.backends.rabbitmq import RabbitStreamEventLog
 
         return RabbitStreamEventLog(url, namespace=namespace, poll_interval=poll_interval)
-    raise ValueError(f"no event log backend for {scheme!r}")
+    from meshgate.events.backends.redis import RedisEventLog
+
+    return RedisEventLog(url, namespace=namespace, poll_interval=poll_interval, timeout=timeout)

@@ -9,10 +9,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meshgate.auth import KeyService
 from meshgate.auth.oidc_config import looks_like_jwt
+from meshgate.core import scope as request_scope
 from meshgate.errors import MeshgateError, Unauthenticated
 from meshgate.gateway.problems import send_error
 
-PRINCIPAL = "meshgate.principal"
 if TYPE_CHECKING:
     from meshgate.auth.oidc import OidcVerifier
 
@@ -40,9 +40,10 @@ class AuthMiddleware:
         try:
             token = self._bearer(scope)
             if self.oidc is not None and looks_like_jwt(token):
-                scope[PRINCIPAL] = await self.oidc.authenticate(token)
+                principal = await self.oidc.authenticate(token)
             else:
-                scope[PRINCIPAL] = await self.keys.authenticate(token)
+                principal = await self.keys.authenticate(token)
+            request_scope.set_principal(scope, principal)
         except MeshgateError as exc:
             exc.headers.update(CHALLENGE)
             await send_error(exc, scope, send)

@@ -25,8 +25,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgate.auth import Principal
+from meshgate.core import scope as request_scope
 from meshgate.errors import BadRequest, Conflict, MeshgateError, ValidationFailed
-from meshgate.gateway.middleware.auth import PRINCIPAL
 from meshgate.gateway.problems import send_error
 from meshgate.sql import Migration, SqlStore
 
@@ -71,7 +71,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         raw = next((v for k, v in scope["headers"] if k == HEADER), None)
-        principal: Principal | None = scope.get(PRINCIPAL)
+        principal: Principal | None = request_scope.principal(scope)
         if raw is None or principal is None:
             await self.app(scope, receive, send)
             return

@@ -21,13 +21,9 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from meshgate.gateway.middleware.auth import PRINCIPAL
+from meshgate.core import scope as request_scope
 from meshgate.monitoring.logs import LOG_CONTEXT, access_writer, timestamp
 from meshgate.monitoring.metrics import Metrics
-from meshgate.tracecontext import SCOPE_KEY
-
-MODEL = "meshgate.model"
-MODEL_VERSION = "meshgate.model_version"
 
 log = logging.getLogger("meshgate.access")
 
@@ -43,8 +39,8 @@ class ObserveMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = scope.get("meshgate.request_id", "")
-        trace = scope.get(SCOPE_KEY)
+        request_id = request_scope.request_id(scope)
+        trace = request_scope.trace(scope)
         trace_id = trace.trace_id if trace is not None else ""
         token = LOG_CONTEXT.set((request_id, trace_id))
         started = time.perf_counter()
@@ -61,11 +57,11 @@ class ObserveMiddleware:
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            principal = scope.get(PRINCIPAL)
+            principal = request_scope.principal(scope)
             tenant = principal.tenant if principal is not None else None
-            name = scope.get(MODEL)
-            version = None if name is None else str(scope.get(MODEL_VERSION) or "")
-            model = None if name is None else (tenant or "", str(name), version or "")
+            served = request_scope.served_model(scope)
+            name, version = served if served is not None else (None, None)
+            model = None if served is None else (tenant or "", served[0], served[1])
             self.metrics.observe_request(scope["method"], route, status, seconds, model)
             if self.access_log:
                 fields = {
@@ -75,7 +71,7 @@ class ObserveMiddleware:
                     "latency_ms": round(seconds * 1000, 3),
                     "tenant": tenant,
                     "key_id": principal.key_id if principal is not None else None,
-                    "model": None if name is None else str(name),
+                    "model": name,
                     "version": version,
                 }
                 self._write(request_id, trace_id, fields)

@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgate.auth import Principal
+from meshgate.core import scope as request_scope
 from meshgate.errors import MeshgateError, RateLimited
-from meshgate.gateway.middleware.auth import PRINCIPAL
 from meshgate.gateway.problems import send_error
 from meshgate.limits import Bucket, Limiter
+from meshgate.monitoring.metrics import Metrics
 
-CHARGE_TOKENS = "meshgate.charge_tokens"
 TokenCharger = Callable[[int], Awaitable[None]]
 
 
@@ -35,9 +35,10 @@ BUCKET_CACHE_LIMIT = 10_000
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limiter: Limiter):
+    def __init__(self, app: ASGIApp, *, limiter: Limiter, metrics: Metrics):
         self.app = app
         self.limiter = limiter
+        self.metrics = metrics
         # The key service hands out the same Principal object while the key stays cached, so
         # its buckets are built once per cached principal rather than once per request.
         self._buckets: dict[str, tuple[Principal, list[Bucket]]] = {}
@@ -53,7 +54,7 @@ class RateLimitMiddleware:
         return made
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal: Principal | None = scope.get(PRINCIPAL)
+        principal: Principal | None = request_scope.principal(scope)
         if principal is None:
             await self.app(scope, receive, send)
             return
@@ -65,7 +66,7 @@ class RateLimitMiddleware:
             return
         headers = decision.headers()
         if not decision.allowed:
-            scope["app"].state.platform.metrics.rate_limited.labels(principal.tenant).inc()
+            self.metrics.rate_limited.labels(principal.tenant).inc()
             await send_error(
                 RateLimited(
                     "rate limit exceeded; retry after the time in Retry-After", headers=headers
@@ -83,7 +84,7 @@ class RateLimitMiddleware:
                         Bucket(bucket.key, bucket.limit, bucket.period, cost=tokens)
                     )
 
-        scope[CHARGE_TOKENS] = charge
+        request_scope.set_charge_tokens(scope, charge)
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from meshgate.tracecontext import SCOPE_KEY, TraceContext, new_id
+from meshgate.core import scope as request_scope
+from meshgate.tracecontext import TraceContext, new_id
 
 MAX_REQUEST_ID = 128
 
@@ -29,8 +30,8 @@ class RequestContextMiddleware:
                 baggage = value.decode("latin-1")
         if not request_id or len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
             request_id = new_id(128)
-        scope["meshgate.request_id"] = request_id
-        scope[SCOPE_KEY] = TraceContext.from_headers(traceparent, baggage)
+        request_scope.set_request_id(scope, request_id)
+        request_scope.set_trace(scope, TraceContext.from_headers(traceparent, baggage))
         header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:

@@ -12,10 +12,9 @@ import asyncio
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from meshgate.gateway.middleware.auth import PRINCIPAL
-from meshgate.gateway.middleware.observe import MODEL, MODEL_VERSION
+from meshgate.core import scope as request_scope
 from meshgate.monitoring.tracing import Tracing, continued
-from meshgate.tracecontext import SCOPE_KEY, TraceContext
+from meshgate.tracecontext import TraceContext
 
 
 class TracingMiddleware:
@@ -27,7 +26,7 @@ class TracingMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._flushing_on_shutdown(send))
             return
-        incoming: TraceContext | None = scope.get(SCOPE_KEY)
+        incoming: TraceContext | None = request_scope.trace(scope)
         if scope["type"] != "http" or incoming is None:
             await self.app(scope, receive, send)
             return
@@ -43,11 +42,11 @@ class TracingMiddleware:
                 attributes={
                     "http.request.method": method,
                     "url.scheme": scope.get("scheme", "http"),
-                    "meshgate.request_id": scope.get("meshgate.request_id", ""),
+                    "meshgate.request_id": request_scope.request_id(scope),
                 },
             ) as span,
         ):
-            scope[SCOPE_KEY] = continued(incoming, span)
+            request_scope.set_trace(scope, continued(incoming, span))
 
             async def send_traced(message: Message) -> None:
                 nonlocal status
@@ -68,12 +67,12 @@ class TracingMiddleware:
         if route:
             span.update_name(f"{method} {route}")
             attributes["http.route"] = route
-        principal = scope.get(PRINCIPAL)
+        principal = request_scope.principal(scope)
         if principal is not None:
             attributes["meshgate.tenant"] = principal.tenant
-        if scope.get(MODEL) is not None:
-            attributes["meshgate.model"] = str(scope[MODEL])
-            attributes["meshgate.model_version"] = str(scope.get(MODEL_VERSION) or "")
+        served = request_scope.served_model(scope)
+        if served is not None:
+            attributes["meshgate.model"], attributes["meshgate.model_version"] = served
         span.set_attributes(attributes)
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR))

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from meshgate.auth import KeyService
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
 from meshgate.errors import Forbidden
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import platform_of
+from meshgate.governance.ports import AuditRecorder
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
 
@@ -53,8 +55,7 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
     tenant = body.tenant or principal.tenant
     if tenant != principal.tenant and not principal.is_root:
         raise Forbidden("only an admin of the root tenant creates keys for another tenant")
-    platform = platform_of(request)
-    created = await platform.keys.create(
+    created = await service_of(request, KeyService).create(
         tenant=tenant,
         scopes=body.scopes,
         rpm=body.rpm,
@@ -62,38 +63,35 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
         expires_at=body.expires_at,
         description=body.description,
     )
-    if platform.audit is not None:
-        await platform.audit.record(
-            actor=principal.key_id,
-            tenant=tenant,
-            action="key.created",
-            resource=f"keys/{created.id}",
-            details={"scopes": body.scopes},
-        )
+    await service_of(request, AuditRecorder).record(
+        actor=principal.key_id,
+        tenant=tenant,
+        action="key.created",
+        resource=f"keys/{created.id}",
+        details={"scopes": body.scopes},
+    )
     return {**created.record, "key": created.key}
 
 
 @router.get("/keys", summary="List API keys (never their secrets)")
 async def list_keys(request: Request) -> dict[str, Any]:
-    keys = await platform_of(request).keys.list(tenant=_tenant_filter(request))
+    keys = await service_of(request, KeyService).list(tenant=_tenant_filter(request))
     return {"keys": keys}
 
 
 @router.get("/keys/{key_id}", summary="One API key")
 async def get_key(key_id: str, request: Request) -> dict[str, Any]:
-    return await platform_of(request).keys.get(key_id, tenant=_tenant_filter(request))
+    return await service_of(request, KeyService).get(key_id, tenant=_tenant_filter(request))
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
 async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
-    platform = platform_of(request)
-    record = await platform.keys.revoke(key_id, tenant=_tenant_filter(request))
-    if platform.audit is not None:
-        await platform.audit.record(
-            actor=current_principal(request).key_id,
-            tenant=record["tenant"],
-            action="key.revoked",
-            resource=f"keys/{key_id}",
-            details={},
-        )
+    record = await service_of(request, KeyService).revoke(key_id, tenant=_tenant_filter(request))
+    await service_of(request, AuditRecorder).record(
+        actor=current_principal(request).key_id,
+        tenant=record["tenant"],
+        action="key.revoked",
+        resource=f"keys/{key_id}",
+        details={},
+    )
     return record

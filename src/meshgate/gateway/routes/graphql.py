@@ -16,19 +16,22 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from meshgate.auth import Principal
+from meshgate.context.service import ContextService
+from meshgate.core.routing import current_principal
+from meshgate.core.state import service_of
 from meshgate.errors import Forbidden, NotFound
-from meshgate.gateway.security import current_principal
-from meshgate.platform import Platform, platform_of
+from meshgate.events.service import EventService
+from meshgate.models.service import ModelService
 
 MAX_EVENTS = 1000
 
 
-def _caller(info: Info, scope: str | None = None) -> tuple[Platform, Principal]:
+def _caller(info: Info, scope: str | None = None) -> tuple[Request, Principal]:
     request: Request = info.context["request"]
     principal = current_principal(request)
     if scope is not None and not principal.has(scope):
         raise Forbidden(f"this API key lacks the '{scope}' scope")
-    return platform_of(request), principal
+    return request, principal
 
 
 @strawberry.type
@@ -81,34 +84,37 @@ class EventPage:
 class Query:
     @strawberry.field(description="Models of the caller's tenant.")
     async def models(self, info: Info) -> list[Model]:
-        platform, principal = _caller(info)
-        assert platform.models is not None
-        return [Model.of(m) for m in await platform.models.registry.list_models(principal.tenant)]
+        request, principal = _caller(info)
+        return [
+            Model.of(m)
+            for m in await service_of(request, ModelService).registry.list_models(principal.tenant)
+        ]
 
     @strawberry.field(description="One model, or null when the tenant has none by that name.")
     async def model(self, info: Info, name: str) -> Model | None:
-        platform, principal = _caller(info)
-        assert platform.models is not None
-        found = await platform.models.registry.find_model(principal.tenant, name)
+        request, principal = _caller(info)
+        found = await service_of(request, ModelService).registry.find_model(principal.tenant, name)
         return Model.of(found) if found else None
 
     @strawberry.field(description="A user's context profile (scope context:read).")
     async def user(self, info: Info, id: str) -> User | None:
-        platform, principal = _caller(info, "context:read")
-        assert platform.context is not None
+        request, principal = _caller(info, "context:read")
         try:
-            profile = (await platform.context.get_user(principal.tenant, id)).to_api()
+            profile = (
+                await service_of(request, ContextService).get_user(principal.tenant, id)
+            ).to_api()
         except NotFound:
             return None
         return User(**{k: profile[k] for k in User.__annotations__})
 
     @strawberry.field(description="A live session and its newest interactions (context:read).")
     async def session(self, info: Info, id: str, limit: int = 20) -> Session | None:
-        platform, principal = _caller(info, "context:read")
-        assert platform.context is not None
+        request, principal = _caller(info, "context:read")
         try:
-            view = await platform.context.get_session(principal.tenant, id)
-            turns = await platform.context.interactions(principal.tenant, id, min(limit, 100))
+            view = await service_of(request, ContextService).get_session(principal.tenant, id)
+            turns = await service_of(request, ContextService).interactions(
+                principal.tenant, id, min(limit, 100)
+            )
         except NotFound:
             return None
         return Session(session=view.session.to_api(), interactions=[t.to_api() for t in turns])
@@ -124,10 +130,9 @@ class Query:
     ) -> EventPage:
         from meshgate.events.base import Filter
 
-        platform, principal = _caller(info, "events:read")
-        assert platform.events is not None
+        request, principal = _caller(info, "events:read")
         where = Filter(tenant=principal.tenant, type=type, subject=subject)
-        found = await platform.events.read(
+        found = await service_of(request, EventService).read(
             after=max(after, 0), limit=max(1, min(limit, MAX_EVENTS)), where=where
         )
         return EventPage(

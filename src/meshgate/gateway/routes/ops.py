@@ -9,10 +9,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from meshgate.core.health import HealthCheck, Readiness
+from meshgate.core.routing import HotRoute, current_principal, hot_route, require
+from meshgate.core.state import service_of
 from meshgate.errors import MeshgateError
-from meshgate.gateway.fast_routes import HotRoute, hot_route
-from meshgate.gateway.security import current_principal, require
-from meshgate.platform import HealthCheck, platform_of
+from meshgate.monitoring.metrics import Metrics
 
 router = APIRouter(tags=["operations"])
 READY_TIMEOUT = 2.0
@@ -49,12 +50,13 @@ async def _probe(check: HealthCheck) -> str | None:
 
 @router.get("/readyz", summary="Readiness: 200 only when every configured backend answers")
 async def readyz(request: Request) -> Response:
-    platform = platform_of(request)
-    names = list(platform.checks)
-    results = await asyncio.gather(*(_probe(platform.checks[n]) for n in names))
+    checks = service_of(request, Readiness).checks
+    names = list(checks)
+    results = await asyncio.gather(*(_probe(checks[n]) for n in names))
     failing = {n: r for n, r in zip(names, results, strict=True) if r is not None}
+    metrics = service_of(request, Metrics)
     for name in names:
-        platform.metrics.backend_up.labels(name).set(0 if name in failing else 1)
+        metrics.backend_up.labels(name).set(0 if name in failing else 1)
     body = {"status": "ready" if not failing else "unavailable", "backends": names}
     if failing:
         body["failing"] = failing
@@ -69,7 +71,7 @@ async def readyz(request: Request) -> Response:
 )
 async def metrics(request: Request) -> Response:
     return Response(
-        platform_of(request).metrics.render(),
+        service_of(request, Metrics).render(),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from meshgate.gateway.fast_routes import HotRoute
+from meshgate.core.routing import HotRoute
 
 
 def routers() -> list[APIRouter]:

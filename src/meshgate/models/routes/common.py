@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from meshgate.auth.identity import end_user, session_user
-from meshgate.errors import BackendUnavailable, NotFound
-from meshgate.gateway.middleware.observe import MODEL, MODEL_VERSION
-from meshgate.gateway.middleware.rate_limit import CHARGE_TOKENS
-from meshgate.gateway.security import current_principal
+from meshgate.context.service import ContextService
+from meshgate.core import scope as request_scope
+from meshgate.core.routing import current_principal
+from meshgate.core.state import service_of as registered
+from meshgate.errors import NotFound
 from meshgate.models.inference import Caller, Served
-from meshgate.platform import platform_of
-from meshgate.tracecontext import SCOPE_KEY
-
-if TYPE_CHECKING:
-    from meshgate.models.service import ModelService
+from meshgate.models.service import ModelService
 
 
 def service_of(request: Request) -> ModelService:
-    service = platform_of(request).models
-    if service is None:
-        raise BackendUnavailable("the model services are not started")
-    return service
+    return registered(request, ModelService)
 
 
 async def caller_of(request: Request, user: str | None = None) -> Caller:
@@ -61,8 +54,8 @@ async def caller_of(request: Request, user: str | None = None) -> Caller:
         user_id=user_id,
         session_id=session_id,
         version=version,
-        trace=scope.get(SCOPE_KEY),
-        charge=scope.get(CHARGE_TOKENS),
+        trace=request_scope.trace(scope),
+        charge=request_scope.charge_tokens(scope),
         models=principal.models,
         no_cache=no_cache,
     )
@@ -70,9 +63,7 @@ async def caller_of(request: Request, user: str | None = None) -> Caller:
 
 async def session_owner(request: Request, tenant: str, session_id: str) -> str | None:
     """The user a session is bound to; None when there is no such (live) session."""
-    context = platform_of(request).context
-    if context is None:
-        return None
+    context = registered(request, ContextService)
     try:
         return (await context.get_session(tenant, session_id)).session.user_id
     except NotFound:
@@ -82,8 +73,7 @@ async def session_owner(request: Request, tenant: str, session_id: str) -> str |
 def served_headers(request: Request, model: str, served: Served) -> dict[str, str]:
     """The response headers of a served inference; also tells the gateway's access log,
     metrics and trace which model and version answered."""
-    request.scope[MODEL] = model
-    request.scope[MODEL_VERSION] = served.version
+    request_scope.set_served_model(request.scope, model, served.version)
     headers = {"x-model-version": served.version, "x-prediction-id": served.prediction_id}
     if served.cache is not None:
         headers["x-cache"] = served.cache

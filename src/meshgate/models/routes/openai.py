@@ -12,8 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
-from meshgate.gateway.fast_routes import HotRoute, hot_route
-from meshgate.gateway.security import current_principal, require
+from meshgate.core.routing import HotRoute, current_principal, hot_route, require
 from meshgate.models.chat import parse_body
 from meshgate.models.routes.common import RelayResponse, caller_of, served_headers, service_of
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import Field
 
-from meshgate.gateway.security import current_principal, require
+from meshgate.core.routing import current_principal, require
 from meshgate.models.config import (
     NAME,
     AliasSet,
@@ -17,9 +17,7 @@ from meshgate.models.config import (
     TrafficPolicy,
     VersionCreate,
 )
-from meshgate.models.predictions import publish_feedback
 from meshgate.models.routes.common import service_of
-from meshgate.platform import platform_of
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 write = [require("registry:write")]
@@ -112,8 +110,7 @@ async def feedback(
     if body.label is None and body.score is None:
         raise ValidationFailed("feedback needs a label or a score", param="label")
     tenant = current_principal(request).tenant
-    event_id = await publish_feedback(
-        platform_of(request),
+    event_id = await service_of(request).publish_feedback(
         tenant=tenant,
         prediction_id=prediction_id,
         feedback=body.model_dump(exclude_none=True),

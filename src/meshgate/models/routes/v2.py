@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
+from meshgate.core.routing import HotRoute, current_principal, hot_route, require
 from meshgate.errors import NotFound
-from meshgate.gateway.fast_routes import HotRoute, hot_route
-from meshgate.gateway.security import current_principal, require
 from meshgate.models.errors import InvalidInput
 from meshgate.models.routes.common import caller_of, served_headers, service_of
 from meshgate.models.runtime import ModelRuntime
@@ -59,7 +58,7 @@ async def live() -> dict[str, bool]:
 
 @health.get("/ready", summary="Readiness (V2): the model services are started")
 async def ready(request: Request) -> Response:
-    started = getattr(request.app.state.platform, "models", None) is not None
+    started = service_of(request).started
     return Response(
         b'{"ready":true}' if started else b'{"ready":false}',
         status_code=200 if started else 503,

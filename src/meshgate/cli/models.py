@@ -1,4 +1,4 @@
-"""``meshgate models list | register | traffic``, mounted by meshgate.cli.
+"""``meshgate models list | register | traffic``.
 
 They work on the configured SQL store directly, as the operator's counterpart of the API;
 a running server sees the change within its registry refresh time (a second). A declaration
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -18,34 +18,73 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from meshgate.cli.common import ConfigOption, settings_or_exit, with_store
 from meshgate.errors import MeshgateError
 from meshgate.models.config import ModelDeclaration, TrafficPolicy
+
+if TYPE_CHECKING:
+    from meshgate.foundation import Foundation
+    from meshgate.models.service import ModelService
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
-ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
 TenantOption = Annotated[str, typer.Option("--tenant", help="Whose models.")]
 ACTOR = "cli"
 
 
 def _run(config: str | None, work: Any) -> Any:
-    from meshgate.cli import settings_or_exit, with_platform
-
     try:
-        return with_platform(settings_or_exit(config), work)
+        return with_store(settings_or_exit(config), work)
     except MeshgateError as exc:
         err.print(f"[red]{exc.detail}[/red]", highlight=False)
         raise typer.Exit(1) from exc
 
 
-def _service(platform: Any, declared: list[ModelDeclaration]) -> Any:
-    from meshgate.models.module import factory_for
-    from meshgate.models.service import ModelService
+class Registrar:
+    """A model service allowed the entry points and artifacts ``declared`` names, with the
+    event log and the audit trail, so registry changes are announced and recorded as the
+    server would."""
 
-    factory = factory_for(platform, declared)
-    return ModelService(platform, factory.transport, factory)
+    def __init__(self, base: Foundation, declared: list[ModelDeclaration]):
+        from meshgate.context.module import build_context
+        from meshgate.events.module import build_events
+        from meshgate.governance.module import build_audit
+        from meshgate.models.gate import OpenGate
+        from meshgate.models.module import artifact_store, factory_for
+        from meshgate.models.service import ModelService
+        from meshgate.security.egress import EgressPolicy
+
+        settings = base.settings
+        self.events = build_events(settings, base.sql, base.pepper)
+        audit = build_audit(settings, base.sql)
+        context = build_context(settings, events=self.events, audit=audit)
+        factory = factory_for(
+            settings,
+            declared,
+            artifact_store(settings, base.sql),
+            credentials=base.credentials,
+            egress=EgressPolicy(settings.security.egress_allow),
+        )
+        self.service = ModelService(
+            base.sql,
+            factory.transport,
+            factory,
+            events=self.events,
+            audit=audit,
+            context=context,
+            on_breaker=lambda *_: None,  # no metrics outside the server
+            gate=OpenGate(),  # no chat calls here
+        )
+
+    async def __aenter__(self) -> ModelService:
+        await self.events.start()
+        return self.service
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.service.close()
+        await self.events.close()
 
 
 @app.command("list")
@@ -57,7 +96,7 @@ def list_models(
     """Every model of a tenant with its versions, aliases and split."""
     from meshgate.models.registry import Registry
 
-    models = _run(config, lambda p: Registry(p.sql).list_models(tenant))
+    models = _run(config, lambda s: Registry(s.sql).list_models(tenant))
     if as_json:
         out.print_json(json.dumps(models))
         return
@@ -88,12 +127,9 @@ def register(
         err.print(f"[red]{file}: {exc}[/red]", highlight=False)
         raise typer.Exit(2) from exc
 
-    async def work(platform: Any) -> None:
-        service = _service(platform, declared)
-        try:
+    async def work(base: Foundation) -> None:
+        async with Registrar(base, declared) as service:
             await service.apply(declared, actor=ACTOR)
-        finally:
-            await service.close()
 
     _run(config, work)
     for d in declared:
@@ -121,13 +157,10 @@ def traffic(
         err.print(f"[red]invalid traffic policy: {exc}[/red]", highlight=False)
         raise typer.Exit(2) from exc
 
-    async def work(platform: Any) -> dict[str, Any]:
-        service = _service(platform, [])
-        try:
+    async def work(base: Foundation) -> dict[str, Any]:
+        async with Registrar(base, []) as service:
             result: dict[str, Any] = await service.set_traffic(tenant, name, policy, ACTOR)
             return result
-        finally:
-            await service.close()
 
     result = _run(config, work)
     out.print(f"{name}: {json.dumps(result)}", highlight=False)

@@ -6,51 +6,31 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from meshgate.config import ConfigError, Settings, load_settings
+from meshgate.cli import audit, events, models
+from meshgate.cli.common import (
+    ConfigOption,
+    console,
+    foundation_or_exit,
+    settings_or_exit,
+    with_store,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Meshgate: the single point of entry to AI services.")
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 app.add_typer(keys_app, name="keys")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the settings.")
 app.add_typer(config_app, name="config")
-console = Console()
-T = TypeVar("T")
+app.add_typer(models.app, name="models", help="Model registry.")
+app.add_typer(events.app, name="events", help="Event log: export and replay.")
+app.add_typer(audit.app, name="audit", help="Audit trail: verify and export.")
 
 # uvicorn drains in-flight requests this long on SIGTERM; deploy/ sizes its grace periods on it.
 GRACEFUL_SHUTDOWN_SECONDS = 30
-
-ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
-
-
-def settings_or_exit(config: str | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from exc
-
-
-def with_platform(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(platform)`` against the configured stores, outside the server."""
-    from meshgate.app import build_platform, default_modules, prepare
-
-    async def run() -> T:
-        platform = build_platform(settings)
-        await platform.sql.start()
-        try:
-            await prepare(platform, default_modules())
-            return await work(platform)
-        finally:
-            await platform.sql.close()
-
-    return asyncio.run(run())
 
 
 @app.command()
@@ -64,7 +44,7 @@ def serve(
     """Serve the platform (uvicorn, uvloop, httptools); SIGTERM drains and closes backends."""
     import uvicorn
 
-    from meshgate.app import build_platform, default_modules, prepare
+    from meshgate.foundation import prepare
     from meshgate.security.edge import protocol_for
     from meshgate.serve_tls import uvicorn_ssl_options
 
@@ -78,12 +58,12 @@ def serve(
             os.environ[f"MESHGATE_{key.upper()}"] = str(value)
 
     async def prepare_once() -> None:
-        platform = build_platform(settings)
-        await platform.sql.start()
+        base = foundation_or_exit(settings)
+        await base.sql.start()
         try:
-            await prepare(platform, default_modules())
+            await prepare(base)
         finally:
-            await platform.sql.close()
+            await base.sql.close()
 
     asyncio.run(prepare_once())
     uvicorn.run(
@@ -117,9 +97,9 @@ def keys_create(
 
     settings = settings_or_exit(config)
     try:
-        created = with_platform(
+        created = with_store(
             settings,
-            lambda p: p.keys.create(
+            lambda s: s.keys.create(
                 tenant=tenant, scopes=scope, rpm=rpm, tpm=tpm, description=description
             ),
         )
@@ -135,7 +115,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """List every key (never a secret)."""
-    keys = with_platform(settings_or_exit(config), lambda p: p.keys.list(tenant=None))
+    keys = with_store(settings_or_exit(config), lambda s: s.keys.list(tenant=None))
     if as_json:
         typer.echo(json.dumps(keys, indent=2))
         return
@@ -158,7 +138,7 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
     from meshgate.errors import MeshgateError
 
     try:
-        with_platform(settings_or_exit(config), lambda p: p.keys.revoke(key_id, tenant=None))
+        with_store(settings_or_exit(config), lambda s: s.keys.revoke(key_id, tenant=None))
     except MeshgateError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
@@ -181,13 +161,6 @@ def config_show(config: ConfigOption = None) -> None:
 
 
 def main() -> None:
-    from meshgate.events.cli import app as events_app
-    from meshgate.governance.cli import app as audit_app
-    from meshgate.models.cli import app as models_app
-
-    app.add_typer(models_app, name="models", help="Model registry.")
-    app.add_typer(events_app, name="events", help="Event log: export and replay.")
-    app.add_typer(audit_app, name="audit", help="Audit trail: verify and export.")
     app(prog_name="meshgate")
 
 

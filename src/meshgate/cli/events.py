@@ -1,4 +1,4 @@
-"""``meshgate events export | replay``, mounted by meshgate.cli.
+"""``meshgate events export | replay``.
 
 Both run against the configured stores directly (the server may be running: SQLite readers
 do not block its writer), so an operator can export history for training or rewind a
@@ -10,18 +10,21 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from meshgate.cli.common import ConfigOption, settings_or_exit, with_store
 from meshgate.errors import MeshgateError
+
+if TYPE_CHECKING:
+    from meshgate.foundation import Foundation
 
 app = typer.Typer(no_args_is_help=True)
 err = Console(stderr=True)
 
-ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
 TenantOption = Annotated[str, typer.Option("--tenant", help="Whose events.")]
 
 
@@ -37,11 +40,10 @@ def parse_since(value: str | None) -> datetime | None:
 
 
 def _run(config: str | None, work: Any) -> Any:
-    from meshgate.cli import settings_or_exit, with_platform
-    from meshgate.events.module import build_service
+    from meshgate.events.module import build_events
 
-    async def with_events(platform: Any) -> Any:
-        service = build_service(platform)
+    async def with_events(base: Foundation) -> Any:
+        service = build_events(base.settings, base.sql, base.pepper)
         await service.start()
         try:
             return await work(service)
@@ -49,7 +51,7 @@ def _run(config: str | None, work: Any) -> Any:
             await service.close()
 
     try:
-        return with_platform(settings_or_exit(config), with_events)
+        return with_store(settings_or_exit(config), with_events)
     except MeshgateError as exc:
         err.print(f"[red]{exc.detail}[/red]", highlight=False)
         raise typer.Exit(1) from exc

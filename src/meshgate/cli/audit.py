@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from meshgate.cli.common import ConfigOption, settings_or_exit, with_store
+
 app = typer.Typer(no_args_is_help=True)
 
-ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
 KeyOption = Annotated[
     list[Path] | None,
     typer.Option(
@@ -60,7 +61,6 @@ def _with_audit(
     """Run ``work(audit)`` on the configured store, reading only: no key is ever created here."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from meshgate.cli import settings_or_exit, with_platform
     from meshgate.governance.audit import AuditService
     from meshgate.governance.signing import Signer, SigningKeyError, find_signer
 
@@ -82,9 +82,7 @@ def _with_audit(
     # are at hand.
     reader = signer or Signer(Ed25519PrivateKey.generate())
     reader.keys = trusted
-    return with_platform(
-        settings, lambda platform: work(AuditService(platform.sql, reader, settings.audit))
-    )
+    return with_store(settings, lambda base: work(AuditService(base.sql, reader, settings.audit)))
 
 
 @app.command()
@@ -158,7 +156,6 @@ def export(
 @app.command("public-key")
 def public_key_cmd(config: ConfigOption = None) -> None:
     """Print the public key of the checkpoints (PEM), for verifying exports elsewhere."""
-    from meshgate.cli import settings_or_exit
     from meshgate.governance.signing import find_signer
 
     settings = settings_or_exit(config)

@@ -1,0 +1,30 @@
+"""What other domains need of the event backbone: append an event, shred a user's key."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from meshgate.events.envelope import Event
+
+
+class EventPublisher(Protocol):
+    async def publish(
+        self,
+        type: str,
+        *,
+        tenant: str,
+        data: Any,
+        subject: str | None = None,
+        personal: Any = None,
+        user_id: str | None = None,
+        source: str = "/meshgate",
+        id: str | None = None,
+    ) -> Event:
+        """Append one event; returns once it is durable, with its sequence."""
+        ...
+
+
+class UserKeys(Protocol):
+    async def shred_user(self, tenant: str, user_id: str) -> int:
+        """Destroy the user's data key; their personal parts read as erased from now on."""
+        ...
