@@ -27,6 +27,7 @@ SECTIONS = [
     "context_store",
     "event_log",
     "v2_inference",
+    "cache",
     "profile",
     "soak",
 ]
