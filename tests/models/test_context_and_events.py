@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import openai
 
 from tests.conftest import Server
+from tests.models.conftest import chat_version
 from tests.models.fake_openai import FakeOpenAI
 from tests.models.test_openai_compat import client_for, eventually
 
@@ -176,3 +178,38 @@ def test_a_streamed_chat_is_recorded_and_appended_once_it_ends(
 
     eventually(lambda: len(turns()) == 2)  # appended right after the event
     assert turns() == [("user", "tell me more"), ("assistant", "primary says: tell me more ")]
+
+
+async def test_the_audit_record_of_a_chat_call_names_the_key_that_made_it(
+    client: httpx.AsyncClient, primary: FakeOpenAI
+) -> None:
+    version = chat_version("1", primary)
+    assert (await client.post("/v1/registry/models", json={"name": "audited"})).status_code == 201
+    added = await client.post("/v1/registry/models/audited/versions", json=version)
+    assert added.status_code == 201, added.text
+    created = await client.post("/v1/admin/keys", json={"scopes": ["inference"]})
+    assert created.status_code == 201, created.text
+    key_id, secret = created.json()["id"], created.json()["key"]
+    chat = await client.post(
+        "/v1/chat/completions",
+        json={"model": "audited", "messages": [{"role": "user", "content": "who am i"}]},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert chat.status_code == 200, chat.text
+    prediction_id = chat.headers["x-prediction-id"]
+
+    made = (await client.get("/v1/events", params={"type": "meshgate.prediction.made"})).json()
+    assert [e["data"]["key_id"] for e in made["events"] if e["id"] == prediction_id] == [key_id]
+
+    async def records() -> list[dict[str, Any]]:
+        found = await client.get("/v1/audit", params={"actor": key_id})
+        assert found.status_code == 200, found.text
+        return list(found.json()["records"])
+
+    for _ in range(100):
+        if await records():
+            break
+        await asyncio.sleep(0.1)
+    [record] = await records()
+    assert record["action"] == "prediction.made"
+    assert record["details"]["event_id"] == prediction_id

@@ -199,6 +199,7 @@ class ChatFlow:
             trace_id=caller.trace.trace_id if caller.trace is not None else None,
             user_id=caller.user_id,
             session_id=caller.session_id,
+            key_id=caller.key_id,
         )
 
     def _shadow_work(self, body: bytes, request: dict[str, Any]) -> Any:

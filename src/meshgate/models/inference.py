@@ -171,6 +171,7 @@ class Inference:
                     session_id=caller.session_id,
                     status="error" if isinstance(exc, Retryable) else "rejected",
                     error=exc.detail,
+                    key_id=caller.key_id,
                 )
             )
             raise
@@ -272,6 +273,7 @@ class Inference:
                 error=getattr(exc, "detail", "timeout"),
             )
         prediction.shadow, prediction.tenant, prediction.user_id = True, rt.tenant, caller.user_id
+        prediction.key_id = caller.key_id
         prediction.logging, prediction.task = rt.logging, rt.task
         prediction.trace_id = caller.trace.trace_id if caller.trace else None
         prediction.extra["shadow_of"] = primary_id

@@ -74,6 +74,8 @@ class Prediction:
     fallback_from: str | None = None
     tokens: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    key_id: str | None = None
+    """The API key that made the call (the audit trail's actor)."""
 
 
 def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -90,7 +92,11 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
         "context_fields": p.context_fields,
         "inputs_hash": p.inputs_hash,
     }
-    for key, value in (("error", p.error), ("fallback_from", p.fallback_from)):
+    for key, value in (
+        ("key_id", p.key_id),
+        ("error", p.error),
+        ("fallback_from", p.fallback_from),
+    ):
         if value is not None:
             data[key] = value
     if p.tokens is not None:

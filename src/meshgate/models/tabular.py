@@ -81,6 +81,7 @@ class TabularFlow:
             session_id=caller.session_id,
             context_fields=context_fields,
             fallback_from=chain[0] if version.version != chain[0] else None,
+            key_id=caller.key_id,
         )
         await self.inference.record(prediction)
         binary = request.binary_outputs | (set(outputs) if request.binary_default else set())
