@@ -2,7 +2,8 @@
 
 A thin view on the same domain services the REST routes use: the same tenant partition and
 the same scopes, checked per field (models: any key of the tenant; users and sessions:
-``context:read``; events: ``events:read``). There is no mutation type.
+``context:read``; events: ``events:read``). There is no mutation type. Every request is
+bounded and charged by :mod:`meshgate.gateway.graphql_limits`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from fastapi import Request
+from fastapi import Depends, Request
 from strawberry.fastapi import GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -22,6 +23,7 @@ from meshgate.core.state import service_of
 from meshgate.errors import Forbidden, NotFound
 from meshgate.events.service import EventService
 from meshgate.models.service import ModelService
+from meshgate.gateway.graphql_limits import guard
 
 MAX_EVENTS = 1000
 
@@ -145,4 +147,11 @@ schema = strawberry.Schema(query=Query)
 
 
 def build_router() -> GraphQLRouter[Any, Any]:
-    return GraphQLRouter(schema, path="/graphql", graphql_ide=None, tags=["graphql"])
+    # Depth, aliases and cost are bounded (and the cost charged) before the query runs.
+    return GraphQLRouter(
+        schema,
+        path="/graphql",
+        graphql_ide=None,
+        tags=["graphql"],
+        dependencies=[Depends(guard)],
+    )
