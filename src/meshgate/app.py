@@ -242,6 +242,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
         AuthMiddleware,
         keys=services.keys,
         public_paths=settings.public_paths,
+        metrics_token=(
+            settings.security.metrics_token.get_secret_value()
+            if settings.security.metrics_token
+            else None
+        ),
         oidc=oidc_verifier(settings.oidc, settings.limits, services.sql),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

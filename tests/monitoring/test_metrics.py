@@ -118,9 +118,9 @@ async def test_breakers_backends_predictions_and_event_lag_are_exposed(
     assert lag is not None and 0 <= lag < 5
 
 
-async def test_metrics_need_the_audit_read_scope(client: httpx.AsyncClient) -> None:
+async def test_metrics_need_the_operator(client: httpx.AsyncClient) -> None:
     key = await new_key(client, "acme", ["inference"])
     answer = await client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 403
-    assert "audit:read" in answer.json()["detail"]
+    assert "admin" in answer.json()["detail"]
     assert (await client.get("/metrics", headers={"Authorization": ""})).status_code == 401

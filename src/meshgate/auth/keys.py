@@ -107,6 +107,20 @@ class KeyService:
             raise Unauthenticated("API key expired")
         return principal
 
+    def operator(self, key_id: str) -> Principal:
+        """The platform operator as a caller that holds no key (the metrics scraper's token)."""
+        lim = self._limits
+        return Principal(
+            key_id=key_id,
+            tenant=self._root_tenant,
+            scopes=frozenset({"admin"}),
+            rpm=lim.key_rpm,
+            tpm=lim.key_tpm,
+            tenant_rpm=lim.tenant_rpm,
+            tenant_tpm=lim.tenant_tpm,
+            is_root=True,
+        )
+
     async def _load(self, digest: str) -> Principal | None:
         row = await self._sql.fetch_one(
             "SELECT k.*, t.rpm AS tenant_rpm, t.tpm AS tenant_tpm FROM api_keys k"

@@ -3,6 +3,7 @@ OIDC is configured, an end user's token from the identity provider."""
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,6 +17,7 @@ from meshgate.gateway.problems import send_error
 if TYPE_CHECKING:
     from meshgate.auth.oidc import OidcVerifier
 
+METRICS_PATH = "/metrics"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="meshgate"'}
 
 
@@ -27,11 +29,13 @@ class AuthMiddleware:
         keys: KeyService,
         public_paths: list[str],
         oidc: OidcVerifier | None = None,
+        metrics_token: str | None = None,
     ):
         self.app = app
         self.keys = keys
         self.oidc = oidc
         self.public = frozenset(public_paths)
+        self.metrics_token = metrics_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public:
@@ -39,7 +43,10 @@ class AuthMiddleware:
             return
         try:
             token = self._bearer(scope)
-            if self.oidc is not None and looks_like_jwt(token):
+            if scope["path"] == METRICS_PATH and self._is_metrics_token(token):
+                # The scraper's token reads /metrics and nothing else: it is no key.
+                principal = self.keys.operator("metrics-token")
+            elif self.oidc is not None and looks_like_jwt(token):
                 principal = await self.oidc.authenticate(token)
             else:
                 principal = await self.keys.authenticate(token)
@@ -49,6 +56,11 @@ class AuthMiddleware:
             await send_error(exc, scope, send)
             return
         await self.app(scope, receive, send)
+
+    def _is_metrics_token(self, token: str) -> bool:
+        return self.metrics_token is not None and hmac.compare_digest(
+            token.encode(), self.metrics_token.encode()
+        )
 
     @staticmethod
     def _bearer(scope: Scope) -> str:

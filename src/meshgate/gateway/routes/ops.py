@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from meshgate.core.health import HealthCheck, Readiness
 from meshgate.core.routing import HotRoute, current_principal, hot_route, require
 from meshgate.core.state import service_of
-from meshgate.errors import MeshgateError
+from meshgate.errors import Forbidden, MeshgateError
 from meshgate.monitoring.metrics import Metrics
 
 router = APIRouter(tags=["operations"])
@@ -65,11 +65,18 @@ async def readyz(request: Request) -> Response:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
-    dependencies=[require("audit:read")],
+    summary="Prometheus metrics of the whole platform (the operator's: a root-tenant admin key "
+    "or the metrics token)",
+    dependencies=[require("admin")],
     response_class=Response,
 )
 async def metrics(request: Request) -> Response:
+    # Every tenant's model names and counts are in here: a tenant's admin reads its own
+    # figures through /v1/monitoring instead.
+    if not current_principal(request).is_root:
+        raise Forbidden(
+            "metrics are the platform operator's; read your tenant's figures at /v1/monitoring"
+        )
     return Response(
         service_of(request, Metrics).render(),
         media_type="text/plain; version=0.0.4; charset=utf-8",
