@@ -6,6 +6,7 @@ Three shapes, chosen by route family: RFC 9457 problem+json everywhere, OpenAI's
 
 from __future__ import annotations
 
+import copy as copy_module
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.types import Scope, Send
 
 from meshgate.core import scope as request_scope
 from meshgate.errors import BadRequest, MeshgateError, MethodNotAllowed, NotFound, ValidationFailed
+from meshgate.gateway.redact import redact
 
 log = logging.getLogger("meshgate.gateway")
 
@@ -39,6 +41,8 @@ OPENAI_TYPES = {
 
 def render(error: MeshgateError, path: str, request_id: str | None) -> tuple[str, bytes]:
     """(content type, body) for an error raised while serving ``path``."""
+    if error.status >= 500:
+        error = scrubbed(error)
     if path.startswith(OPENAI_PREFIXES):
         body: dict[str, Any] = {
             "error": {
@@ -60,6 +64,17 @@ def render(error: MeshgateError, path: str, request_id: str | None) -> tuple[str
     }
     problem.update({k: v for k, v in error.extra.items() if k != "code"})
     return "application/problem+json", orjson.dumps(problem)
+
+
+def scrubbed(error: MeshgateError) -> MeshgateError:
+    """A server-side failure without the hosts, ports or paths its message may name."""
+    detail = redact(error.detail)
+    if detail == error.detail:
+        return error
+    log.warning("%s (answered without internal names)", error.detail)
+    copy = copy_module.copy(error)
+    copy.detail = detail
+    return copy
 
 
 def response_parts(
