@@ -204,6 +204,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             services.settings.events,
             services.settings.monitoring,
             services.settings.limits,
+            services.settings.security.graphql,
             services.keys,
             services.base.credentials,
             services.metrics,
@@ -216,7 +217,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             services.models,
             services.monitoring,
         ],
-        ports={AuditRecorder: services.audit, EventPublisher: services.events},
+        ports={
+            AuditRecorder: services.audit,
+            EventPublisher: services.events,
+            Limiter: services.limiter,
+        },
     )
     problems.install(app)
     idempotency.document(app)

@@ -28,11 +28,11 @@ from graphql import (
     parse,
 )
 
+from meshgate.core.routing import current_principal
+from meshgate.core.state import service_of
 from meshgate.errors import BadRequest, RateLimited
 from meshgate.gateway.middleware.rate_limit import buckets
-from meshgate.gateway.security import current_principal
-from meshgate.limits import Bucket
-from meshgate.platform import platform_of
+from meshgate.limits import Bucket, Limiter
 from meshgate.security.config import GraphQLLimits
 
 MAX_TOKENS = 5000
@@ -55,7 +55,7 @@ async def guard(request: Request) -> None:
     """FastAPI dependency of ``/graphql``: refuses what is too big, charges what is not."""
     if request.method not in ("GET", "POST"):
         return
-    limits = platform_of(request).settings.security.graphql
+    limits = service_of(request, GraphQLLimits)
     query, variables = await _read(request)
     if query is None:
         return  # strawberry answers a missing query itself
@@ -172,7 +172,7 @@ async def charge(request: Request, extra: int) -> None:
     if extra <= 0:
         return
     principal = current_principal(request)
-    limiter = platform_of(request).limiter
+    limiter = service_of(request, Limiter)  # type: ignore[type-abstract]
     costly = [Bucket(b.key, b.limit, b.period, cost=extra) for b in buckets(principal)[:2]]
     decision = await limiter.check(costly)
     if not decision.allowed:

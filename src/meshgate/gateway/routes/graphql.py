@@ -22,8 +22,8 @@ from meshgate.core.routing import current_principal
 from meshgate.core.state import service_of
 from meshgate.errors import Forbidden, NotFound
 from meshgate.events.service import EventService
-from meshgate.models.service import ModelService
 from meshgate.gateway.graphql_limits import guard
+from meshgate.models.service import ModelService
 
 MAX_EVENTS = 1000
 
