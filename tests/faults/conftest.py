@@ -70,6 +70,7 @@ def postgres_instance(tmp_path: Path) -> Iterator[PostgresInstance]:
     instance = PostgresInstance(tmp_path, bin_dir)
     yield instance
     instance.kill()
+    instance.cleanup()
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -125,20 +126,42 @@ def postgres_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def as_postgres_user() -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the ``postgres`` system user."""
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    user = pwd.getpwnam("postgres")
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+
+
 class PostgresInstance(Instance):
-    """A cluster of its own (initdb in the test's tmp dir), trust auth, database ``postgres``."""
+    """A cluster of its own (initdb in a tmp dir), trust auth, database ``postgres``."""
 
     name = "postgres"
 
     def __init__(self, root: Path, bin_dir: Path):
         super().__init__(root)
         self.bin = bin_dir
-        self.data = self.dir / "data"
+        self.prefix = as_postgres_user()
+        # Its own directory, which the server's user can own (the test's may be root's).
+        self.home = Path(tempfile.mkdtemp(prefix="meshgate-pg-"))
+        self.data = self.home / "data"
+        if self.prefix:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            os.chown(self.home, user.pw_uid, user.pw_gid)
+        initdb = [str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
         subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"],
+            [*self.prefix, *initdb],
             check=True,
             capture_output=True,
         )
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -146,8 +169,8 @@ class PostgresInstance(Instance):
 
     def command(self) -> list[str]:
         return [
-            str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
-            "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
+            *self.prefix, str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+            "-k", str(self.home), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
         ]  # fmt: skip
 
     def pids(self) -> list[int]:

@@ -8,11 +8,13 @@ Every statement, and every wait for a pooled connection, is bounded by ``timeout
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -28,6 +30,7 @@ def _translate(sql: str) -> str:
     return re.sub(r"\?", "%s", sql.replace("%", "%%"))
 
 
+T = TypeVar("T")
 WHAT = "SQL store (PostgreSQL)"
 CLOSE_WAIT = 2.0
 
@@ -38,31 +41,47 @@ class _Session:
         self._timeout = timeout
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._bounded():
+        async def run() -> int:
             cursor = await self._conn.execute(_translate(sql), tuple(params))
             return cursor.rowcount
 
+        return await self._bounded(run())
+
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._bounded():
+        async def run() -> Row | None:
             cursor = await self._conn.execute(_translate(sql), tuple(params))
             return await cursor.fetchone()
 
+        return await self._bounded(run())
+
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._bounded():
+        async def run() -> list[Row]:
             cursor = await self._conn.execute(_translate(sql), tuple(params))
             return await cursor.fetchall()
 
-    @asynccontextmanager
-    async def _bounded(self) -> AsyncIterator[None]:
+        return await self._bounded(run())
+
+    async def _bounded(self, statement: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.ensure_future(statement)
         try:
-            async with asyncio.timeout(self._timeout):
-                yield
+            return await asyncio.wait_for(asyncio.shield(task), self._timeout)
+        except TimeoutError as exc:
+            # Cancelling psycopg mid-statement waits up to 10 s for the server to confirm,
+            # which a frozen server never does. The connection is closed instead: the
+            # statement fails there, and the pool discards the connection.
+            task.add_done_callback(_forget)
+            await self._conn.close()
+            raise unavailable(WHAT, "no answer within the timeout") from exc
         except psycopg.errors.UniqueViolation as exc:
             # Typed, so two nodes racing on the same insert can tell "the other one won".
             raise Conflict("a record with the same key already exists") from exc
-        except (psycopg.OperationalError, TimeoutError) as exc:
-            # The connection is left mid-statement: the pool discards it when it comes back.
+        except psycopg.OperationalError as exc:
             raise unavailable(WHAT, exc) from exc
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: the statement of a closed connection failed, as meant
 
 
 class PostgresStore:
@@ -120,8 +139,18 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlSession]:
-        async with self._connection() as conn, conn.transaction():
-            yield _Session(conn, self.timeout)
+        # BEGIN and COMMIT are statements like the others, so they are bounded too: a frozen
+        # server must not hold a request at the start or the end of a transaction.
+        async with self._connection() as conn:
+            session = _Session(conn, self.timeout)
+            await session.execute("BEGIN")
+            try:
+                yield session
+            except BaseException:
+                with contextlib.suppress(Exception):  # a broken connection is discarded
+                    await session.execute("ROLLBACK")
+                raise
+            await session.execute("COMMIT")
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
