@@ -26,6 +26,7 @@ from meshgate.core.state import provide
 from meshgate.economics import module as economics_module
 from meshgate.economics.service import EconomicsService
 from meshgate.events import module as events_module
+from meshgate.events.leases import SqlLeases
 from meshgate.events.ports import EventPublisher
 from meshgate.events.service import EventService
 from meshgate.events.webhooks import WebhookDispatcher
@@ -68,6 +69,8 @@ class Services:
     egress: EgressPolicy
     metrics: Metrics
     readiness: Readiness
+    leases: SqlLeases
+    """Once-per-cluster work holds a lease here (alert evaluation)."""
     events: EventService
     webhooks: WebhookDispatcher
     audit: AuditService
@@ -104,6 +107,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     egress = EgressPolicy(settings.security.egress_allow)
     metrics = Metrics()
     readiness = Readiness()
+    leases = SqlLeases(sql)
     events = events_module.build_events(settings, sql, pepper)
     webhooks = events_module.build_webhooks(settings, sql, pepper, events, egress)
     audit = governance_module.build_audit(settings, sql)
@@ -124,7 +128,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         gate=economics.gate,
     )
     monitoring = monitoring_module.build_monitoring(
-        settings, metrics, events=events, readiness=readiness
+        settings, metrics, events=events, readiness=readiness, leases=leases
     )
     readiness.add("sql", sql.ping)
     if settings.limiter_backend_url != "memory://":
@@ -137,6 +141,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         egress=egress,
         metrics=metrics,
         readiness=readiness,
+        leases=leases,
         events=events,
         webhooks=webhooks,
         audit=audit,

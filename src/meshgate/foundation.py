@@ -15,6 +15,7 @@ from meshgate.config import Settings
 from meshgate.core.secrets import load_secret_file
 from meshgate.economics import budgets, policies, prices, spend
 from meshgate.events.crypto import MIGRATIONS as EVENT_KEY_MIGRATIONS
+from meshgate.events.leases import MIGRATIONS as LEASE_MIGRATIONS
 from meshgate.events.sealing import Sealer
 from meshgate.events.subscriptions import MIGRATIONS as SUBSCRIPTION_MIGRATIONS
 from meshgate.gateway.middleware.idempotency import MIGRATIONS as IDEMPOTENCY_MIGRATIONS
@@ -35,6 +36,7 @@ MIGRATIONS: list[Migration] = (
     + REGISTRY_MIGRATIONS
     + ARTIFACT_MIGRATIONS
     + IDEMPOTENCY_MIGRATIONS
+    + LEASE_MIGRATIONS
     + policies.MIGRATIONS
     + prices.MIGRATIONS
     + spend.MIGRATIONS

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from meshgate.config import Settings
 from meshgate.core.health import Readiness
+from meshgate.events.leases import Leases
 from meshgate.events.service import EventService
 from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.routes import router
@@ -16,11 +17,16 @@ ROUTERS: list[APIRouter] = [router]
 
 
 def build_monitoring(
-    settings: Settings, metrics: Metrics, *, events: EventService, readiness: Readiness
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    events: EventService,
+    readiness: Readiness,
+    leases: Leases,
 ) -> MonitoringService:
     """The monitoring service, not yet started; also sets up the SLO window of ``metrics``."""
     config = settings.monitoring
     metrics.configure_slo(
         config.slo.paths, RequestWindow(retention_seconds=config.slo.retention_seconds)
     )
-    return MonitoringService(config, metrics, events=events, readiness=readiness)
+    return MonitoringService(config, metrics, events=events, readiness=readiness, leases=leases)

@@ -10,6 +10,7 @@ configured webhooks. Nothing here runs on a client's request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from meshgate.core.health import Readiness
 from meshgate.errors import NotFound
+from meshgate.events.leases import Leases, holder_name
 from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, iso, version_violations
 from meshgate.monitoring.config import MonitoringConfig, thresholds_for
 from meshgate.monitoring.drift import model_drift
@@ -41,6 +43,8 @@ log = logging.getLogger("meshgate.monitoring")
 VersionKey = tuple[str, str, str]
 REMEMBERED_PREDICTIONS = 100_000
 PROBE_TIMEOUT = 2.0
+ALERT_LEASE = "monitoring.alerts"
+MIN_LEASE_SECONDS = 10.0
 
 
 class MonitoringService:
@@ -51,6 +55,7 @@ class MonitoringService:
         *,
         events: EventService,
         readiness: Readiness,
+        leases: Leases,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -58,6 +63,8 @@ class MonitoringService:
         self.metrics = metrics
         self.events = events
         self.readiness = readiness
+        self.leases = leases
+        self.holder = holder_name()
         self.clock = clock
         self.sleep = sleep
         self.alerts = AlertBook()
@@ -83,6 +90,8 @@ class MonitoringService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        with contextlib.suppress(Exception):  # another node takes over at once
+            await self.leases.release(ALERT_LEASE, self.holder)
         await self.webhooks.close()
 
     # --- feeding ------------------------------------------------------------------------------
@@ -262,10 +271,19 @@ class MonitoringService:
             self.metrics.backend_up.labels(name).set(up)
 
     async def _evaluate_forever(self) -> None:
+        interval = self.config.alerts.interval_seconds
+        # Long enough that a slow round does not hand the lease over; a node that stops
+        # releases it, one that dies loses it after this long.
+        lease_seconds = max(3 * interval, MIN_LEASE_SECONDS)
         while not self._closing:
-            await self.sleep(self.config.alerts.interval_seconds)
+            await self.sleep(interval)
             try:
-                await self.evaluate()
-                await self.probe_backends()
+                # One evaluator per cluster, so an alert fires (and is delivered) once.
+                if await self.leases.acquire(ALERT_LEASE, self.holder, lease_seconds):
+                    await self.evaluate()
             except Exception:
                 log.exception("alert evaluation failed")
+            try:
+                await self.probe_backends()
+            except Exception:
+                log.exception("probing the backends failed")

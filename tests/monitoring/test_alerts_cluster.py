@@ -1,0 +1,68 @@
+"""Two nodes on one PostgreSQL and one NATS log: an alert both see fires once, with one
+``meshgate.alert.fired`` event and one webhook delivery (the evaluator holds a lease)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from meshgate.config import Settings
+from meshgate.events.base import Filter
+from tests.conftest import app_client
+from tests.events.conftest import drop_nats_stream
+from tests.monitoring.conftest import Receiver
+from tests.monitoring.helpers import platform_of, predict
+from tests.monitoring.test_alerts import alert_settings
+
+
+async def test_an_alert_both_nodes_see_fires_once(
+    make_settings: Callable[..., Settings],
+    webhook_receiver: Receiver,
+    postgres_url: str,
+    nats_url: str,
+    namespace: str,
+) -> None:
+    def node_settings(**overrides: object) -> Settings:
+        return alert_settings(
+            lambda **kw: make_settings(
+                database_url=postgres_url,
+                namespace=namespace,
+                events={"url": nats_url},
+                key_pepper="cluster-pepper",
+                **overrides,
+                **kw,
+            ),
+            webhook_receiver.url,
+        )
+
+    try:
+        async with (
+            app_client(node_settings()) as first,
+            app_client(node_settings()) as second,
+        ):
+            nodes = [platform_of(first), platform_of(second)]
+            for node in nodes:  # each node sees the breach in its own traffic
+                await asyncio.gather(
+                    *(predict(node, "chat", "1", latency_ms=20) for _ in range(15))
+                )
+                await asyncio.gather(*(predict(node, "chat", "1", error="boom") for _ in range(5)))
+            await webhook_receiver.wait_for(lambda: len(webhook_receiver.requests) >= 1)
+            # Both nodes keep evaluating rounds; only the leaseholder acts.
+            rounds = [n.monitoring.evaluations for n in nodes]
+            async with asyncio.timeout(30):
+                while sum(n.monitoring.evaluations for n in nodes) < sum(rounds) + 5:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            fired = await nodes[1].events.read(
+                limit=1000, where=Filter(type="meshgate.alert.fired")
+            )
+            assert len(fired) == 1
+            assert len(webhook_receiver.requests) == 1
+            assert sorted(n.monitoring.evaluations > 0 for n in nodes) == [False, True]
+    finally:
+        await drop_nats_stream(nats_url, namespace)
+
+
+pytestmark = pytest.mark.timeout(120)
