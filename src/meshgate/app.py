@@ -31,7 +31,7 @@ from meshgate.events.ports import EventPublisher
 from meshgate.events.service import EventService
 from meshgate.events.webhooks import WebhookDispatcher
 from meshgate.foundation import Foundation, build_foundation, prepare
-from meshgate.gateway import problems
+from meshgate.gateway import openapi, problems
 from meshgate.gateway.fast_routes import FastRoutes
 from meshgate.gateway.middleware import idempotency
 from meshgate.gateway.middleware.auth import AuthMiddleware
@@ -41,6 +41,7 @@ from meshgate.gateway.middleware.fields import FieldsMiddleware
 from meshgate.gateway.middleware.observe import ObserveMiddleware
 from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
 from meshgate.gateway.middleware.request_context import RequestContextMiddleware
+from meshgate.gateway.middleware.strict_json import StrictJsonMiddleware
 from meshgate.gateway.routes import admin, graphql, ops
 from meshgate.governance import module as governance_module
 from meshgate.governance.audit import PREDICTION_TYPE, AuditService
@@ -230,6 +231,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
     )
     problems.install(app)
     idempotency.document(app)
+    openapi.install(app, settings.public_paths)
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(security_routes.router)
@@ -245,6 +247,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
         app.include_router(router)
     hot = list(ops.HOT) + context_module.HOT_ROUTES + models_module.HOT_ROUTES
     # Added innermost first: a request meets them in the reverse order.
+    app.add_middleware(StrictJsonMiddleware)
     app.add_middleware(FastRoutes, routes=hot)
     app.add_middleware(idempotency.IdempotencyMiddleware, sql=services.sql)
     app.add_middleware(RateLimitMiddleware, limiter=services.limiter, metrics=services.metrics)
@@ -277,5 +280,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``meshgate serve``: every worker reads the same settings."""
     settings = load_settings()
-    setup_logging(settings.log_level, json_lines=settings.monitoring.json_logs)
+    setup_logging(
+        settings.log_level,
+        json_lines=settings.monitoring.json_logs,
+        levels=settings.monitoring.log_levels,
+    )
     return create_app(settings)

@@ -46,7 +46,7 @@ async def test_a_body_that_is_not_json_is_refused(small: httpx.AsyncClient) -> N
         content=b"scopes=inference",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 400 and "JSON object" in response.json()["detail"]
+    assert response.status_code == 415 and "application/json" in response.json()["detail"]
     assert await keys_now(small) == before
 
 

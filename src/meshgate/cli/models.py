@@ -20,7 +20,7 @@ from rich.table import Table
 
 from meshgate.cli.common import ConfigOption, settings_or_exit, with_store
 from meshgate.errors import MeshgateError
-from meshgate.models.config import ModelDeclaration, TrafficPolicy
+from meshgate.models.config import ModelDeclaration
 
 if TYPE_CHECKING:
     from meshgate.foundation import Foundation
@@ -140,26 +140,40 @@ def register(
 @app.command("traffic")
 def traffic(
     name: str,
-    split: Annotated[list[str], typer.Option("--split", "-s", help="VERSION=WEIGHT; repeat.")],
+    split: Annotated[
+        list[str] | None, typer.Option("--split", "-s", help="VERSION=WEIGHT; repeat.")
+    ] = None,
     shadow: Annotated[list[str] | None, typer.Option(help="Shadow version; repeat.")] = None,
     fallback: Annotated[list[str] | None, typer.Option(help="Fallback version; repeat.")] = None,
-    sticky: Annotated[str, typer.Option(help="user, session or none.")] = "user",
+    sticky: Annotated[str | None, typer.Option(help="user, session or none.")] = None,
     tenant: TenantOption = "default",
     config: ConfigOption = None,
 ) -> None:
-    """Set the traffic policy of model NAME, e.g. --split 1=90 --split 2=10."""
+    """Change the traffic policy of model NAME, e.g. --split 1=90 --split 2=10.
+
+    Only what is given changes (the split as a whole; shadows, fallbacks and stickiness stay
+    unless given), like PATCH /v1/registry/models/NAME/traffic.
+    """
     try:
-        weights = {v: int(w) for v, _, w in (s.partition("=") for s in split)}
-        policy = TrafficPolicy(
-            split=weights, shadow=shadow or [], fallback=fallback or [], sticky=sticky
-        )
-    except (ValueError, ValidationError) as exc:
+        weights = {v: int(w) for v, _, w in (s.partition("=") for s in split or [])}
+        if weights and sum(weights.values()) != 100:
+            raise ValueError(f"split weights must sum to 100, not {sum(weights.values())}")
+    except ValueError as exc:
         err.print(f"[red]invalid traffic policy: {exc}[/red]", highlight=False)
         raise typer.Exit(2) from exc
+    given = {"shadow": shadow, "fallback": fallback, "sticky": sticky}
+    patch: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
 
     async def work(base: Foundation) -> dict[str, Any]:
         async with Registrar(base, []) as service:
-            result: dict[str, Any] = await service.set_traffic(tenant, name, policy, ACTOR)
+            if weights:
+                # The split given replaces the whole split: versions it leaves out go.
+                from meshgate.models.runtime import traffic_of
+
+                current = traffic_of(await service.registry.get_model(tenant, name))
+                old = current.split if current is not None else {}
+                patch["split"] = {**dict.fromkeys(old), **weights}
+            result: dict[str, Any] = await service.patch_traffic(tenant, name, patch, ACTOR)
             return result
 
     result = _run(config, work)

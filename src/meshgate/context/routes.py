@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from meshgate.auth.identity import session_user
-from meshgate.context.model import ContextNotFound, Json
+from meshgate.context.model import ID_PATTERN, ContextNotFound, Json
 from meshgate.context.schemas import (
     ErasureReceipt,
     ExportOut,
@@ -30,12 +30,20 @@ from meshgate.context.service import ContextService, etag
 from meshgate.core.routing import HotRoute, current_principal, hot_route, require
 from meshgate.core.state import service_of
 from meshgate.errors import BadRequest, UnsupportedMediaType
+from meshgate.strictjson import parse_json
 
 router = APIRouter(prefix="/v1/context", tags=["context"])
 READ = [require("context:read")]
 WRITE = [require("context:write")]
 PATCH_TYPES = ("application/merge-patch+json", "application/json")
-PATH_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PATH_USER_ID = {
+    "name": "user_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ID_PATTERN},
+}
+# Every identifier in a path is checked against ID_PATTERN; the document says so.
+Id = Annotated[str, Path(pattern=ID_PATTERN)]
 HOT: list[HotRoute] = []
 
 
@@ -53,10 +61,7 @@ async def _merge_patch(request: Request) -> Any:
         raise UnsupportedMediaType(
             f"send the patch as {' or '.join(PATCH_TYPES)}, not {media or 'no content type'}"
         )
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from exc
+    return parse_json(await request.body())
 
 
 def _tenant_actor(request: Request) -> tuple[str, str]:
@@ -117,7 +122,7 @@ PATCH_BODY = {
     summary="Merge-patch a user's attributes and preferences (creates the user if absent)",
     responses={**documented(UserOut), **documented(UserOut, 201), 412: {"description": "stale"}},
 )
-async def patch_user(user_id: str, request: Request) -> Response:
+async def patch_user(user_id: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     patch = await _merge_patch(request)
     user, created = await _service(request).patch_user(
@@ -132,7 +137,7 @@ async def patch_user(user_id: str, request: Request) -> Response:
     summary="Everything held on a user",
     responses=documented(ExportOut),
 )
-async def export_user(user_id: str, request: Request) -> Response:
+async def export_user(user_id: Id, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     return _json(await _service(request).export_user(tenant, user_id))
 
@@ -143,7 +148,7 @@ async def export_user(user_id: str, request: Request) -> Response:
     summary="Erase a user everywhere",
     responses=documented(ErasureReceipt),
 )
-async def erase_user(user_id: str, request: Request) -> Response:
+async def erase_user(user_id: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     return _json(await _service(request).erase_user(tenant, user_id, actor=actor))
 
@@ -179,7 +184,7 @@ async def create_session(body: SessionCreate, request: Request) -> Response:
     summary="A session; 404 once expired",
     responses=documented(SessionRead),
 )
-async def get_session(session_id: str, request: Request) -> Response:
+async def get_session(session_id: Id, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     view = await _service(request).get_session(tenant, session_id)
     return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
@@ -209,7 +214,7 @@ SESSION_PATCH_BODY = {
     summary="Merge-patch a session's state",
     responses=documented(SessionRead),
 )
-async def patch_session(session_id: str, request: Request) -> Response:
+async def patch_session(session_id: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     service = _service(request)
     await service.get_session(tenant, session_id)  # unknown: a 404 before the body is read
@@ -217,7 +222,7 @@ async def patch_session(session_id: str, request: Request) -> Response:
     return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
 
 
-async def live_session(session_id: str, request: Request) -> None:
+async def live_session(session_id: Id, request: Request) -> None:
     """An unknown session is a 404 before the body is even looked at."""
     tenant, _ = _tenant_actor(request)
     await _service(request).get_session(tenant, session_id)
@@ -230,7 +235,7 @@ async def live_session(session_id: str, request: Request) -> None:
     summary="Append an interaction to a session",
     responses=documented(InteractionOut, 201),
 )
-async def add_interaction(session_id: str, body: InteractionCreate, request: Request) -> Response:
+async def add_interaction(session_id: Id, body: InteractionCreate, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     # A session is bound to its user: only that user, or a key asserting users, adds turns.
     owner = (await _service(request).get_session(tenant, session_id)).session.user_id
@@ -248,7 +253,7 @@ async def add_interaction(session_id: str, body: InteractionCreate, request: Req
     responses=documented(InteractionsOut),
 )
 async def list_interactions(
-    session_id: str, request: Request, limit: int = Query(20, ge=1, le=10_000)
+    session_id: Id, request: Request, limit: int = Query(20, ge=1, le=10_000)
 ) -> Response:
     tenant, _ = _tenant_actor(request)
     items = await _service(request).interactions(tenant, session_id, limit)
@@ -302,7 +307,7 @@ async def list_policies(request: Request) -> Response:
     summary="A consumer's context policy",
     responses=documented(PolicyOut),
 )
-async def get_policy(consumer: str, request: Request) -> Response:
+async def get_policy(consumer: Id, request: Request) -> Response:
     tenant, _ = _tenant_actor(request)
     return _json(await _service(request).policies.describe(tenant, consumer))
 
@@ -313,7 +318,7 @@ async def get_policy(consumer: str, request: Request) -> Response:
     summary="Set a consumer's policy",
     responses=documented(PolicyOut),
 )
-async def put_policy(consumer: str, body: PolicyPut, request: Request) -> Response:
+async def put_policy(consumer: Id, body: PolicyPut, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     service = _service(request)
     policy = await service.policies.put(tenant, consumer, body.allow)
@@ -328,9 +333,13 @@ async def put_policy(consumer: str, body: PolicyPut, request: Request) -> Respon
 
 
 @router.delete(
-    "/policies/{consumer}", dependencies=[require("admin")], summary="Remove a consumer's policy"
+    "/policies/{consumer}",
+    dependencies=[require("admin")],
+    status_code=204,
+    response_class=Response,
+    summary="Remove a consumer's policy",
 )
-async def delete_policy(consumer: str, request: Request) -> Response:
+async def delete_policy(consumer: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     service = _service(request)
     await service.policies.delete(tenant, consumer)

@@ -21,7 +21,9 @@ class SessionCreate(BaseModel):
 
     user_id: str = Field(pattern=ID_PATTERN)
     channel: Channel = "api"
-    ttl_seconds: int | None = Field(None, ge=1, description="Default from the configuration.")
+    ttl_seconds: int | None = Field(
+        None, ge=1, le=10 * 365 * 86400, description="Default from the configuration."
+    )
     state: dict[str, Any] | None = Field(None, description="Free-form state of the session.")
 
 

@@ -26,7 +26,8 @@ MAX_TYPE_LEN = 256
 # CloudEvents: attribute names are lowercase ASCII letters or digits.
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 # Dot-separated non-empty tokens, so a type is also a valid NATS subject suffix.
-_TYPE = re.compile(r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$")
+TYPE_PATTERN = r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$"
+_TYPE = re.compile(TYPE_PATTERN)
 # RFC 3339 with a mandatory offset, as CloudEvents requires for ``time``.
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE

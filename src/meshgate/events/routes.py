@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -20,8 +20,15 @@ from meshgate.errors import UnsupportedMediaType, ValidationFailed
 from meshgate.events import export
 from meshgate.events.base import Filter
 from meshgate.events.config import EventsConfig
-from meshgate.events.envelope import Event, check_type, parse_integration_event, parse_time
+from meshgate.events.envelope import (
+    TYPE_PATTERN,
+    Event,
+    check_type,
+    parse_integration_event,
+    parse_time,
+)
 from meshgate.events.service import EventService
+from meshgate.strictjson import parse_json
 
 router = APIRouter(tags=["events"])
 MAX_BATCH = 100
@@ -62,9 +69,11 @@ def filter_for(request: Request, type: str | None, subject: str | None) -> Filte
 @router.get("/v1/events", dependencies=[require("events:read")])
 async def list_events(
     request: Request,
-    type: str | None = Query(None, max_length=256, description="Exact event type."),
+    type: str | None = Query(
+        None, max_length=256, pattern=TYPE_PATTERN, description="Exact event type."
+    ),
     subject: str | None = Query(None, max_length=1024),
-    after: int = Query(0, ge=0, description="Only events with a larger sequence."),
+    after: int = Query(0, ge=0, le=2**63 - 1, description="Only events with a larger sequence."),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
     """``{"events": [...], "next_after": N}`` in log order; pass ``next_after`` as ``after``."""
@@ -105,10 +114,7 @@ async def publish_events(request: Request) -> Response:
             f"send the event as {' or '.join(JSON_TYPES)}, not {content_type!r}",
             field="content-type",
         )
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ValidationFailed(f"malformed JSON body: {exc}", field="body") from exc
+    body = parse_json(await request.body())
     batch = isinstance(body, list)
     items = body if batch else [body]
     if not items or len(items) > MAX_BATCH:
@@ -127,13 +133,19 @@ async def publish_events(request: Request) -> Response:
     return Response(orjson.dumps(out if batch else out[0]), 201, media_type="application/json")
 
 
-@router.get("/v1/events/stream", dependencies=[require("events:read")])
+@router.get(
+    "/v1/events/stream",
+    dependencies=[require("events:read")],
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
 async def stream_events(
     request: Request,
-    type: str | None = Query(None, max_length=256),
+    type: str | None = Query(None, max_length=256, pattern=TYPE_PATTERN),
     subject: str | None = Query(None, max_length=1024),
-    after: int | None = Query(None, ge=0, description="Start after this sequence."),
-    last_event_id: str | None = Header(None, description="Resume after this sequence."),
+    after: int | None = Query(None, ge=0, le=2**63 - 1, description="Start after this sequence."),
+    last_event_id: str | None = Header(
+        None, pattern=r"^[0-9]{1,19}$", description="Resume after this sequence."
+    ),
 ) -> StreamingResponse:
     """Server-sent events: ``id`` is the sequence, ``event`` the type, ``data`` the CloudEvent.
 
@@ -190,13 +202,30 @@ async def sse(
         service.open_streams -= 1
 
 
-@router.get("/v1/events/export", dependencies=[require("events:read")])
+@router.get(
+    "/v1/events/export",
+    dependencies=[require("events:read")],
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            }
+        }
+    },
+)
 async def export_events(
     request: Request,
-    format: str = Query("jsonl", description="jsonl or parquet"),
-    type: str | None = Query(None, max_length=256),
+    format: Literal["jsonl", "parquet"] = Query("jsonl", description="jsonl or parquet"),
+    type: str | None = Query(None, max_length=256, pattern=TYPE_PATTERN),
     subject: str | None = Query(None, max_length=1024),
-    since: str | None = Query(None, description="RFC 3339 time; only events at or after it."),
+    since: str | None = Query(
+        None,
+        description="RFC 3339 time; only events at or after it.",
+        json_schema_extra={"format": "date-time"},
+    ),
 ) -> Response:
     """The tenant's event history as JSON lines (streamed) or one Parquet file."""
     export.check_format(format)

@@ -34,10 +34,13 @@ class NewSubscription(BaseModel):
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    after: int = Field(ge=0, description="Deliver again the events after this sequence.")
+    after: int = Field(
+        ge=0, le=2**63 - 1, description="Deliver again the events after this sequence."
+    )
     until: int | None = Field(
         None,
         ge=1,
+        le=2**63 - 1,
         description="Last sequence to deliver again; without it the subscription is rewound "
         "and delivers everything after 'after' again.",
     )

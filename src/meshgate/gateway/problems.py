@@ -13,12 +13,22 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import Scope, Send
 
 from meshgate.core import scope as request_scope
-from meshgate.errors import BadRequest, MeshgateError, MethodNotAllowed, NotFound, ValidationFailed
+from meshgate.errors import (
+    BadRequest,
+    MeshgateError,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from meshgate.gateway.redact import redact
+from meshgate.strictjson import is_json_type
 
 log = logging.getLogger("meshgate.gateway")
 
@@ -53,7 +63,7 @@ def render(error: MeshgateError, path: str, request_id: str | None) -> tuple[str
             }
         }
         return "application/json", orjson.dumps(body)
-    if path.startswith("/v2/"):
+    if path == "/v2" or path.startswith("/v2/"):
         return "application/json", orjson.dumps({"error": error.detail})
     problem: dict[str, Any] = {
         "type": PROBLEM_BASE + error.slug,
@@ -96,13 +106,17 @@ async def send_error(error: MeshgateError, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def validation_error(exc: RequestValidationError) -> MeshgateError:
-    """Name every bad field; malformed JSON is a 400, a well-formed wrong body a 422."""
+def validation_error(exc: RequestValidationError, content_type: str | None = None) -> MeshgateError:
+    """Name every bad field; malformed JSON is a 400, a body of another type a 415, a
+    well-formed wrong body a 422."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         ctx = next(e.get("ctx", {}) for e in errors if e.get("type") == "json_invalid")
         return BadRequest(f"malformed JSON body: {ctx.get('error', 'cannot parse')}")
     if any(tuple(e["loc"]) == ("body",) for e in errors):
+        if not is_json_type(content_type):
+            media = (content_type or "").split(";", 1)[0].strip()
+            return UnsupportedMediaType(f"send the body as application/json, not {media!r}")
         return BadRequest("the request body must be a JSON object sent as application/json")
     problems = []
     for e in errors:
@@ -113,11 +127,22 @@ def validation_error(exc: RequestValidationError) -> MeshgateError:
     return ValidationFailed(f"invalid request: {summary}", errors=problems, param=first)
 
 
+def allowed_methods(scope: Scope) -> str:
+    """Every method some route serves on this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for ctx in iter_route_contexts(scope["app"].routes):
+        if ctx.path and ctx.methods and compile_path(ctx.path)[0].match(scope["path"]):
+            methods |= set(ctx.methods)
+    return ", ".join(sorted(methods - {"HEAD"}))
+
+
 def http_error(exc: StarletteHTTPException, scope: Scope) -> MeshgateError:
     if exc.status_code == 404:
         return NotFound(f"no route {scope['method']} {scope['path']}")
     if exc.status_code == 405:
-        allowed = exc.headers.get("Allow", "") if exc.headers else ""
+        allowed = allowed_methods(scope) if "app" in scope else ""
+        if not allowed and exc.headers:
+            allowed = exc.headers.get("Allow", "")
         return MethodNotAllowed(
             f"{scope['method']} is not allowed on {scope['path']}; allowed: {allowed}",
             headers={"Allow": allowed},
@@ -142,7 +167,7 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return respond(request, validation_error(exc))
+        return respond(request, validation_error(exc, request.headers.get("content-type")))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

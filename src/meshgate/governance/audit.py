@@ -66,7 +66,7 @@ def parse_time(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.strip().replace(" ", "+"))
+        moment = datetime.fromisoformat(value.strip().upper().replace(" ", "+"))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return iso(moment)

@@ -29,8 +29,20 @@ def _audit(request: Request) -> AuditService:
 @router.get("", summary="The audit trail: who did what, when, to which resource")
 async def list_records(
     request: Request,
-    since: Annotated[str | None, Query(description="From this time (inclusive), RFC 3339.")] = None,
-    until: Annotated[str | None, Query(description="Before this time (exclusive).")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            description="From this time (inclusive), RFC 3339.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(
+            description="Before this time (exclusive), RFC 3339.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
     action: Annotated[
         str | None,
         Query(max_length=256, description="Exact action, or a prefix ending in '*' (key.*)."),
@@ -47,7 +59,9 @@ async def list_records(
     tenant: Annotated[
         str | None, Query(max_length=64, description="Root admins only: one tenant's records.")
     ] = None,
-    after: Annotated[int, Query(ge=0, description="Records after this sequence (paging).")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Records after this sequence (paging).")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Records per page.")] = 100,
 ) -> dict[str, Any]:
     principal = current_principal(request)
@@ -76,7 +90,9 @@ async def public_key(request: Request) -> dict[str, Any]:
 @router.get("/checkpoints", summary="Signed checkpoints, for anchoring the chain elsewhere")
 async def checkpoints(
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Checkpoints after this sequence.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Checkpoints after this sequence.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     cps = await _audit(request).store.checkpoints(after=after, limit=limit)

@@ -19,17 +19,13 @@ from meshgate.models.predictions import Prediction, digest, new_prediction_id
 from meshgate.models.providers.base import Call, ChatProvider, JsonReply
 from meshgate.models.registry import default_logging
 from meshgate.models.runtime import ModelRuntime, VersionRuntime
+from meshgate.strictjson import parse_object
 
 CHAT_KINDS = frozenset({"openai"})
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON body: {exc}", code="invalid_json") from exc
-    if not isinstance(request, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
+def parse_body(body: bytes, content_type: str | None = None) -> dict[str, Any]:
+    request = parse_object(body, content_type)
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a string", param="model")

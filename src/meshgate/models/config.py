@@ -101,7 +101,9 @@ class Signature(Strict):
 
 
 class Breaker(Strict):
-    failures: int = Field(5, ge=1, description="Consecutive failures that open the breaker.")
+    failures: int = Field(
+        5, ge=1, le=10_000, description="Consecutive failures that open the breaker."
+    )
     reset_seconds: float = Field(30.0, gt=0, description="Open time before a trial call.")
 
 

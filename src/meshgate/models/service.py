@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from meshgate.context.ports import ContextReader
-from meshgate.errors import Conflict, MeshgateError, NotFound
+from meshgate.errors import Conflict, MeshgateError, NotFound, ValidationFailed
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import (
@@ -236,6 +238,19 @@ class ModelService:
         await self._announce("meshgate.model.traffic.changed", tenant, model, actor, result)
         return result
 
+    async def patch_traffic(
+        self, tenant: str, model: str, patch: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        """JSON merge patch (RFC 7396) of the traffic policy: what the patch leaves out stays."""
+        current = traffic_of(await self.registry.get_model(tenant, model))
+        base = current.model_dump() if current is not None else {}
+        try:
+            policy = TrafficPolicy.model_validate(merge_patch(base, patch))
+        except ValidationError as exc:
+            detail = "; ".join(e["msg"] for e in exc.errors())
+            raise ValidationFailed(f"the patched traffic policy is invalid: {detail}") from exc
+        return await self.set_traffic(tenant, model, policy, actor)
+
     async def _announce(
         self,
         type_: str,
@@ -357,3 +372,16 @@ def check_same(model: str, declared: VersionCreate, stored: dict[str, Any]) -> N
 
 
 __all__ = ["ModelService", "default_logging"]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge member by member, ``null`` removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -16,6 +16,7 @@ import orjson
 
 from meshgate.models.config import Signature, TensorSpec
 from meshgate.models.errors import InvalidInput
+from meshgate.strictjson import parse_json
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
@@ -50,10 +51,7 @@ def parse_request(body: bytes, header_length: int | None) -> InferRequest:
     """Decode an infer request; every malformed part is named in the error."""
     head = body if header_length is None else body[:header_length]
     binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
-    try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON body: {exc}") from exc
+    doc = parse_json(head)
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
         raise InvalidInput("the body must be a JSON object with an 'inputs' list")
     request = InferRequest({}, {}, request_id=_str_or_none(doc.get("id")))

@@ -134,6 +134,11 @@ class MonitoringConfig(BaseModel):
     )
     access_log: bool = Field(True, description="One JSON line per request on meshgate.access.")
     json_logs: bool = Field(True, description="Log as JSON lines (the trace id in every line).")
+    log_levels: dict[str, Literal["debug", "info", "warning", "error"]] = Field(
+        default_factory=dict,
+        description="Levels of named loggers, e.g. {'psycopg.pool': 'info'}; libraries'"
+        " loggers are at warning unless named here.",
+    )
     latency_window: int = Field(
         2000, ge=10, description="Latest predictions per version kept for percentiles."
     )

@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 from collections import deque
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -20,7 +21,13 @@ import orjson
 
 LOG_CONTEXT: ContextVar[tuple[str, str] | None] = ContextVar("meshgate_log_context", default=None)
 """(request id, trace id) of the request being served; set by the access-log middleware."""
-RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "fields"}
+# ``color_message`` is the server's copy of the message with terminal colour codes.
+RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "fields",
+    "color_message",
+}
 QUIET_LOGGERS = ("uvicorn", "uvicorn.error")
 
 
@@ -138,17 +145,42 @@ class JsonLogging:
 _installed: list[JsonLogging] = []
 
 
-QUIET_DRIVERS = ("aiosqlite", "psycopg", "psycopg.pool", "redis", "nats")
+# Libraries' loggers: their INFO lines are routine (a pool growing, a connection made), and
+# database drivers log statements with their parameters at DEBUG, which carry key digests and
+# personal data. They log warnings and errors only, whatever the platform's level, unless
+# monitoring.log_levels names them.
+THIRD_PARTY = (
+    "aiohttp",
+    "aiosqlite",
+    "asyncio",
+    "httpcore",
+    "httpx",
+    "multipart",
+    "nats",
+    "opentelemetry",
+    "psycopg",
+    "psycopg.pool",
+    "redis",
+    "strawberry",
+    "urllib3",
+)
 
 
-def setup_logging(level: str = "info", *, json_lines: bool = True) -> None:
+def set_levels(named: Mapping[str, str] | None = None) -> None:
+    """Libraries' loggers at WARNING, then the levels ``named`` asks for."""
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, level in (named or {}).items():
+        logging.getLogger(name).setLevel(level.upper())
+
+
+def setup_logging(
+    level: str = "info", *, json_lines: bool = True, levels: Mapping[str, str] | None = None
+) -> None:
     """Once per process (``meshgate serve`` calls it in each worker)."""
     if _installed:
         return
-    # Database drivers log statements with their parameters at DEBUG, and parameters carry
-    # key digests and personal data: they stay quiet whatever the platform's level.
-    for driver in QUIET_DRIVERS:
-        logging.getLogger(driver).setLevel(logging.INFO)
+    set_levels(levels)
     if not json_lines:
         logging.basicConfig(level=getattr(logging, level.upper()))
         return

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of
-from meshgate.errors import ValidationFailed
 from meshgate.monitoring.config import MonitoringConfig
 from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.service import MonitoringService
@@ -54,15 +53,17 @@ async def slo(
     request: Request,
     window: Annotated[
         int | None,
-        Query(ge=10, description="Seconds to look back; default monitoring.slo.window_seconds."),
+        Query(
+            ge=10,
+            le=366 * 86400,
+            description="Seconds to look back (at most the retention); default"
+            " monitoring.slo.window_seconds.",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     targets = service_of(request, MonitoringConfig).slo
-    seconds = window or targets.window_seconds
-    if seconds > targets.retention_seconds:
-        raise ValidationFailed(
-            f"'window' must be at most {targets.retention_seconds} seconds (the retention)",
-            field="window",
-        )
+    # Nothing older than the retention is kept: a longer window reports the retention
+    # (window_seconds in the answer says which was used).
+    seconds = min(window or targets.window_seconds, targets.retention_seconds)
     summary = service_of(request, Metrics).slo_window.summary(seconds)
     return slo_report(summary, window_seconds=seconds, targets=targets)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from meshgate.auth import KeyService
+from meshgate.auth import SCOPES, KeyService
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of
-from meshgate.errors import Forbidden
+from meshgate.errors import Conflict, Forbidden
 from meshgate.governance.ports import AuditRecorder
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
@@ -27,10 +27,27 @@ class KeyCreate(BaseModel):
         pattern=r"^[A-Za-z0-9._-]+$",
         description="Tenant of the new key; default the caller's. Only root admins name another.",
     )
-    scopes: list[str] = Field(..., min_length=1)
-    rpm: int | None = Field(None, ge=1, description="Requests per minute; default from config.")
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute; default from config.")
-    expires_at: datetime | None = None
+    scopes: list[Annotated[str, Field(json_schema_extra={"enum": list(SCOPES)})]] = Field(
+        ..., min_length=1
+    )
+    rpm: int | None = Field(
+        None, ge=1, le=10**9, description="Requests per minute; default from config."
+    )
+    tpm: int | None = Field(
+        None, ge=1, le=10**12, description="Tokens per minute; default from config."
+    )
+    expires_at: datetime | None = Field(
+        None, description="RFC 3339 time; the key is refused from then on."
+    )
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _a_time(cls, value: object) -> object:
+        # A number would be read as seconds since 1970: only a written time is a time.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("expires_at must be an RFC 3339 time")
+        return value
+
     description: str | None = Field(None, max_length=200)
 
 
@@ -86,6 +103,10 @@ async def get_key(key_id: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
 async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
+    if key_id == current_principal(request).key_id:
+        # Revoking the key in use would lock its holder out mid-operation (the bootstrap
+        # key is often the only admin key): another admin key has to do it.
+        raise Conflict("an API key cannot revoke itself; revoke it with another admin key")
     record = await service_of(request, KeyService).revoke(key_id, tenant=_tenant_filter(request))
     await service_of(request, AuditRecorder).record(
         actor=current_principal(request).key_id,

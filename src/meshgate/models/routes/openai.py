@@ -7,13 +7,15 @@ chat body on the hot path. The request schema is documented through ``openapi_ex
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.background import BackgroundTask
 
 from meshgate.core.routing import HotRoute, current_principal, hot_route, require
+from meshgate.errors import NotFound
 from meshgate.models.chat import parse_body
+from meshgate.models.config import NAME
 from meshgate.models.routes.common import RelayResponse, caller_of, served_headers, service_of
 
 router = APIRouter(tags=["inference"])
@@ -28,7 +30,11 @@ CHAT_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "required": ["model", "messages"],
                     "properties": {
-                        "model": {"type": "string", "description": "A registered chat model."},
+                        "model": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "A registered chat model.",
+                        },
                         "messages": {"type": "array", "items": {"type": "object"}},
                         "stream": {"type": "boolean", "default": False},
                         "user": {"type": "string", "description": "End user (context)."},
@@ -52,7 +58,7 @@ EMBEDDINGS_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "required": ["model", "input"],
                     "properties": {
-                        "model": {"type": "string"},
+                        "model": {"type": "string", "minLength": 1},
                         "input": {"oneOf": [{"type": "string"}, {"type": "array"}]},
                     },
                 }
@@ -87,9 +93,30 @@ async def list_models(request: Request) -> dict[str, Any]:
     }
 
 
+@router.get(
+    "/v1/models/{name}",
+    dependencies=[require("inference")],
+    summary="One model this key may call (OpenAI model shape)",
+)
+async def retrieve_model(
+    name: Annotated[str, Path(pattern=NAME, description="Model name.")], request: Request
+) -> dict[str, Any]:
+    tenant = current_principal(request).tenant
+    for model, task, created in await service_of(request).registry.model_names(tenant):
+        if model == name:
+            return {
+                "id": model,
+                "object": "model",
+                "created": int(datetime.fromisoformat(created).timestamp()),
+                "owned_by": tenant,
+                "task": task,
+            }
+    raise NotFound(f"The model {name!r} does not exist", code="model_not_found", param="model")
+
+
 async def chat_completions(request: Request) -> Response:
     body = await request.body()
-    parsed = parse_body(body)
+    parsed = parse_body(body, request.headers.get("content-type"))
     served = await service_of(request).chat.chat(
         body, parsed, await caller_of(request, parsed.get("user"))
     )
@@ -106,7 +133,7 @@ async def chat_completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     body = await request.body()
-    parsed = parse_body(body)
+    parsed = parse_body(body, request.headers.get("content-type"))
     served = await service_of(request).chat.embeddings(
         body, parsed, await caller_of(request, parsed.get("user"))
     )

@@ -3,7 +3,7 @@ and feedback on predictions."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from pydantic import Field
@@ -87,9 +87,44 @@ async def set_traffic(name: ModelName, body: TrafficPolicy, request: Request) ->
     return await service_of(request).set_traffic(p.tenant, name, body, p.key_id)
 
 
+class TrafficPatch(Strict):
+    """A JSON merge patch (RFC 7396) of the traffic policy: members left out stay as they are,
+    ``null`` removes (a version from ``split``, or a list back to empty)."""
+
+    split: dict[str, Annotated[int, Field(ge=0, le=100)] | None] | None = Field(
+        None, description="Merged into the split; the result's weights must sum to 100."
+    )
+    shadow: list[Annotated[str, Field(pattern=NAME)]] | None = None
+    sticky: Literal["user", "session", "none"] | None = None
+    fallback: list[Annotated[str, Field(pattern=NAME)]] | None = None
+
+
+MERGE_PATCH = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": {"$ref": "#/components/schemas/TrafficPatch"}}
+            for media in ("application/merge-patch+json", "application/json")
+        },
+    }
+}
+
+
+@router.patch(
+    "/registry/models/{name}/traffic",
+    dependencies=write,
+    openapi_extra=MERGE_PATCH,
+    summary="Change part of the traffic policy (JSON merge patch); the rest stays",
+)
+async def patch_traffic(name: ModelName, body: TrafficPatch, request: Request) -> dict[str, Any]:
+    p = current_principal(request)
+    patch = body.model_dump(exclude_unset=True)
+    return await service_of(request).patch_traffic(p.tenant, name, patch, p.key_id)
+
+
 class Feedback(Strict):
     label: Any = Field(None, description="The true label or value.")
-    score: float | None = Field(None, ge=0.0, le=1.0)
+    score: float | None = Field(None, ge=0.0, le=1.0, strict=True)
     comment: str | None = Field(None, max_length=2000)
 
 

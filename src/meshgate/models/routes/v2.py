@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
+from meshgate import __version__
 from meshgate.core.routing import HotRoute, current_principal, hot_route, require
 from meshgate.errors import NotFound
 from meshgate.models.errors import InvalidInput
@@ -14,8 +15,10 @@ from meshgate.models.routes.common import caller_of, served_headers, service_of
 from meshgate.models.runtime import ModelRuntime
 from meshgate.models.tabular import TABULAR
 from meshgate.models.tensors import HEADER_LENGTH
+from meshgate.strictjson import require_json_type
 
 health = APIRouter(prefix="/v2/health", tags=["inference (V2)"])
+server = APIRouter(prefix="/v2", tags=["inference (V2)"])
 router = APIRouter()
 models = APIRouter(prefix="/v2/models", tags=["inference (V2)"])
 inference = [require("inference")]
@@ -66,6 +69,26 @@ async def ready(request: Request) -> Response:
     )
 
 
+# The optional protocol extensions this server implements (Triton's names for them).
+EXTENSIONS = ["binary_tensor_data"]
+
+
+@server.get("", dependencies=inference, summary="Server metadata (V2)")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "meshgate", "version": __version__, "extensions": EXTENSIONS}
+
+
+# The protocol's document writes the route with a trailing slash; clients call it without.
+server.add_api_route(
+    "/",
+    server_metadata,
+    methods=["GET"],
+    dependencies=inference,
+    summary="Server metadata (V2)",
+    operation_id="server_metadata_v2_slash",
+)
+
+
 async def tabular_model(request: Request, name: str) -> ModelRuntime:
     rt = await service_of(request).runtime(current_principal(request).tenant, name)
     if rt.task not in TABULAR:
@@ -106,6 +129,18 @@ async def model_ready(name: str, request: Request) -> dict[str, Any]:
     return {"name": rt.name, "ready": bool(rt.versions)}
 
 
+@models.get(
+    "/{name}/versions/{version}/ready",
+    dependencies=inference,
+    summary="Model version readiness (V2)",
+)
+async def version_ready(name: str, version: str, request: Request) -> dict[str, Any]:
+    rt = await tabular_model(request, name)
+    if rt.version(version) is None:
+        raise NotFound(f"model {rt.name!r} has no version {version!r}")
+    return {"name": rt.name, "version": version, "ready": True}
+
+
 async def infer(request: Request) -> Response:
     return await _infer(request, request.path_params["name"], None)
 
@@ -119,6 +154,8 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     header = request.headers.get(HEADER_LENGTH)
     if header is not None and not header.isdigit():
         raise InvalidInput(f"{HEADER_LENGTH} must be a byte count")
+    if header is None:
+        require_json_type(request.headers.get("content-type"))
     body = await request.body()
     caller = await caller_of(request)
     if version is not None:
@@ -159,4 +196,5 @@ hot_route(
     openapi_extra=INFER_SCHEMA,
 )
 router.include_router(health)
+router.include_router(server)
 router.include_router(models)
