@@ -34,6 +34,14 @@ def wait_port(port: int, *, up: bool, timeout: float = 15.0) -> None:
     raise RuntimeError(f"port {port} did not come {'up' if up else 'down'}")
 
 
+def stopped(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
 class Instance:
     """One server process: ``start``, ``kill`` (SIGKILL), ``stop`` (SIGTERM), ``freeze``."""
 
@@ -62,7 +70,11 @@ class Instance:
                 os.kill(pid, sig)
 
     def freeze(self) -> None:
+        """SIGSTOP, and wait until every process is really stopped (state T)."""
         self.signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(map(stopped, self.pids())):
+            time.sleep(0.01)
 
     def thaw(self) -> None:
         self.signal(signal.SIGCONT)

@@ -33,6 +33,7 @@ def _translate(sql: str) -> str:
 T = TypeVar("T")
 WHAT = "SQL store (PostgreSQL)"
 CLOSE_WAIT = 2.0
+RECONNECT_GIVE_UP = 2.0
 
 
 class _Session:
@@ -106,6 +107,9 @@ class PostgresStore:
             max_size=max_size,
             open=False,
             kwargs=kwargs,
+            # Give up a failing reconnection early: the next request starts a fresh attempt,
+            # instead of waiting out a backoff grown while the server was away.
+            reconnect_timeout=RECONNECT_GIVE_UP,
         )
 
     async def start(self) -> None:
