@@ -8,6 +8,7 @@ webhook dispatcher and the CLI use the reading side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -184,9 +185,17 @@ class EventService:
                     await self.log.commit(group, after)
                 await self.log.wait(after, within=1)
                 continue
-            for event in await self.open_records(records):
-                await handler(event)
-                after = event.sequence
+            try:
+                for event in await self.open_records(records):
+                    await handler(event)
+                    after = event.sequence
+            except asyncio.CancelledError:
+                # Stopping (a graceful shutdown hands the group to another process): what was
+                # handled is committed, so the next holder does not handle it again.
+                if after > mine:
+                    with contextlib.suppress(Exception):
+                        await self.log.commit(group, after)
+                raise
             await self.log.commit(group, after)
             mine = after
 
