@@ -10,6 +10,7 @@ steps through HAProxy's runtime API.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import shutil
 import time
@@ -24,7 +25,14 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import ADMIN_KEY, NATS_URL, POSTGRES_BASE, REDIS_BASE, unavailable
+from tests.conftest import (
+    ADMIN_KEY,
+    LOOPBACK,
+    NATS_URL,
+    POSTGRES_BASE,
+    REDIS_BASE,
+    unavailable,
+)
 from tests.events.conftest import drop_nats_stream
 from tests.scaleout.cluster import (
     Balancer,
@@ -80,6 +88,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "MESHGATE_LIMITS__KEY_RPM": "1000000",
         "MESHGATE_LIMITS__TENANT_RPM": "1000000",
         "MESHGATE_EVENTS__WEBHOOK_BACKOFF_SECONDS": "0.05",
+        # The webhook receiver listens on loopback, which the egress policy refuses by default.
+        "MESHGATE_SECURITY__EGRESS_ALLOW": json.dumps(LOOPBACK),
+        # This machine is shared while the tests run: a slow backend answer is not the subject.
+        "MESHGATE_BACKEND_TIMEOUT_SECONDS": "10",
         **shared_secrets(),
     }
     workdir = tmp_path_factory.mktemp("cluster")
