@@ -30,13 +30,17 @@ async def test_the_token_subject_is_the_user_whose_context_is_loaded(
     async with app_client(oidc_settings(tenant_claim="org")) as client:
         await alice_and_model(client, upstream)  # alice of tenant acme prefers French
         alice = idp.token(sub="alice", org="acme", scope="inference")
-        answered = await client.post("/v1/chat/completions", json=chat("support"), headers=as_user(alice))
+        answered = await client.post(
+            "/v1/chat/completions", json=chat("support"), headers=as_user(alice)
+        )
         assert answered.status_code == 200, answered.text
         seen_for_alice = orjson.dumps(upstream.requests[-1]).decode()
         assert '"language":"fr"' in seen_for_alice.replace(" ", "").replace('\\"', '"')
 
         bob = idp.token(sub="bob", org="acme", scope="inference")
-        answered = await client.post("/v1/chat/completions", json=chat("support"), headers=as_user(bob))
+        answered = await client.post(
+            "/v1/chat/completions", json=chat("support"), headers=as_user(bob)
+        )
         assert answered.status_code == 200, answered.text
         assert "fr" not in orjson.dumps(upstream.requests[-1]["messages"][:-1]).decode()
 
