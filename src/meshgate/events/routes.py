@@ -136,7 +136,7 @@ async def publish_events(request: Request) -> Response:
 @router.get(
     "/v1/events/stream",
     dependencies=[require("events:read")],
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream_events(
     request: Request,
