@@ -1,7 +1,8 @@
 """The one place where errors become HTTP responses.
 
-Three shapes, chosen by route family: RFC 9457 problem+json everywhere, OpenAI's
-``{"error": {...}}`` on the OpenAI-compatible routes, ``{"error": "..."}`` on the V2 routes.
+Four shapes, chosen by route family: RFC 9457 problem+json everywhere, OpenAI's
+``{"error": {...}}`` on the OpenAI-compatible routes, Anthropic's ``{"type": "error", ...}``
+on ``/v1/messages``, ``{"error": "..."}`` on the V2 routes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from meshgate.strictjson import is_json_type
 
 log = logging.getLogger("meshgate.gateway")
 
-OPENAI_PREFIXES = ("/v1/chat/", "/v1/embeddings", "/v1/models", "/v1/completions")
+OPENAI_PREFIXES = (
+    "/v1/chat/", "/v1/embeddings", "/v1/models", "/v1/completions", "/v1/responses",
+)  # fmt: skip
+ANTHROPIC_PATHS = ("/v1/messages",)
 PROBLEM_BASE = "https://meshgate.dev/problems/"
 
 OPENAI_TYPES = {
@@ -53,6 +57,10 @@ def render(error: MeshgateError, path: str, request_id: str | None) -> tuple[str
     """(content type, body) for an error raised while serving ``path``."""
     if error.status >= 500:
         error = scrubbed(error)
+    if path.startswith(ANTHROPIC_PATHS):
+        from meshgate.models.translate.anthropic import error_body
+
+        return "application/json", orjson.dumps(error_body(error.status, error.detail))
     if path.startswith(OPENAI_PREFIXES):
         body: dict[str, Any] = {
             "error": {

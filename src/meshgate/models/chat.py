@@ -19,9 +19,10 @@ from meshgate.models.predictions import Prediction, digest, new_prediction_id
 from meshgate.models.providers.base import Call, ChatProvider, JsonReply
 from meshgate.models.registry import default_logging
 from meshgate.models.runtime import ModelRuntime, VersionRuntime
+from meshgate.models.translate.checks import check_tools
 from meshgate.strictjson import parse_object
 
-CHAT_KINDS = frozenset({"openai"})
+CHAT_KINDS = frozenset({"openai", "anthropic", "gemini", "azure_openai", "bedrock", "deployments"})
 
 
 def parse_body(body: bytes, content_type: str | None = None) -> dict[str, Any]:
@@ -42,6 +43,8 @@ def check_messages(request: dict[str, Any]) -> None:
     stream = request.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be true or false", param="stream")
+    if "tools" in request:
+        check_tools(request)
 
 
 def last_user_turn(request: dict[str, Any]) -> str | None:

@@ -9,6 +9,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from meshgate.models.provider_specs import (
+    AnthropicProvider,
+    AzureOpenAIProvider,
+    BedrockProvider,
+    GeminiProvider,
+    Modality,
+)
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Task = Literal["chat", "embedding", "classification", "regression"]
 Datatype = Literal[
@@ -36,6 +44,11 @@ class OpenAIProvider(Strict):
         None,
         pattern=r"^[A-Z_][A-Z0-9_]*$",
         description="Environment variable with the key; config file only (the API refuses it).",
+    )
+    modalities: list[Modality] | None = Field(
+        None,
+        description="Input kinds the model accepts (default any); an image part to a "
+        "text-only model is a 400.",
     )
 
 
@@ -71,8 +84,52 @@ class PythonProvider(Strict):
     entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
+ChatProviderSpec = Annotated[
+    OpenAIProvider | AnthropicProvider | GeminiProvider | AzureOpenAIProvider | BedrockProvider,
+    Field(discriminator="type"),
+]
+
+
+class Deployment(Strict):
+    """One place a version is served from, with its own limits."""
+
+    name: str = Field(pattern=NAME)
+    provider: ChatProviderSpec
+    weight: int = Field(1, ge=0, le=1000, description="Share under the weighted strategy.")
+    rpm: int | None = Field(None, ge=1, description="Requests per minute it accepts.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute it accepts.")
+
+
+class DeploymentsProvider(Strict):
+    """Several deployments of one version, chosen per call by a routing strategy."""
+
+    type: Literal["deployments"]
+    deployments: list[Deployment] = Field(min_length=1, max_length=32)
+    routing: Literal["weighted", "least_busy", "lowest_latency", "usage"] = "weighted"
+    cooldown_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Rest after a 429 or 5xx before it is tried again."
+    )
+
+    @field_validator("deployments")
+    @classmethod
+    def _unique(cls, value: list[Deployment]) -> list[Deployment]:
+        names = [d.name for d in value]
+        if len(set(names)) != len(names):
+            raise ValueError("deployment names must be unique")
+        return value
+
+
 ProviderSpec = Annotated[
-    OpenAIProvider | V2Provider | ArtifactProvider | PythonProvider, Field(discriminator="type")
+    OpenAIProvider
+    | AnthropicProvider
+    | GeminiProvider
+    | AzureOpenAIProvider
+    | BedrockProvider
+    | DeploymentsProvider
+    | V2Provider
+    | ArtifactProvider
+    | PythonProvider,
+    Field(discriminator="type"),
 ]
 
 

@@ -28,6 +28,7 @@ from meshgate.models.config import (
 )
 from meshgate.models.providers.base import Provider
 from meshgate.models.providers.http import HttpTransport
+from meshgate.models.providers.vendors import VENDOR_TYPES
 from meshgate.models.resilience import Backoff, CircuitBreaker, Retry, State
 from meshgate.models.router import Split
 from meshgate.security.credentials import CredentialVault, EnvCredential, UpstreamCredential
@@ -188,6 +189,10 @@ class ProviderFactory:
         self, spec: VersionCreate, task: str, logging_policy: LoggingPolicy, tenant: str = ""
     ) -> Provider:
         p = spec.provider
+        if p.type in VENDOR_TYPES:
+            from meshgate.models.providers.vendors import build_vendor
+
+            return build_vendor(p, self.transport)
         if isinstance(p, OpenAIProvider):
             from meshgate.models.providers.openai import OpenAIChat
 

@@ -65,6 +65,9 @@ class AuthMiddleware:
     @staticmethod
     def _bearer(scope: Scope) -> str:
         for name, value in scope["headers"]:
+            if name == b"x-api-key" and value.strip():
+                # Anthropic's clients send their key this way.
+                return value.decode("latin-1").strip()
             if name == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():

@@ -20,6 +20,7 @@ from meshgate.models.errors import (
 )
 from meshgate.models.providers.base import Call, JsonReply
 from meshgate.models.providers.http import HttpResponse, HttpTransport
+from meshgate.models.translate.checks import check_modalities
 from meshgate.security.credentials import UpstreamCredential
 
 # --- pure translation ----------------------------------------------------------------------
@@ -171,6 +172,7 @@ class OpenAIChat:
         self.model = spec.model
         self.collect_text = collect_text
         self.credential = credential
+        self.modalities = spec.modalities
         self.transport = transport
 
     async def start(self) -> None:
@@ -189,6 +191,8 @@ class OpenAIChat:
         return response
 
     async def chat(self, body: bytes, request: dict[str, Any], call: Call) -> JsonReply:
+        if self.modalities is not None:
+            check_modalities(request, self.modalities)
         response = await self._post(
             "/chat/completions", request_body(body, request, self.model, call.rewrite), call
         )
@@ -197,6 +201,8 @@ class OpenAIChat:
         return JsonReply(answer, tokens, text)
 
     async def chat_stream(self, body: bytes, request: dict[str, Any], call: Call) -> UpstreamStream:
+        if self.modalities is not None:
+            check_modalities(request, self.modalities)
         sent = request_body(body, request, self.model, call.rewrite)
         response = await self._post("/chat/completions", sent, call)
         # Without usage in the stream, count roughly 4 bytes per prompt token.

@@ -8,12 +8,12 @@ from meshgate.core.routing import HotRoute
 
 
 def routers() -> list[APIRouter]:
-    from meshgate.models.routes import openai, registry, v2
+    from meshgate.models.routes import anthropic, openai, registry, v2
 
-    return [openai.router, v2.router, registry.router]
+    return [openai.router, anthropic.router, v2.router, registry.router]
 
 
 def hot_routes() -> list[HotRoute]:
-    from meshgate.models.routes import openai, v2
+    from meshgate.models.routes import anthropic, openai, v2
 
-    return [*openai.HOT, *v2.HOT]
+    return [*openai.HOT, *anthropic.HOT, *v2.HOT]

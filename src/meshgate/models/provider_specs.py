@@ -1,0 +1,68 @@
+"""Registry shapes of the vendor chat providers (Anthropic, Gemini, Azure OpenAI, Bedrock).
+
+Kept free of heavy imports, like :mod:`meshgate.models.config`, which puts them in the
+provider union. Keys are never stored here: each names where the key comes from.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+Modality = Literal["text", "image"]
+
+
+class VendorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    modalities: list[Modality] | None = Field(
+        None,
+        description="Input kinds the model accepts (default any); an image part to a "
+        "text-only model is a 400.",
+    )
+
+
+class AnthropicProvider(VendorSpec):
+    """Anthropic's Messages API."""
+
+    type: Literal["anthropic"]
+    model: str = Field(description="Anthropic model id, e.g. claude-sonnet-4-5.")
+    base_url: str = Field("https://api.anthropic.com", pattern=r"^https?://")
+    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Variable with the key.")
+    anthropic_version: str = Field("2023-06-01", description="The anthropic-version header.")
+
+
+class GeminiProvider(VendorSpec):
+    """Google's Gemini API (generateContent, streamGenerateContent)."""
+
+    type: Literal["gemini"]
+    model: str = Field(description="Gemini model id, e.g. gemini-2.5-flash.")
+    base_url: str = Field("https://generativelanguage.googleapis.com", pattern=r"^https?://")
+    api_version: str = Field("v1beta", pattern=r"^v[0-9a-z]+$")
+    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Variable with the key.")
+
+
+class AzureOpenAIProvider(VendorSpec):
+    """An Azure OpenAI deployment: ``{endpoint}/openai/deployments/{deployment}``."""
+
+    type: Literal["azure_openai"]
+    endpoint: str = Field(pattern=r"^https?://", description="https://<resource>.openai.azure.com")
+    deployment: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    api_version: str = Field("2024-10-21", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$")
+    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Variable with the key.")
+
+
+class BedrockProvider(VendorSpec):
+    """Amazon Bedrock's Converse and ConverseStream APIs, signed with SigV4."""
+
+    type: Literal["bedrock"]
+    model: str = Field(description="Bedrock model id or inference profile.")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    endpoint_url: str | None = Field(
+        None, pattern=r"^https?://", description="Default https://bedrock-runtime.<region>..."
+    )
+    access_key_env: str = Field("AWS_ACCESS_KEY_ID", pattern=ENV_NAME)
+    secret_key_env: str = Field("AWS_SECRET_ACCESS_KEY", pattern=ENV_NAME)
+    session_token_env: str | None = Field(None, pattern=ENV_NAME)

@@ -1,0 +1,61 @@
+"""Checks of a chat request that hold whatever the vendor: tool schemas and input kinds."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+
+from meshgate.errors import BadRequest
+
+IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+
+
+def check_tools(request: dict[str, Any]) -> None:
+    """Every function tool's ``parameters`` must be a JSON Schema (checked once per schema)."""
+    tools = request.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise BadRequest("'tools' must be a list", param="tools")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise BadRequest(f"tools[{i}].function.name is required", param=f"tools[{i}].function")
+        if "parameters" in fn:
+            where = f"tools[{i}].function.parameters"
+            if problem := _schema_problem(orjson.dumps(fn["parameters"])):
+                raise BadRequest(f"{where} is not a JSON Schema: {problem}", param=where)
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem(schema: bytes) -> str | None:
+    import jsonschema
+
+    parsed = orjson.loads(schema)
+    if not isinstance(parsed, dict):
+        return "a schema is a JSON object"
+    try:
+        jsonschema.validators.validator_for(parsed).check_schema(parsed)
+    except jsonschema.SchemaError as exc:
+        return exc.message
+    return None
+
+
+def check_modalities(request: dict[str, Any], modalities: list[str] | None) -> None:
+    """An image part to a model declared text-only is refused, naming the part."""
+    if modalities is None or "image" in modalities:
+        return
+    for i, message in enumerate(request.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") in IMAGE_PARTS:
+                where = f"messages[{i}].content[{j}]"
+                raise BadRequest(
+                    f"{where} is an image, and this model takes text only",
+                    code="unsupported_modality",
+                    param=where,
+                )
