@@ -41,6 +41,21 @@ async def _session(client: httpx.AsyncClient) -> str:
     return str(response.json()["session_id"])
 
 
+async def _response(client: httpx.AsyncClient) -> str:
+    """A stored Response: an interaction of a Context Mesh session, as /v1/responses keeps it."""
+    session = await _session(client)
+    response_id = f"resp_r0_{session}"
+    turn = {
+        "role": "assistant",
+        "content": "{}",
+        "metadata": {"response": "r0", "parent": None, "object": {"id": response_id}},
+    }
+    created = await client.post(f"/v1/context/sessions/{session}/interactions", json=turn)
+    assert created.status_code == 201, created.text
+    assert (await client.get(f"/v1/responses/{response_id}")).status_code == 200
+    return response_id
+
+
 async def _model(client: httpx.AsyncClient) -> str:
     """A classifier with version 1 (the demo's ONNX artifact) and an alias, once."""
     if (await client.get("/v1/registry/models/mx")).status_code == 200:
@@ -146,6 +161,7 @@ CREATORS: dict[str, Creator] = {
     "tenant": _tenant,
     "budget_scope": _budget_scope,
     "budget_id": _budget_id,
+    "response_id": _response,
 }
 
 

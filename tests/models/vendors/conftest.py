@@ -10,18 +10,30 @@ import pytest
 import yaml
 
 from tests.conftest import Server
-from tests.models.vendors import fake_anthropic
+from tests.models.vendors import fake_anthropic, fake_bedrock, fake_gemini
 from tests.models.vendors.fake_anthropic import FakeAnthropic
-from tests.models.vendors.fake_openai_wire import FakeOpenAIWire
+from tests.models.vendors.fake_bedrock import FakeBedrock
+from tests.models.vendors.fake_gemini import FakeGemini
+from tests.models.vendors.fake_openai_wire import FakeAzure, FakeOpenAIWire
 from tests.models.vendors.fakes import FakeHost
 
-ENV = {"MG_TEST_ANTHROPIC_KEY": fake_anthropic.API_KEY}
+ENV = {
+    "MG_TEST_ANTHROPIC_KEY": fake_anthropic.API_KEY,
+    "MG_TEST_GEMINI_KEY": fake_gemini.API_KEY,
+    "MG_TEST_AZURE_KEY": FakeAzure.api_key,
+    "MG_TEST_AWS_ID": fake_bedrock.ACCESS_KEY,
+    "MG_TEST_AWS_SECRET": fake_bedrock.SECRET_KEY,
+}
+BEDROCK_MODEL = "anthropic.claude-fake-v1:0"
 
 
 class Fakes:
     def __init__(self, host: FakeHost):
         self.openai = host.start(FakeOpenAIWire, "openai")
         self.anthropic = host.start(FakeAnthropic, "anthropic")
+        self.gemini = host.start(FakeGemini, "gemini")
+        self.azure = host.start(FakeAzure, "azure")
+        self.bedrock = host.start(FakeBedrock, "bedrock")
 
 
 @pytest.fixture(scope="package")
@@ -40,6 +52,26 @@ def providers(f: Fakes) -> dict[str, dict[str, Any]]:
             "base_url": f.anthropic.url,
             "model": "claude-fake",
             "api_key_env": "MG_TEST_ANTHROPIC_KEY",
+        },
+        "gm-chat": {
+            "type": "gemini",
+            "base_url": f.gemini.url,
+            "model": "gemini-fake",
+            "api_key_env": "MG_TEST_GEMINI_KEY",
+        },
+        "az-chat": {
+            "type": "azure_openai",
+            "endpoint": f.azure.url,
+            "deployment": "gpt-fake-eu",
+            "api_key_env": "MG_TEST_AZURE_KEY",
+        },
+        "br-chat": {
+            "type": "bedrock",
+            "model": BEDROCK_MODEL,
+            "region": fake_bedrock.REGION,
+            "endpoint_url": f.bedrock.url,
+            "access_key_env": "MG_TEST_AWS_ID",
+            "secret_key_env": "MG_TEST_AWS_SECRET",
         },
     }
 

@@ -8,12 +8,19 @@ from meshgate.core.routing import HotRoute
 
 
 def routers() -> list[APIRouter]:
-    from meshgate.models.routes import anthropic, openai, registry, v2
+    from meshgate.models.routes import anthropic, completions, openai, registry, responses, v2
 
-    return [openai.router, anthropic.router, v2.router, registry.router]
+    return [
+        openai.router,
+        anthropic.router,
+        responses.router,
+        completions.router,
+        v2.router,
+        registry.router,
+    ]
 
 
 def hot_routes() -> list[HotRoute]:
-    from meshgate.models.routes import anthropic, openai, v2
+    from meshgate.models.routes import anthropic, completions, openai, responses, v2
 
-    return [*openai.HOT, *anthropic.HOT, *v2.HOT]
+    return [*openai.HOT, *anthropic.HOT, *responses.HOT, *completions.HOT, *v2.HOT]
