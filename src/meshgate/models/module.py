@@ -11,12 +11,8 @@ from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models import demo
 from meshgate.models.artifacts import ArtifactStore
-from meshgate.models.config import (
-    ArtifactProvider,
-    ModelDeclaration,
-    OpenAIProvider,
-    PythonProvider,
-)
+from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonProvider
+from meshgate.models.deployment_routing import cooldowns_for, key_envs
 from meshgate.models.gate import Gate
 from meshgate.models.providers.http import AiohttpTransport
 from meshgate.models.routes import hot_routes, routers
@@ -57,11 +53,8 @@ def factory_for(
         artifacts=artifacts,
         credentials=credentials,
         egress=egress,
-        config_key_envs=frozenset(
-            v.provider.api_key_env
-            for v in versions
-            if isinstance(v.provider, OpenAIProvider) and v.provider.api_key_env
-        ),
+        config_key_envs=frozenset(env for v in versions for env in key_envs(v.provider)),
+        cooldowns=cooldowns_for(settings.redis_url, settings.namespace),
     )
 
 

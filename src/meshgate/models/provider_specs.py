@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+ENV_DOC = "Environment variable with the key; config file only (the API refuses it)."
+CREDENTIAL = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+CREDENTIAL_DOC = "Name of a platform credential granted to the tenant."
 Modality = Literal["text", "image"]
 
 
@@ -30,7 +33,8 @@ class AnthropicProvider(VendorSpec):
     type: Literal["anthropic"]
     model: str = Field(description="Anthropic model id, e.g. claude-sonnet-4-5.")
     base_url: str = Field("https://api.anthropic.com", pattern=r"^https?://")
-    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Variable with the key.")
+    credential: str | None = Field(None, pattern=CREDENTIAL, description=CREDENTIAL_DOC)
+    api_key_env: str | None = Field(None, pattern=ENV_NAME, description=ENV_DOC)
     anthropic_version: str = Field("2023-06-01", description="The anthropic-version header.")
 
 
@@ -41,7 +45,8 @@ class GeminiProvider(VendorSpec):
     model: str = Field(description="Gemini model id, e.g. gemini-2.5-flash.")
     base_url: str = Field("https://generativelanguage.googleapis.com", pattern=r"^https?://")
     api_version: str = Field("v1beta", pattern=r"^v[0-9a-z]+$")
-    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Variable with the key.")
+    credential: str | None = Field(None, pattern=CREDENTIAL, description=CREDENTIAL_DOC)
+    api_key_env: str | None = Field(None, pattern=ENV_NAME, description=ENV_DOC)
 
 
 class AzureOpenAIProvider(VendorSpec):
@@ -51,7 +56,8 @@ class AzureOpenAIProvider(VendorSpec):
     endpoint: str = Field(pattern=r"^https?://", description="https://<resource>.openai.azure.com")
     deployment: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     api_version: str = Field("2024-10-21", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$")
-    api_key_env: str | None = Field(None, pattern=ENV_NAME, description="Variable with the key.")
+    credential: str | None = Field(None, pattern=CREDENTIAL, description=CREDENTIAL_DOC)
+    api_key_env: str | None = Field(None, pattern=ENV_NAME, description=ENV_DOC)
 
 
 class BedrockProvider(VendorSpec):
@@ -63,6 +69,12 @@ class BedrockProvider(VendorSpec):
     endpoint_url: str | None = Field(
         None, pattern=r"^https?://", description="Default https://bedrock-runtime.<region>..."
     )
-    access_key_env: str = Field("AWS_ACCESS_KEY_ID", pattern=ENV_NAME)
-    secret_key_env: str = Field("AWS_SECRET_ACCESS_KEY", pattern=ENV_NAME)
-    session_token_env: str | None = Field(None, pattern=ENV_NAME)
+    credential: str | None = Field(
+        None,
+        pattern=CREDENTIAL,
+        description=CREDENTIAL_DOC + " Its secret is '<access key id>:<secret access key>' "
+        "(':<session token>' may follow).",
+    )
+    api_key_env: str | None = Field(
+        None, pattern=ENV_NAME, description="Variable holding the same; config file only."
+    )

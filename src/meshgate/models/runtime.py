@@ -18,6 +18,7 @@ from meshgate.errors import BadRequest
 from meshgate.models.artifacts import ArtifactStore, is_stored
 from meshgate.models.config import (
     ArtifactProvider,
+    DeploymentsProvider,
     LoggingPolicy,
     OpenAIProvider,
     PythonProvider,
@@ -26,6 +27,7 @@ from meshgate.models.config import (
     V2Provider,
     VersionCreate,
 )
+from meshgate.models.deployment_routing import Cooldowns, MemoryCooldowns
 from meshgate.models.providers.base import Provider
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.providers.vendors import VENDOR_TYPES
@@ -35,6 +37,7 @@ from meshgate.security.credentials import CredentialVault, EnvCredential, Upstre
 from meshgate.security.egress import EgressPolicy
 
 log = logging.getLogger("meshgate.models")
+CHAT_TYPES = VENDOR_TYPES | {"openai"}
 
 
 class ProviderRefused(BadRequest):
@@ -102,10 +105,12 @@ class ProviderFactory:
         credentials: CredentialVault | None = None,
         egress: EgressPolicy | None = None,
         config_key_envs: frozenset[str] = frozenset(),
+        cooldowns: Cooldowns | None = None,
     ):
         self.artifacts = artifacts
         """Where ``sha256:`` artifacts are read from (the SQL store, shared by every node)."""
         self.transport = transport
+        self.cooldowns = cooldowns or MemoryCooldowns()
         self.artifact_root = artifact_root.resolve()
         self.config_entrypoints = config_entrypoints
         self.config_artifacts = config_artifacts
@@ -119,20 +124,13 @@ class ProviderFactory:
         environment variables, credentials not granted to the tenant, and URLs the egress
         policy refuses."""
         provider = spec.provider
-        if getattr(provider, "api_key_env", None) is not None:
-            raise ProviderRefused(
-                "provider.api_key_env is accepted from the config file only; name a platform "
-                "credential granted to this tenant in provider.credential",
-                param="provider.api_key_env",
-            )
-        credential = getattr(provider, "credential", None)
-        if credential is not None:
-            if self.credentials is None:
-                raise ProviderRefused("no credentials are configured", param="provider.credential")
-            await self.credentials.check(tenant, credential)
-        for name, value in provider:
-            if isinstance(value, str) and value.startswith(("http://", "https://")):
-                await self.egress.check_url(value, f"provider.{name}")
+        if isinstance(provider, DeploymentsProvider):
+            for i, deployment in enumerate(provider.deployments):
+                await self._check_upstream(
+                    deployment.provider, tenant, f"provider.deployments[{i}].provider"
+                )
+        else:
+            await self._check_upstream(provider, tenant, "provider")
         if isinstance(provider, PythonProvider):
             raise ProviderRefused(
                 "python providers are declared in the config file only, never through the API",
@@ -152,6 +150,22 @@ class ProviderFactory:
                 from meshgate.models.providers.sklearn import check_trusted
 
                 await asyncio.to_thread(check_trusted, path, provider.trusted)
+
+    async def _check_upstream(self, provider: Any, tenant: str, where: str) -> None:
+        if getattr(provider, "api_key_env", None) is not None:
+            raise ProviderRefused(
+                f"{where}.api_key_env is accepted from the config file only; name a platform "
+                f"credential granted to this tenant in {where}.credential",
+                param=f"{where}.api_key_env",
+            )
+        credential = getattr(provider, "credential", None)
+        if credential is not None:
+            if self.credentials is None:
+                raise ProviderRefused("no credentials are configured", param=f"{where}.credential")
+            await self.credentials.check(tenant, credential)
+        for name, value in provider:
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                await self.egress.check_url(value, f"{where}.{name}")
 
     def stored(self, artifact: str) -> ArtifactStore:
         if self.artifacts is None:
@@ -189,16 +203,12 @@ class ProviderFactory:
         self, spec: VersionCreate, task: str, logging_policy: LoggingPolicy, tenant: str = ""
     ) -> Provider:
         p = spec.provider
-        if p.type in VENDOR_TYPES:
-            from meshgate.models.providers.vendors import build_vendor
+        if p.type in CHAT_TYPES:
+            return self.chat_provider(p, tenant)
+        if isinstance(p, DeploymentsProvider):
+            from meshgate.models.providers.deployments import DeploymentsChat
 
-            return build_vendor(p, self.transport)
-        if isinstance(p, OpenAIProvider):
-            from meshgate.models.providers.openai import OpenAIChat
-
-            return OpenAIChat(
-                p, self.transport, collect_text=True, credential=self.credential(tenant, p)
-            )
+            return DeploymentsChat(p, lambda sub: self.chat_provider(sub, tenant), self.cooldowns)
         if isinstance(p, V2Provider):
             from meshgate.models.providers.v2 import V2Model
 
@@ -223,6 +233,17 @@ class ProviderFactory:
         from meshgate.models.providers.sklearn import SklearnModel
 
         return SklearnModel(path, p.trusted, spec.signature, fetch=fetch)
+
+    def chat_provider(self, p: Any, tenant: str) -> Any:
+        """An OpenAI-compatible or vendor chat provider (alone or as one deployment)."""
+        credential = self.credential(tenant, p)
+        if isinstance(p, OpenAIProvider):
+            from meshgate.models.providers.openai import OpenAIChat
+
+            return OpenAIChat(p, self.transport, collect_text=True, credential=credential)
+        from meshgate.models.providers.vendors import build_vendor
+
+        return build_vendor(p, self.transport, credential)
 
 
 def build_version(

@@ -21,8 +21,7 @@ ENV = {
     "MG_TEST_ANTHROPIC_KEY": fake_anthropic.API_KEY,
     "MG_TEST_GEMINI_KEY": fake_gemini.API_KEY,
     "MG_TEST_AZURE_KEY": FakeAzure.api_key,
-    "MG_TEST_AWS_ID": fake_bedrock.ACCESS_KEY,
-    "MG_TEST_AWS_SECRET": fake_bedrock.SECRET_KEY,
+    "MG_TEST_AWS": f"{fake_bedrock.ACCESS_KEY}:{fake_bedrock.SECRET_KEY}",
 }
 BEDROCK_MODEL = "anthropic.claude-fake-v1:0"
 
@@ -34,6 +33,8 @@ class Fakes:
         self.gemini = host.start(FakeGemini, "gemini")
         self.azure = host.start(FakeAzure, "azure")
         self.bedrock = host.start(FakeBedrock, "bedrock")
+        self.east = host.start(FakeOpenAIWire, "east")
+        self.west = host.start(FakeOpenAIWire, "west")
 
 
 @pytest.fixture(scope="package")
@@ -70,8 +71,7 @@ def providers(f: Fakes) -> dict[str, dict[str, Any]]:
             "model": BEDROCK_MODEL,
             "region": fake_bedrock.REGION,
             "endpoint_url": f.bedrock.url,
-            "access_key_env": "MG_TEST_AWS_ID",
-            "secret_key_env": "MG_TEST_AWS_SECRET",
+            "api_key_env": "MG_TEST_AWS",
         },
     }
 
@@ -86,6 +86,29 @@ def declarations(f: Fakes) -> list[dict[str, Any]]:
         }
         for name, spec in providers(f).items()
     ]
+    deployments = {
+        "type": "deployments",
+        "routing": "weighted",
+        "cooldown_seconds": 600,
+        "deployments": [
+            {
+                "name": "east",
+                "rpm": 100,
+                "provider": {"type": "openai", "base_url": f.east.url + "/v1", "model": "gpt-e"},
+            },
+            {
+                "name": "west",
+                "rpm": 100,
+                "provider": {"type": "openai", "base_url": f.west.url + "/v1", "model": "gpt-w"},
+            },
+        ],
+    }
+    models.append(
+        {
+            "name": "multi",
+            "versions": [{"version": "1", "provider": deployments, "resilience": quick}],
+        }
+    )
     text_only = {**providers(f)["oa-chat"], "modalities": ["text"]}
     models.append({"name": "text-only", "versions": [{"version": "1", "provider": text_only}]})
     return models

@@ -11,7 +11,6 @@ from typing import Any
 from meshgate.errors import MeshgateError
 from meshgate.models.provider_specs import AnthropicProvider
 from meshgate.models.providers.base import Call, JsonReply
-from meshgate.models.providers.credentials import secret
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.providers.translated import (
     TranslatedStream,
@@ -21,6 +20,7 @@ from meshgate.models.providers.translated import (
 )
 from meshgate.models.translate.anthropic import chat_to_messages, message_to_chat
 from meshgate.models.translate.anthropic_stream import MessageEventsToChat
+from meshgate.security.credentials import UpstreamCredential
 
 # Anthropic's 529 means overloaded: the same as any 5xx for retries and cooldowns.
 
@@ -38,13 +38,16 @@ def upstream_error(status: int, body: bytes) -> MeshgateError:
 class AnthropicChat(VendorChat):
     kind = "anthropic"
 
-    def __init__(self, spec: AnthropicProvider, transport: HttpTransport):
-        super().__init__(transport, spec.modalities, upstream_error)
+    def __init__(
+        self,
+        spec: AnthropicProvider,
+        transport: HttpTransport,
+        credential: UpstreamCredential | None,
+    ):
+        super().__init__(transport, spec.modalities, upstream_error, credential, "x-api-key")
         self.url = spec.base_url.rstrip("/") + "/v1/messages"
         self.model = spec.model
         self.headers = {"anthropic-version": spec.anthropic_version}
-        if key := secret(spec.api_key_env):
-            self.headers["x-api-key"] = key
 
     async def chat(self, body: bytes, request: dict[str, Any], call: Call) -> JsonReply:
         self.check(request)

@@ -14,11 +14,11 @@ from urllib.parse import quote
 from meshgate.errors import MeshgateError
 from meshgate.models.provider_specs import AzureOpenAIProvider
 from meshgate.models.providers.base import Call, JsonReply
-from meshgate.models.providers.credentials import secret
 from meshgate.models.providers.http import HttpResponse, HttpTransport
 from meshgate.models.providers.openai import StreamMeter, UpstreamStream, read_reply, request_body
 from meshgate.models.providers.translated import json_or_none, vendor_error
 from meshgate.models.translate.checks import check_modalities
+from meshgate.security.credentials import UpstreamCredential
 
 # --- pure translation ----------------------------------------------------------------------
 
@@ -50,14 +50,17 @@ def deployment_url(spec: AzureOpenAIProvider, operation: str) -> str:
 class AzureOpenAIChat:
     kind = "azure_openai"
 
-    def __init__(self, spec: AzureOpenAIProvider, transport: HttpTransport):
+    def __init__(
+        self,
+        spec: AzureOpenAIProvider,
+        transport: HttpTransport,
+        credential: UpstreamCredential | None,
+    ):
         self.chat_url = deployment_url(spec, "chat/completions")
         self.embed_url = deployment_url(spec, "embeddings")
         self.modalities = spec.modalities
         self.transport = transport
-        self.headers: dict[str, str] = {"content-type": "application/json"}
-        if key := secret(spec.api_key_env):
-            self.headers["api-key"] = key
+        self.credential = credential
 
     async def start(self) -> None:
         pass
@@ -66,7 +69,9 @@ class AzureOpenAIChat:
         pass
 
     async def _post(self, url: str, body: bytes, call: Call) -> HttpResponse:
-        headers = {**self.headers, **call.headers}
+        headers = {"content-type": "application/json", **call.headers}
+        if self.credential is not None:
+            headers["api-key"] = await self.credential.secret()
         response = await self.transport.post(url, body, headers, call.timeout)
         if response.status >= 400:
             raise upstream_error(response.status, await response.read())

@@ -15,9 +15,9 @@ import orjson
 import yarl
 
 from meshgate.errors import MeshgateError
+from meshgate.models.errors import UpstreamUnavailable
 from meshgate.models.provider_specs import BedrockProvider
 from meshgate.models.providers.base import Call, JsonReply
-from meshgate.models.providers.credentials import secret
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.providers.translated import (
     TranslatedStream,
@@ -49,6 +49,7 @@ from meshgate.models.translate.chat import (
     usage,
     usage_chunk,
 )
+from meshgate.security.credentials import UpstreamCredential
 
 VENDOR = "bedrock"
 STOP_TO_FINISH: dict[str, Finish] = {
@@ -290,8 +291,15 @@ class EventsToChat:
 class BedrockChat(VendorChat):
     kind = "bedrock"
 
-    def __init__(self, spec: BedrockProvider, transport: HttpTransport):
+    def __init__(
+        self,
+        spec: BedrockProvider,
+        transport: HttpTransport,
+        credential: UpstreamCredential | None,
+    ):
+        # The credential signs the request; it is not sent as a header.
         super().__init__(transport, spec.modalities, upstream_error)
+        self.aws = credential
         endpoint = spec.endpoint_url or f"https://bedrock-runtime.{spec.region}.amazonaws.com"
         base = f"{endpoint.rstrip('/')}/model/{quote(spec.model, safe='')}"
         # Signed as aiohttp will send it: yarl normalises the path (%3A becomes ':').
@@ -299,15 +307,18 @@ class BedrockChat(VendorChat):
         self.stream_url = str(yarl.URL(base + "/converse-stream"))
         self.spec = spec
 
-    def signed(self, url: str, body: Json) -> tuple[Json, dict[str, str]]:
+    async def signed(self, url: str, body: Json) -> tuple[Json, dict[str, str]]:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
 
-        access, key = secret(self.spec.access_key_env), secret(self.spec.secret_key_env)
-        if access is None or key is None:
-            raise Unsupported(VENDOR, "calls without AWS credentials configured", "model")
-        credentials = Credentials(access, key, secret(self.spec.session_token_env))
+        if self.aws is None:
+            raise UpstreamUnavailable("this bedrock version has no credential configured")
+        access, _, rest = (await self.aws.secret()).partition(":")
+        key, _, token = rest.partition(":")
+        if not access or not key:
+            raise UpstreamUnavailable("the bedrock credential is not '<key id>:<secret>'")
+        credentials = Credentials(access, key, token or None)
         request = AWSRequest(
             method="POST",
             url=url,
@@ -319,7 +330,7 @@ class BedrockChat(VendorChat):
 
     async def chat(self, body: bytes, request: dict[str, Any], call: Call) -> JsonReply:
         self.check(request)
-        sent, headers = self.signed(self.plain_url, request_body(request))
+        sent, headers = await self.signed(self.plain_url, request_body(request))
         response = await self.send(self.plain_url, sent, headers, call)
         answer = json_or_none(await response.read()) or {}
         return self.reply(answer_to_chat(answer, request["model"]))
@@ -328,7 +339,7 @@ class BedrockChat(VendorChat):
         self, body: bytes, request: dict[str, Any], call: Call
     ) -> TranslatedStream:
         self.check(request)
-        sent, headers = self.signed(self.stream_url, request_body(request))
+        sent, headers = await self.signed(self.stream_url, request_body(request))
         response = await self.send(self.stream_url, sent, headers, call)
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
         return TranslatedStream(response, EventsToChat(request["model"], include_usage))

@@ -15,7 +15,6 @@ import orjson
 from meshgate.errors import MeshgateError
 from meshgate.models.provider_specs import GeminiProvider
 from meshgate.models.providers.base import Call, JsonReply
-from meshgate.models.providers.credentials import secret
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.providers.translated import (
     TranslatedStream,
@@ -48,6 +47,7 @@ from meshgate.models.translate.chat import (
     usage,
     usage_chunk,
 )
+from meshgate.security.credentials import UpstreamCredential
 
 VENDOR = "gemini"
 FILTERED = frozenset(
@@ -297,14 +297,14 @@ class StreamToChat:
 class GeminiChat(VendorChat):
     kind = "gemini"
 
-    def __init__(self, spec: GeminiProvider, transport: HttpTransport):
-        super().__init__(transport, spec.modalities, upstream_error)
+    def __init__(
+        self, spec: GeminiProvider, transport: HttpTransport, credential: UpstreamCredential | None
+    ):
+        super().__init__(transport, spec.modalities, upstream_error, credential, "x-goog-api-key")
         base = f"{spec.base_url.rstrip('/')}/{spec.api_version}/models/{quote(spec.model)}"
         self.plain_url = base + ":generateContent"
         self.stream_url = base + ":streamGenerateContent?alt=sse"
         self.headers: dict[str, str] = {}
-        if key := secret(spec.api_key_env):
-            self.headers["x-goog-api-key"] = key
 
     async def chat(self, body: bytes, request: dict[str, Any], call: Call) -> JsonReply:
         self.check(request)

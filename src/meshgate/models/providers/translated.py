@@ -18,6 +18,7 @@ from meshgate.models.providers.base import Call, JsonReply
 from meshgate.models.providers.http import HttpResponse, HttpTransport
 from meshgate.models.translate.chat import Json, Unsupported, Usage, text_of
 from meshgate.models.translate.checks import check_modalities
+from meshgate.security.credentials import UpstreamCredential
 
 ErrorOf = Callable[[int, bytes], MeshgateError]
 
@@ -86,10 +87,19 @@ class VendorChat:
 
     kind = "vendor"
 
-    def __init__(self, transport: HttpTransport, modalities: list[str] | None, error_of: ErrorOf):
+    def __init__(
+        self,
+        transport: HttpTransport,
+        modalities: list[str] | None,
+        error_of: ErrorOf,
+        credential: UpstreamCredential | None = None,
+        key_header: str = "authorization",
+    ):
         self.transport = transport
         self.modalities = modalities
         self.error_of = error_of
+        self.credential = credential
+        self.key_header = key_header
 
     async def start(self) -> None:
         pass
@@ -105,6 +115,8 @@ class VendorChat:
     ) -> HttpResponse:
         payload = orjson.dumps(body)
         merged = {"content-type": "application/json", **headers, **call.headers}
+        if self.credential is not None:
+            merged[self.key_header] = await self.credential.secret()
         response = await self.transport.post(url, payload, merged, call.timeout)
         if response.status >= 400:
             raise self.error_of(response.status, await response.read())

@@ -6,25 +6,28 @@ from typing import Any
 
 from meshgate.models.providers.base import Provider
 from meshgate.models.providers.http import HttpTransport
+from meshgate.security.credentials import UpstreamCredential
 
 VENDOR_TYPES = frozenset({"anthropic", "gemini", "azure_openai", "bedrock"})
 
 
-def build_vendor(spec: Any, transport: HttpTransport) -> Provider:
+def build_vendor(
+    spec: Any, transport: HttpTransport, credential: UpstreamCredential | None
+) -> Provider:
     if spec.type == "anthropic":
         from meshgate.models.providers.anthropic import AnthropicChat
 
-        return AnthropicChat(spec, transport)
+        return AnthropicChat(spec, transport, credential)
     if spec.type == "gemini":
         from meshgate.models.providers.gemini import GeminiChat
 
-        return GeminiChat(spec, transport)
+        return GeminiChat(spec, transport, credential)
     if spec.type == "azure_openai":
         from meshgate.models.providers.azure_openai import AzureOpenAIChat
 
-        return AzureOpenAIChat(spec, transport)
+        return AzureOpenAIChat(spec, transport, credential)
     if spec.type == "bedrock":
         from meshgate.models.providers.bedrock import BedrockChat
 
-        return BedrockChat(spec, transport)
+        return BedrockChat(spec, transport, credential)
     raise ValueError(f"not a vendor provider: {spec.type}")

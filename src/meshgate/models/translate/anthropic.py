@@ -34,6 +34,7 @@ from meshgate.models.translate.chat import (
     tools_of,
     usage,
 )
+from meshgate.models.translate.checks import check_schema
 
 VENDOR = "anthropic"
 JSON_TOOL = "json_output"
@@ -202,6 +203,7 @@ def _tool_to_chat(tool: Any, where: str) -> Json:
         raise BadRequest(
             f"{where}.type {kind!r}: only client tools are supported", param=f"{where}.type"
         )
+    check_schema(tool.get("input_schema"), f"{where}.input_schema")
     return {
         "type": "function",
         "function": {

@@ -24,9 +24,13 @@ def check_tools(request: dict[str, Any]) -> None:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise BadRequest(f"tools[{i}].function.name is required", param=f"tools[{i}].function")
         if "parameters" in fn:
-            where = f"tools[{i}].function.parameters"
-            if problem := _schema_problem(orjson.dumps(fn["parameters"])):
-                raise BadRequest(f"{where} is not a JSON Schema: {problem}", param=where)
+            check_schema(fn["parameters"], f"tools[{i}].function.parameters")
+
+
+def check_schema(schema: Any, where: str) -> None:
+    """A 400 naming ``where`` unless ``schema`` is a JSON Schema."""
+    if problem := _schema_problem(orjson.dumps(schema)):
+        raise BadRequest(f"{where} is not a JSON Schema: {problem}", param=where)
 
 
 @functools.lru_cache(maxsize=512)

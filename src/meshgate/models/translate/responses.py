@@ -14,6 +14,7 @@ import orjson
 
 from meshgate.errors import BadRequest
 from meshgate.models.translate.chat import Json, SseParser, cached_tokens, sse, text_of
+from meshgate.models.translate.checks import check_schema
 
 
 def input_messages(request: Json) -> list[Json]:
@@ -130,6 +131,7 @@ def _tool_to_chat(tool: Any, where: str) -> Json:
         )
     function = {"name": tool.get("name"), "description": tool.get("description") or ""}
     if "parameters" in tool:
+        check_schema(tool["parameters"], f"{where}.parameters")
         function["parameters"] = tool["parameters"]
     return {"type": "function", "function": function}
 
