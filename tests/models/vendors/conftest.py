@@ -117,7 +117,7 @@ def declarations(f: Fakes) -> list[dict[str, Any]]:
 class PatientServer(Server):
     """Starting a server imports the whole platform: on a busy shared machine, give it time."""
 
-    def wait_ready(self, timeout: float = 120) -> None:
+    def wait_ready(self, timeout: float = 300) -> None:
         super().wait_ready(timeout)
 
 
