@@ -22,7 +22,8 @@ from meshgate.models.providers.base import Call
 from meshgate.models.providers.deployments import DeploymentsChat
 from meshgate.models.providers.http import AiohttpTransport
 from meshgate.models.runtime import ProviderFactory
-from tests.conftest import ADMIN_KEY, Server
+from meshgate.security.egress import EgressPolicy
+from tests.conftest import ADMIN_KEY, LOOPBACK, Server
 from tests.models.vendors.conftest import Fakes
 
 
@@ -88,7 +89,7 @@ async def test_cooldowns_hold_across_nodes_through_redis(
             {"name": "east", "provider": {"type": "openai", "base_url": fakes.east.url + "/v1"}},
         ],
     })  # fmt: skip
-    transport = AiohttpTransport()
+    transport = AiohttpTransport(egress=EgressPolicy(LOOPBACK))
     factory = ProviderFactory(
         transport, artifact_root=Path("."),
         config_entrypoints=frozenset(), config_artifacts=frozenset(),

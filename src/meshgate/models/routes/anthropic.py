@@ -92,7 +92,7 @@ async def messages(request: Request) -> Response:
     chat_request = messages_to_chat(parsed)
     model = chat_request["model"]
     served = await service_of(request).chat.chat(
-        orjson.dumps(chat_request), chat_request, caller_of(request, chat_request.get("user"))
+        orjson.dumps(chat_request), chat_request, await caller_of(request, chat_request.get("user"))
     )
     headers = served_headers(request, model, served)
     if isinstance(served.value, Relay):

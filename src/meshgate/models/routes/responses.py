@@ -88,7 +88,7 @@ async def create_response(request: Request) -> Response:
     if "stream" in parsed and not isinstance(parsed["stream"], bool):
         raise BadRequest("'stream' must be true or false", param="stream")
     new = input_messages(parsed)
-    caller = caller_of(request, parsed.get("user"))
+    caller = await caller_of(request, parsed.get("user"))
     state = state_of(request)
     previous = parsed.get("previous_response_id")
     session_id, parent, history = None, None, []
