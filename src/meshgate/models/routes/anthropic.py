@@ -14,8 +14,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
+from meshgate.core.routing import HotRoute, hot_route
 from meshgate.errors import BadRequest
-from meshgate.gateway.fast_routes import HotRoute, hot_route
 from meshgate.models.inference import Relay
 from meshgate.models.routes.common import RelayResponse, caller_of, served_headers, service_of
 from meshgate.models.translate.anthropic import chat_to_message, messages_to_chat

@@ -14,9 +14,10 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
+from meshgate.context.service import ContextService
+from meshgate.core.routing import HotRoute, current_principal, hot_route
+from meshgate.core.state import service_of as registered
 from meshgate.errors import BadRequest
-from meshgate.gateway.fast_routes import HotRoute, hot_route
-from meshgate.gateway.security import current_principal
 from meshgate.models.inference import Caller, Relay
 from meshgate.models.responses_state import ResponseState
 from meshgate.models.routes.common import RelayResponse, caller_of, served_headers, service_of
@@ -75,7 +76,7 @@ RESPONSES_SCHEMA: dict[str, Any] = {
 
 
 def state_of(request: Request) -> ResponseState:
-    return ResponseState(service_of(request).platform.context)
+    return ResponseState(registered(request, ContextService))
 
 
 async def create_response(request: Request) -> Response:
