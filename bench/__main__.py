@@ -28,6 +28,7 @@ SECTIONS = [
     "event_log",
     "v2_inference",
     "cache",
+    "translations",
     "profile",
     "soak",
 ]

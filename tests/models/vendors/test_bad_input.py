@@ -10,6 +10,9 @@ from tests.conftest import ADMIN_KEY, Server
 from tests.models.vendors.conftest import Fakes
 from tests.models.vendors.test_translation_suite import PIXEL
 
+# A real server starts first: on a busy machine that alone may take minutes.
+pytestmark = pytest.mark.timeout(600)
+
 
 def client_for(server: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key=ADMIN_KEY, max_retries=0)

@@ -26,6 +26,9 @@ from meshgate.security.egress import EgressPolicy
 from tests.conftest import ADMIN_KEY, LOOPBACK, Server
 from tests.models.vendors.conftest import Fakes
 
+# A real server starts first: on a busy machine that alone may take minutes.
+pytestmark = pytest.mark.timeout(600)
+
 
 def test_a_deployment_answering_429_cools_down_and_calls_go_to_the_other(
     server: Server, fakes: Fakes

@@ -17,6 +17,9 @@ from tests.models.vendors.test_fakes_with_sdks import WEATHER_TOOL
 
 MODELS = ["oa-chat", "an-chat"]
 
+# A real server starts first: on a busy machine that alone may take minutes.
+pytestmark = pytest.mark.timeout(600)
+
 
 def client_for(server: Server, key: str = ADMIN_KEY) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0)

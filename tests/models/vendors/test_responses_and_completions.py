@@ -16,6 +16,9 @@ WEATHER = {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
 
+# A real server starts first: on a busy machine that alone may take minutes.
+pytestmark = pytest.mark.timeout(600)
+
 
 def client_for(server: Server, key: str = ADMIN_KEY) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)

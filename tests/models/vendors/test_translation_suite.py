@@ -27,6 +27,9 @@ WEATHER = {
 }
 PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 
+# A real server starts first: on a busy machine that alone may take minutes.
+pytestmark = pytest.mark.timeout(600)
+
 
 def client_for(server: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
