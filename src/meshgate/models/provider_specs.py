@@ -65,7 +65,7 @@ class BedrockProvider(VendorSpec):
 
     type: Literal["bedrock"]
     model: str = Field(description="Bedrock model id or inference profile.")
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    region: str = Field(pattern=r"^[a-z0-9-]{1,32}$", description="e.g. us-east-1")
     endpoint_url: str | None = Field(
         None, pattern=r"^https?://", description="Default https://bedrock-runtime.<region>..."
     )
