@@ -69,6 +69,6 @@ def test_an_unknown_provider_type_is_a_4xx_naming_it(server: Server) -> None:
         assert refused.status_code == 422, refused.text
         assert refused.json()["errors"][0]["field"].startswith("provider")
         assert "openia" in refused.text
-        again = {"version": "1", "provider": {"type": "bedrock", "model": "m", "region": "x"}}
+        again = {"version": "1", "provider": {"type": "bedrock", "model": "m", "region": "US East"}}
         assert http.post("/v1/registry/models/typo-chat/versions", json=again).status_code == 422
         assert http.get("/v1/registry/models/typo-chat").json()["versions"] == []
