@@ -13,6 +13,7 @@ from meshgate.auth import KeyService, Limits
 from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
 from meshgate.config import Settings
 from meshgate.core.secrets import load_secret_file
+from meshgate.delivery.flag_service import MIGRATIONS as FLAG_MIGRATIONS
 from meshgate.economics import budgets, policies, prices, spend
 from meshgate.events.crypto import MIGRATIONS as EVENT_KEY_MIGRATIONS
 from meshgate.events.leases import MIGRATIONS as LEASE_MIGRATIONS
@@ -41,6 +42,7 @@ MIGRATIONS: list[Migration] = (
     + prices.MIGRATIONS
     + spend.MIGRATIONS
     + budgets.MIGRATIONS
+    + FLAG_MIGRATIONS
 )
 
 

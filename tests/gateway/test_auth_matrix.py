@@ -147,6 +147,13 @@ UPSERTS = {
 }
 
 # A creator makes a resource as the owning tenant and returns the value of the path parameter.
+async def _flag(client: httpx.AsyncClient) -> str:
+    body = {"variants": {"on": True, "off": False}, "default": "off"}
+    response = await client.put("/v1/flags/matrix-flag", json=body)
+    assert response.status_code == 200, response.text
+    return "matrix-flag"
+
+
 CREATORS: dict[str, Creator] = {
     "key_id": _key,
     "user_id": _user,
@@ -162,6 +169,7 @@ CREATORS: dict[str, Creator] = {
     "budget_scope": _budget_scope,
     "budget_id": _budget_id,
     "response_id": _response,
+    "flag_key": _flag,
 }
 
 

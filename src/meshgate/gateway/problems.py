@@ -121,7 +121,9 @@ def validation_error(exc: RequestValidationError, content_type: str | None = Non
     if any(e.get("type") == "json_invalid" for e in errors):
         ctx = next(e.get("ctx", {}) for e in errors if e.get("type") == "json_invalid")
         return BadRequest(f"malformed JSON body: {ctx.get('error', 'cannot parse')}")
-    if any(tuple(e["loc"]) == ("body",) for e in errors):
+    # A check of the body as a whole (a model validator) also sits at ("body",): only a
+    # body of the wrong kind is "not a JSON object".
+    if any(tuple(e["loc"]) == ("body",) and e["type"] != "value_error" for e in errors):
         if not is_json_type(content_type):
             media = (content_type or "").split(";", 1)[0].strip()
             return UnsupportedMediaType(f"send the body as application/json, not {media!r}")
