@@ -46,6 +46,7 @@ from meshgate.gateway.middleware.rate_limit import RateLimitMiddleware
 from meshgate.gateway.middleware.request_context import RequestContextMiddleware
 from meshgate.gateway.middleware.strict_json import StrictJsonMiddleware
 from meshgate.gateway.routes import admin, graphql, ops
+from meshgate.gateway.routes.mcp import McpSurface
 from meshgate.governance import module as governance_module
 from meshgate.governance.audit import PREDICTION_TYPE, AuditService
 from meshgate.governance.ports import AuditRecorder
@@ -198,6 +199,7 @@ async def start_all(s: Services, stack: AsyncExitStack) -> None:
 
 def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) -> FastAPI:
     services = build_services(settings, clock=clock)
+    mcp = McpSurface()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -205,6 +207,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             # uvicorn logs its last lines after this; write them directly so none is lost.
             stack.callback(flush_logs)
             await start_all(services, stack)
+            await mcp.start()
+            stack.push_async_callback(mcp.close)
             yield
 
     app = FastAPI(
@@ -253,6 +257,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
     app.include_router(admin.router)
     app.include_router(security_routes.router)
     app.include_router(graphql.build_router())
+    app.include_router(mcp.router())
     for router in (
         events_module.ROUTERS
         + governance_module.ROUTERS

@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from meshgate.client import AsyncClient, NotFoundError
 from tests.conftest import ADMIN_KEY, Server
+
+# A real server starts first; the shared test machine can be slow to start one.
+pytestmark = pytest.mark.timeout(600)
 
 
 def event(n: int, type: str = "sdk.live") -> dict[str, Any]:

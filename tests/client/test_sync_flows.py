@@ -15,6 +15,9 @@ from meshgate.client import (
 from meshgate.client import models as m
 from tests.conftest import ADMIN_KEY, Server
 
+# A real server starts first; the shared test machine can be slow to start one.
+pytestmark = pytest.mark.timeout(600)
+
 IRIS_INPUT = [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [6.3, 3.3, 6.0, 2.5]}]
 
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from meshgate.config import Settings
-from tests.conftest import ADMIN_KEY
 
 
 async def create_key(client: httpx.AsyncClient, **body: object) -> dict:
@@ -111,33 +106,4 @@ async def test_bootstrap_key_is_generated_once_when_not_configured(
         assert await platform.keys.ensure_bootstrap(None) is None
 
 
-def test_cli_creates_lists_and_revokes_keys(tmp_path: object) -> None:
-    env = {
-        **os.environ,
-        "MESHGATE_DATA_DIR": str(tmp_path),
-        "MESHGATE_ADMIN_KEY": ADMIN_KEY,
-        "COLUMNS": "250",
-    }
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "meshgate", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    created = cli("keys", "create", "--tenant", "acme", "--scope", "inference")
-    assert created.returncode == 0, created.stderr
-    key_id = created.stdout.split("id:")[1].split()[0]
-    secret = created.stdout.split("key:")[1].split()[0]
-    listed = cli("keys", "list")
-    assert key_id in listed.stdout and secret not in listed.stdout
-    assert cli("keys", "revoke", key_id).returncode == 0
-    keys = {k["id"]: k for k in json.loads(cli("keys", "list", "--json").stdout)}
-    assert keys[key_id]["revoked_at"] is not None and keys[key_id]["tenant"] == "acme"
-    unknown = cli("keys", "revoke", "key_nope")
-    assert unknown.returncode == 1 and "not found" in unknown.stdout
-    bad = cli("keys", "create", "--scope", "superuser")
-    assert bad.returncode == 1 and "unknown scopes" in bad.stdout
+# meshgate keys create | list | revoke: tests/cli/test_api_commands.py (over the API).

@@ -27,7 +27,7 @@ def test_every_acknowledged_action_is_on_record_after_sigkill(
     server.proc.wait(10)
 
     env = {"MESHGATE_DATA_DIR": str(data_dir), "MESHGATE_ADMIN_KEY": ADMIN_KEY}
-    result = CliRunner().invoke(audit_cli, ["verify"], env=env)
+    result = CliRunner().invoke(audit_cli, ["verify", "--offline"], env=env)
     assert result.exit_code == 0, result.output
 
     again = start_server(data_dir=data_dir)

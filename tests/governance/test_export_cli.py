@@ -101,13 +101,13 @@ def run(env: dict[str, str], *args: str) -> Any:
 def test_cli_verify_exits_zero_on_a_sound_chain_and_one_on_a_tampered_one(
     cli_env: dict[str, str], settings: Settings
 ) -> None:
-    ok = run(cli_env, "verify")
+    ok = run(cli_env, "verify", "--offline")
     assert ok.exit_code == 0, ok.output
     assert orjson.loads(ok.stdout)["records"] == 3
 
     with sqlite3.connect(settings.data_dir / "meshgate.db") as db:
         db.execute("UPDATE audit_records SET resource = 'keys/other' WHERE seq = 2")
-    broken = run(cli_env, "verify")
+    broken = run(cli_env, "verify", "--offline")
     assert broken.exit_code == 1
     assert orjson.loads(broken.stdout)["first_bad"]["sequence"] == 2
     assert "broken at record 2" in broken.stderr
@@ -118,8 +118,11 @@ def test_cli_export_verifies_elsewhere_with_the_public_key_only(
 ) -> None:
     export = tmp_path / "audit.jsonl"
     key = tmp_path / "audit.pub"
-    assert run(cli_env, "export", "--format", "jsonl", "--output", str(export)).exit_code == 0
-    printed = run(cli_env, "public-key")
+    assert (
+        run(cli_env, "export", "--offline", "--format", "jsonl", "--output", str(export)).exit_code
+        == 0
+    )
+    printed = run(cli_env, "public-key", "--offline")
     assert printed.stdout.startswith("-----BEGIN PUBLIC KEY-----")
     key.write_text(printed.stdout)
 
@@ -143,10 +146,10 @@ def test_cli_refuses_bad_input_naming_what_is_wrong(
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_text("not json\n")
     key = tmp_path / "audit.pub"
-    key.write_text(run(cli_env, "public-key").stdout)
+    key.write_text(run(cli_env, "public-key", "--offline").stdout)
     cases = [
-        (("export", "--since", "last tuesday"), "since"),
-        (("export", "--format", "csv"), "jsonl"),
+        (("export", "--offline", "--since", "last tuesday"), "since"),
+        (("export", "--offline", "--format", "csv"), "jsonl"),
         (("verify", "--file", str(garbage)), "--public-key"),
         (("verify", "--file", str(garbage), "--public-key", str(key)), "not"),
         (("verify", "--file", str(key), "--public-key", str(garbage)), "public key"),
@@ -161,15 +164,15 @@ def test_cli_verify_without_any_key_asks_for_one_and_creates_none(
     cli_env: dict[str, str], settings: Settings, tmp_path: Path
 ) -> None:
     key_file = settings.data_dir / "audit_signing_key.pem"
-    pem = run(cli_env, "public-key").stdout
+    pem = run(cli_env, "public-key", "--offline").stdout
     published = tmp_path / "audit.pub"
     published.write_text(pem)
     key_file.rename(tmp_path / "moved.pem")  # an auditor's machine: the store, not the key
 
-    refused = run(cli_env, "verify")
+    refused = run(cli_env, "verify", "--offline")
     assert refused.exit_code == 2 and "--public-key" in refused.output
     assert not key_file.exists()
-    ok = run(cli_env, "verify", "--public-key", str(published))
+    ok = run(cli_env, "verify", "--offline", "--public-key", str(published))
     assert ok.exit_code == 0, ok.output
     assert orjson.loads(ok.stdout)["ok"] is True
     assert not key_file.exists()

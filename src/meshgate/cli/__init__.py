@@ -1,36 +1,42 @@
-"""``meshgate serve | keys | models | events | audit``."""
+"""``meshgate serve | whoami | keys | models | events | audit | config``.
+
+Every command but ``serve`` and the ``--offline`` checks speaks to a running server through
+the SDK (``MESHGATE_URL`` and a key, or a profile). Heavy modules are imported inside the
+commands, so ``meshgate --help`` answers at once.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from meshgate.cli import audit, events, models
-from meshgate.cli.common import (
-    ConfigOption,
-    console,
-    foundation_or_exit,
-    settings_or_exit,
-    with_store,
-)
+from meshgate.cli.api import TYPER, api, print_json, print_table
 
-app = typer.Typer(no_args_is_help=True, help="Meshgate: the single point of entry to AI services.")
-keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+app = typer.Typer(
+    **TYPER,
+    help="Meshgate: the single point of entry to AI services.\n\n"
+    "Commands speak to a running server: set MESHGATE_URL and MESHGATE_API_KEY (or "
+    "MESHGATE_ADMIN_KEY), or MESHGATE_PROFILE to a profile of "
+    "~/.config/meshgate/profiles.yaml (default: its 'default' profile). Only `serve` and "
+    "the --offline checks open the stores, and only an existing data directory.",
+)
+keys_app = typer.Typer(**TYPER, help="Manage API keys.")
 app.add_typer(keys_app, name="keys")
-config_app = typer.Typer(no_args_is_help=True, help="Inspect the settings.")
+config_app = typer.Typer(**TYPER, help="Inspect the settings.")
 app.add_typer(config_app, name="config")
 app.add_typer(models.app, name="models", help="Model registry.")
-app.add_typer(events.app, name="events", help="Event log: export and replay.")
-app.add_typer(audit.app, name="audit", help="Audit trail: verify and export.")
+app.add_typer(events.app, name="events", help="Event log: list, tail, export and replay.")
+app.add_typer(audit.app, name="audit", help="Audit trail: browse, verify and export.")
 
 # uvicorn drains in-flight requests this long on SIGTERM; deploy/ sizes its grace periods on it.
 GRACEFUL_SHUTDOWN_SECONDS = 30
+
+ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document, for scripts.")]
 
 
 @app.command()
@@ -42,8 +48,11 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Register the demo models.")] = False,
 ) -> None:
     """Serve the platform (uvicorn, uvloop, httptools); SIGTERM drains and closes backends."""
+    import asyncio
+
     import uvicorn
 
+    from meshgate.cli.common import foundation_or_exit, settings_or_exit
     from meshgate.foundation import prepare
     from meshgate.security.edge import protocol_for
     from meshgate.serve_tls import uvicorn_ssl_options
@@ -83,66 +92,60 @@ def serve(
     )
 
 
+@app.command()
+def whoami(as_json: JsonOption = False) -> None:
+    """The key in use: id, tenant, scopes and limits."""
+    with api() as mesh:
+        me = mesh.whoami()
+    if as_json:
+        print_json(me)
+        return
+    print_table(
+        ["key", "tenant", "scopes", "rpm", "tpm"],
+        [[me.key_id, me.tenant, ",".join(me.scopes), me.rpm, me.tpm]],
+    )
+
+
 @keys_app.command("create")
 def keys_create(
     scope: Annotated[list[str], typer.Option("--scope", "-s", help="Scope; repeat for several.")],
-    tenant: Annotated[str, typer.Option(help="Tenant of the key.")] = "default",
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant of the key; default the caller's.")
+    ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
     description: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
-    config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a key and print its secret once."""
-    from meshgate.errors import MeshgateError
-
-    settings = settings_or_exit(config)
-    try:
-        created = with_store(
-            settings,
-            lambda s: s.keys.create(
-                tenant=tenant, scopes=scope, rpm=rpm, tpm=tpm, description=description
-            ),
-        )
-    except MeshgateError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
-        raise typer.Exit(1) from exc
-    console.print(f"id:  {created.id}\nkey: {created.key}", highlight=False)
+    with api() as mesh:
+        created = mesh.keys.create(scope, tenant=tenant, rpm=rpm, tpm=tpm, description=description)
+    if as_json:
+        print_json(created)
+        return
+    typer.echo(f"id:     {created.id}\ntenant: {created.tenant}\nkey:    {created.key}")
 
 
 @keys_app.command("list")
-def keys_list(
-    config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
-) -> None:
-    """List every key (never a secret)."""
-    keys = with_store(settings_or_exit(config), lambda s: s.keys.list(tenant=None))
+def keys_list(as_json: JsonOption = False) -> None:
+    """List the keys the caller may see (never a secret)."""
+    with api() as mesh:
+        keys = mesh.keys.list()
     if as_json:
-        typer.echo(json.dumps(keys, indent=2))
+        print_json(keys)
         return
-    table = Table("id", "tenant", "prefix", "scopes", "created", "revoked")
-    for k in keys:
-        table.add_row(
-            k["id"],
-            k["tenant"],
-            k["prefix"],
-            ",".join(k["scopes"]),
-            k["created_at"],
-            k["revoked_at"] or "",
-        )
-    console.print(table)
+    print_table(
+        ["id", "tenant", "prefix", "scopes", "created", "revoked"],
+        [[k.id, k.tenant, k.prefix, ",".join(k.scopes), k.created_at, k.revoked_at] for k in keys],
+    )
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
-    """Revoke a key; processes sharing the store stop accepting it within the auth cache TTL."""
-    from meshgate.errors import MeshgateError
-
-    try:
-        with_store(settings_or_exit(config), lambda s: s.keys.revoke(key_id, tenant=None))
-    except MeshgateError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
-        raise typer.Exit(1) from exc
-    console.print(f"revoked {key_id}")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; every server stops accepting it within the auth cache TTL."""
+    with api() as mesh:
+        mesh.keys.revoke(key_id)
+    typer.echo(f"revoked {key_id}")
 
 
 @config_app.command("example")
@@ -156,6 +159,8 @@ def config_example() -> None:
 @config_app.command("show")
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective settings (file plus environment), secrets masked."""
+    from meshgate.cli.common import settings_or_exit
+
     settings = settings_or_exit(config)
     typer.echo(settings.model_dump_json(indent=2))
 

@@ -1,22 +1,30 @@
-"""``meshgate audit verify | export | public-key``, mounted by meshgate.cli.
+"""``meshgate audit list | verify | export | public-key``, mounted by meshgate.cli.
 
-``verify`` exits 0 when the chain holds and 1 with the first bad record when it does not, so it
-fits a cron job or a CI step; ``verify --file`` checks an export with nothing but a public key.
+They speak to the API. ``verify`` exits 0 when the chain holds and 1 with the first bad record
+when it does not, so it fits a cron job or a CI step. Offline checks need no server:
+``verify --file`` checks an export with nothing but a public key, and ``--offline`` reads the
+stores of an existing data directory directly.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
-from meshgate.cli.common import ConfigOption, settings_or_exit, with_store
+from meshgate.cli.api import TYPER, api, fail, offline_settings, print_json, print_table
 
-app = typer.Typer(no_args_is_help=True)
+if TYPE_CHECKING:
+    from meshgate.client import Client
 
+app = typer.Typer(**TYPER)
+
+ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="Path to meshgate.yaml.")]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="Read the stores of the data directory, not the API.")
+]
 KeyOption = Annotated[
     list[Path] | None,
     typer.Option(
@@ -29,6 +37,8 @@ KeyOption = Annotated[
 
 
 def _print(result: dict[str, Any]) -> None:
+    import orjson
+
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -49,8 +59,7 @@ def _trusted_keys(files: list[Path]) -> dict[str, Any]:
         try:
             key = parse_public(file.read_text())
         except (OSError, SigningKeyError) as exc:
-            typer.echo(f"{file}: {exc}", err=True)
-            raise typer.Exit(2) from exc
+            fail(f"{file}: {exc}", 2)
         keys[key_id_of(key)] = key
     return keys
 
@@ -58,26 +67,23 @@ def _trusted_keys(files: list[Path]) -> dict[str, Any]:
 def _with_audit(
     config: str | None, work: Any, key_files: list[Path] | None, *, need_keys: bool = True
 ) -> Any:
-    """Run ``work(audit)`` on the configured store, reading only: no key is ever created here."""
+    """Run ``work(audit)`` on the existing store, reading only: no key is ever created here."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from meshgate.cli.common import with_store
     from meshgate.governance.audit import AuditService
     from meshgate.governance.signing import Signer, SigningKeyError, find_signer
 
-    settings = settings_or_exit(config)
+    settings = offline_settings(config)
     try:
         signer = find_signer(settings.audit, settings.data_dir)
     except SigningKeyError as exc:
-        typer.echo(str(exc.detail), err=True)
-        raise typer.Exit(2) from exc
+        fail(str(exc.detail), 2)
     trusted = _trusted_keys(key_files) if key_files else signer.keys if signer else None
     if trusted is None and not need_keys:
         trusted = {}
     if trusted is None:
-        typer.echo(
-            f"no audit signing key in settings or {settings.data_dir}: pass --public-key", err=True
-        )
-        raise typer.Exit(2)
+        fail(f"no audit signing key in settings or {settings.data_dir}: pass --public-key", 2)
     # Verifying and exporting sign nothing; a throwaway key stands in when only public keys
     # are at hand.
     reader = signer or Signer(Ed25519PrivateKey.generate())
@@ -85,11 +91,37 @@ def _with_audit(
     return with_store(settings, lambda base: work(AuditService(base.sql, reader, settings.audit)))
 
 
+@app.command("list")
+def list_records(
+    action: Annotated[str | None, typer.Option(help="Only this action.")] = None,
+    resource: Annotated[
+        str | None, typer.Option(help="A resource and everything under it.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (RFC 3339).")] = None,
+    after: Annotated[int, typer.Option(min=0, help="Records after this sequence.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON, for scripts.")] = False,
+) -> None:
+    """Browse the trail: who did what, when, to which resource."""
+    with api() as mesh:
+        page = mesh.audit.page(
+            after=after, limit=limit, action=action, resource=resource, since=since
+        )
+    if as_json:
+        print_json({"records": page.items, "next_after": page.next_after})
+        return
+    print_table(
+        ["sequence", "time", "actor", "tenant", "action", "resource"],
+        [[r.sequence, r.time, r.actor, r.tenant, r.action, r.resource] for r in page.items],
+    )
+
+
 @app.command()
 def verify(
+    offline: OfflineOption = False,
     config: ConfigOption = None,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Verify this export instead of the store.")
+        Path | None, typer.Option("--file", "-f", help="Verify this export instead.")
     ] = None,
     public_key: KeyOption = None,
 ) -> None:
@@ -98,16 +130,18 @@ def verify(
 
     if file is not None:
         if not public_key:
-            typer.echo("--file needs --public-key: an export is verified against a key you trust")
-            raise typer.Exit(2)
+            fail("--file needs --public-key: an export is verified against a key you trust", 2)
         keys = _trusted_keys(public_key)
         try:
             with file.open("rb") as lines:
                 result = verify_export(lines, keys)
         except (OSError, ExportFormatError) as exc:
-            typer.echo(f"{file}: {exc}", err=True)
-            raise typer.Exit(2) from exc
+            fail(f"{file}: {exc}", 2)
         _exit_on(result)
+        return
+    if not offline:
+        with api() as mesh:
+            _exit_on(mesh.audit.verify().model_dump(mode="json"))
         return
 
     async def run(audit: Any) -> dict[str, Any]:
@@ -124,43 +158,130 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
     ] = None,
+    offline: OfflineOption = False,
     public_key: KeyOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Export records (widened to signed checkpoints) as JSON lines."""
+    """Export records (widened to signed checkpoints) as JSON lines; needs a root admin key.
+
+    The export verifies anywhere with the public key alone: `audit verify --file`.
+    """
     from meshgate.errors import BadRequest
     from meshgate.governance.audit import parse_time
-    from meshgate.governance.export import export_jsonl
 
     if format != "jsonl":
-        typer.echo(f"unsupported format {format!r}: only jsonl", err=True)
-        raise typer.Exit(2)
+        fail(f"unsupported format {format!r}: only jsonl", 2)
     try:
         lo, hi = parse_time("since", since), parse_time("until", until)
     except BadRequest as exc:
-        typer.echo(exc.detail, err=True)
-        raise typer.Exit(2) from exc
-
-    async def run(audit: Any) -> dict[str, int]:
-        if output is None:
-            return await export_jsonl(audit, sys.stdout.buffer, since=lo, until=hi)
-        with output.open("wb") as out:
-            return await export_jsonl(audit, out, since=lo, until=hi)
-
-    counts = _with_audit(config, run, public_key, need_keys=False)
+        fail(exc.detail, 2)
+    out = output.open("wb") if output else sys.stdout.buffer
+    try:
+        if offline:
+            counts = _export_offline(config, out, lo, hi, public_key)
+        else:
+            with api() as mesh:
+                counts = _export_api(mesh, out, lo, hi)
+    finally:
+        if output:
+            out.close()
+        else:
+            out.flush()
     typer.echo(
         f"exported {counts['records']} records, {counts['checkpoints']} checkpoints", err=True
     )
 
 
+def _export_offline(
+    config: str | None, out: IO[bytes], lo: Any, hi: Any, keys: list[Path] | None
+) -> dict[str, int]:
+    from meshgate.governance.export import export_jsonl
+
+    async def run(audit: Any) -> dict[str, int]:
+        return await export_jsonl(audit, out, since=lo, until=hi)
+
+    result: dict[str, int] = _with_audit(config, run, keys, need_keys=False)
+    return result
+
+
+def _export_api(mesh: Client, out: IO[bytes], lo: Any, hi: Any) -> dict[str, int]:
+    """The same file as the offline export, built from the API's pages, with progress."""
+    import orjson
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from meshgate.governance.export import CHECKPOINT_FIELDS, FORMAT, RECORD_FIELDS
+
+    def write(kind: str, item: dict[str, Any], fields: tuple[str, ...]) -> None:
+        out.write(orjson.dumps({"kind": kind, **{f: item.get(f) for f in fields}}) + b"\n")
+
+    head = mesh.audit.verify().last_sequence or 0
+    window = {"since": lo, "until": hi}
+    inside = [r.sequence for r in mesh.audit.page(limit=1, **window).items]
+    first = inside[0] if inside else head + 1
+    last = first - 1
+    if hi is not None:
+        for record in mesh.audit.iter(after=first - 1, **window):
+            last = record.sequence
+    elif inside:
+        last = head
+    checkpoints = [c.model_dump() for c in mesh.audit.checkpoints()] if first <= last else []
+    before = [c for c in checkpoints if c["sequence"] < first]
+    anchor = before[-1] if before else None
+    start = anchor["sequence"] + 1 if anchor else 1
+    closing = next((c for c in checkpoints if c["sequence"] >= last), None)
+    end = closing["sequence"] if closing is not None and last >= start else last
+    if first > last:
+        start, end = first, last
+    keys = mesh.audit.public_key()
+    header = {
+        "kind": "header",
+        "format": FORMAT,
+        "since": lo,
+        "until": hi,
+        "first_sequence": start,
+        "last_sequence": end,
+        "public_keys": {keys.key_id: keys.public_key},
+    }
+    out.write(orjson.dumps(header) + b"\n")
+    counts = {"records": 0, "checkpoints": 0}
+    if anchor is not None:
+        write("checkpoint", anchor, CHECKPOINT_FIELDS)
+        counts["checkpoints"] += 1
+    pending = iter([c for c in checkpoints if start <= c["sequence"] <= end])
+    cp = next(pending, None)
+    with Progress(
+        TextColumn("exporting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("export", total=max(0, end - start + 1))
+        for record in mesh.audit.iter(after=start - 1) if start <= end else []:
+            if record.sequence > end:
+                break
+            write("record", record.model_dump(), RECORD_FIELDS)
+            counts["records"] += 1
+            progress.advance(task)
+            while cp is not None and cp["sequence"] <= record.sequence:
+                write("checkpoint", cp, CHECKPOINT_FIELDS)
+                counts["checkpoints"] += 1
+                cp = next(pending, None)
+    return counts
+
+
 @app.command("public-key")
-def public_key_cmd(config: ConfigOption = None) -> None:
+def public_key_cmd(offline: OfflineOption = False, config: ConfigOption = None) -> None:
     """Print the public key of the checkpoints (PEM), for verifying exports elsewhere."""
+    if not offline:
+        with api() as mesh:
+            typer.echo(mesh.audit.public_key().pem, nl=False)
+        return
     from meshgate.governance.signing import find_signer
 
-    settings = settings_or_exit(config)
+    settings = offline_settings(config)
     signer = find_signer(settings.audit, settings.data_dir)
     if signer is None:
-        typer.echo(f"no audit signing key in settings or {settings.data_dir}", err=True)
-        raise typer.Exit(2)
+        fail(f"no audit signing key in settings or {settings.data_dir}", 2)
     typer.echo(signer.describe()["pem"], nl=False)
