@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 from mcp.server import MCPServer
@@ -25,11 +25,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from meshgate.auth import Principal
+from meshgate.context.service import ContextService
+from meshgate.core.scope import PRINCIPAL
+from meshgate.core.state import service_of
 from meshgate.errors import BackendUnavailable, Forbidden, MeshgateError, Unauthenticated
-from meshgate.gateway.middleware.auth import PRINCIPAL
-
-if TYPE_CHECKING:
-    from meshgate.context.service import ContextService
 
 PATH = "/mcp"
 ERASE_SCOPE = "context:write"  # the scope of DELETE /v1/context/users/{user_id}
@@ -65,9 +64,10 @@ def _principal(ctx: Context, scope: str) -> tuple[Principal, ContextService]:
         raise McpError(Unauthenticated("missing API key").detail)
     if not principal.has(scope):
         raise McpError(Forbidden(f"this API key lacks the '{scope}' scope").detail)
-    service: ContextService | None = getattr(request.app.state.services, "context", None)
-    if service is None:
-        raise McpError(BackendUnavailable("the Context Mesh is not running").detail)
+    try:
+        service = service_of(request, ContextService)
+    except KeyError as exc:
+        raise McpError(BackendUnavailable("the Context Mesh is not running").detail) from exc
     return principal, service
 
 
