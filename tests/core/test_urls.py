@@ -36,6 +36,8 @@ def test_the_cli_exits_2_naming_the_key(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MESHGATE_DATABASE_URL", "nats://127.0.0.1:4222")
     monkeypatch.delenv("MESHGATE_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["audit", "verify", "--offline"])
+    result = CliRunner().invoke(
+        cli, ["events", "replay", "--group", "g", "--after", "1", "--offline"]
+    )
     assert result.exit_code == 2
     assert "database_url" in result.output and "nats" in result.output
