@@ -103,16 +103,17 @@ def api() -> Iterator[Client]:
 
 
 def print_json(value: Any) -> None:
-    import orjson
+    """One line of JSON (``"key": value`` spacing), easy to pipe into jq or grep."""
+    import json
+
     from pydantic import BaseModel
 
     def default(obj: Any) -> Any:
         if isinstance(obj, BaseModel):
             return obj.model_dump(mode="json")
-        raise TypeError
+        raise TypeError(f"not JSON: {type(obj).__name__}")
 
-    sys.stdout.write(orjson.dumps(value, default=default, option=orjson.OPT_INDENT_2).decode())
-    sys.stdout.write("\n")
+    sys.stdout.write(json.dumps(value, default=default) + "\n")
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
