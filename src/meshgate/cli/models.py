@@ -206,6 +206,11 @@ def _change_traffic(mesh: Client, name: str, changes: dict[str, Any]) -> Traffic
     """PATCH where the server has it; else read, merge and replace."""
     from meshgate.client import APIError
 
+    if "split" in changes:
+        # A merge patch merges the split too: versions left out must be removed by name.
+        current = mesh.models.get(name).traffic
+        dropped = {v: None for v in (current.split if current else {})}
+        changes = {**changes, "split": {**dropped, **changes["split"]}}
     try:
         return mesh.models.update_traffic(name, **changes)
     except APIError as exc:
@@ -213,6 +218,7 @@ def _change_traffic(mesh: Client, name: str, changes: dict[str, Any]) -> Traffic
             raise
     current = mesh.models.get(name).traffic
     merged = {**(current.model_dump() if current else {}), **changes}
+    merged["split"] = {v: w for v, w in merged.get("split", {}).items() if w is not None}
     if "split" not in merged:
         fail(f"{name} has no split yet: give --split", 2)
     return mesh.models.set_traffic(name, **merged)
