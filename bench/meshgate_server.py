@@ -40,6 +40,8 @@ def server_env(data_dir: Path, admin_key: str, pepper: str | None = None) -> dic
         "MESHGATE_ADMIN_KEY": admin_key,
         "MESHGATE_KEY_PEPPER": pepper or secrets.token_urlsafe(24),
         "MESHGATE_LOG_LEVEL": "info",
+        # The mock upstream is on loopback, which the egress policy refuses unless allowed.
+        "MESHGATE_SECURITY__EGRESS_ALLOW": '["127.0.0.1"]',
         "MESHGATE_LIMITS__KEY_RPM": HIGH,
         "MESHGATE_LIMITS__KEY_TPM": HIGH,
         "MESHGATE_LIMITS__TENANT_RPM": HIGH,
