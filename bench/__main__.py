@@ -31,6 +31,7 @@ SECTIONS = [
     "translations",
     "profile",
     "soak",
+    "surfaces",
 ]
 RESULTS = Path(__file__).resolve().parent / "results"
 LATEST = "<!-- latest -->"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from meshgate import __version__
+from meshgate import __version__, console
 from meshgate.auth import KeyService
 from meshgate.auth.oidc_config import oidc_verifier
 from meshgate.config import Settings, load_settings
@@ -258,6 +258,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
     app.include_router(security_routes.router)
     app.include_router(graphql.build_router())
     app.include_router(mcp.router())
+    app.include_router(console.router())
     for router in (
         events_module.ROUTERS
         + governance_module.ROUTERS
@@ -277,7 +278,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
     app.add_middleware(
         AuthMiddleware,
         keys=services.keys,
-        public_paths=settings.public_paths,
+        public_paths=[*settings.public_paths, *console.public_paths()],
         metrics_token=(
             settings.security.metrics_token.get_secret_value()
             if settings.security.metrics_token

@@ -1,0 +1,187 @@
+"""The console in Debian's Chromium, driven by Playwright, against a real server with the demo.
+
+Every page is visited and photographed (test-output/console/); any console error fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import PatientServer
+from tests.conftest import ADMIN_KEY, Server, unavailable
+
+pytestmark = pytest.mark.timeout(900)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console"
+IRIS = {
+    "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not os.path.exists(CHROMIUM):
+        unavailable("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
+    running = PatientServer({"MESHGATE_DEMO": "true"}, tmp_path_factory.mktemp("console") / "data")
+    with running.client() as http:
+        for n in range(6):
+            served = http.post("/v2/models/iris/infer", json=IRIS, headers={"x-user-id": f"u{n}"})
+            assert served.status_code == 200, served.text
+        http.patch(
+            "/v1/context/users/ana", json={"preferences": {"language": "fr", "diet": "vegan"}}
+        )
+        http.put("/v1/context/policies/model:iris", json={"allow": ["preferences.language"]})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def open_console(browser: object, server: Server, key: str, errors: list[str]):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
+    page.set_default_timeout(60_000)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/console/")
+    page.get_by_label("API key").fill(key)
+    page.keyboard.press("Enter")  # the form works from the keyboard
+    page.get_by_role("button", name="Sign out").wait_for()
+    return page
+
+
+def shot(page: object, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_every_page_with_an_admin_key(server: Server, browser: object) -> None:
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    page = open_console(browser, server, ADMIN_KEY, errors)
+    nav = page.get_by_role("navigation", name="Pages")
+    for label in ("Overview", "Models", "Context", "Events", "Monitoring", "Audit", "Keys"):
+        expect(nav.get_by_role("link", name=label)).to_be_visible()
+
+    page.goto(server.url + "/console/#/overview")
+    expect(page.get_by_role("region", name="iris")).to_contain_text("v2 req")
+    shot(page, "overview")
+
+    # Change the split to version 1 only, and see it served.
+    page.goto(server.url + "/console/#/models")
+    iris = page.get_by_role("form", name="Traffic of iris")
+    iris.get_by_label("v1 %").fill("100")
+    iris.get_by_label("v2 %").fill("0")
+    iris.get_by_role("button", name="Save split").click()
+    expect(page.get_by_text("Traffic saved.")).to_be_visible()
+    expect(page.get_by_role("region", name="iris")).to_contain_text("v1 100%")
+    with server.client() as http:
+        for n in range(5):
+            served = http.post("/v2/models/iris/infer", json=IRIS, headers={"x-user-id": f"s{n}"})
+            assert served.headers["x-model-version"] == "1"
+        model = http.get("/v1/registry/models/iris").json()
+        assert model["traffic"]["fallback"] == ["1"]  # the editor keeps the fallback
+    shot(page, "models")
+
+    page.goto(server.url + "/console/#/context")
+    page.get_by_label("User id").fill("ana")
+    page.get_by_label("Preview as consumer (optional)").fill("model:iris")
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator("#preview")).to_contain_text('"language": "fr"')
+    expect(page.locator("#preview")).not_to_contain_text("vegan")
+    shot(page, "context")
+
+    page.goto(server.url + "/console/#/events")
+    expect(page.get_by_text("Following live events.")).to_be_visible()
+    with server.client() as http:
+        event = {
+            "specversion": "1.0",
+            "id": "live-1",
+            "source": "/console-test",
+            "type": "console.live",
+        }
+        assert http.post("/v1/events", json=event).status_code == 201
+    expect(page.locator("#tail")).to_contain_text("console.live")
+    shot(page, "events")
+
+    page.goto(server.url + "/console/#/monitoring")
+    expect(page.get_by_role("region", name=re.compile("iris v"))).to_have_count(2)
+    shot(page, "monitoring")
+
+    page.goto(server.url + "/console/#/audit")
+    page.get_by_role("button", name="Verify the chain").click()
+    expect(page.locator("#verdict")).to_contain_text("Chain verified")
+    expect(page.locator("table")).to_contain_text("model.traffic.changed")
+    shot(page, "audit")
+
+    page.goto(server.url + "/console/#/keys")
+    expect(page.locator("table")).to_contain_text("key_bootstrap_admin")
+    shot(page, "keys")
+    page.close()
+    assert errors == []
+
+
+def test_what_a_key_cannot_do_is_not_offered(server: Server, browser: object) -> None:
+    from playwright.sync_api import expect
+
+    with server.client() as http:
+        created = http.post("/v1/admin/keys", json={"scopes": ["inference", "context:read"]})
+        key = created.json()["key"]
+    errors: list[str] = []
+    page = open_console(browser, server, key, errors)
+    nav = page.get_by_role("navigation", name="Pages")
+    expect(nav.get_by_role("link", name="Context")).to_be_visible()
+    for hidden in ("Keys", "Audit", "Events", "Overview"):
+        expect(nav.get_by_role("link", name=hidden)).to_have_count(0)
+    page.goto(server.url + "/console/#/models")
+    expect(page.get_by_role("region", name="iris")).to_be_visible()
+    expect(page.get_by_role("button", name="Save split")).to_have_count(0)
+    shot(page, "models-read-only")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('meshgate.key')") is None
+    page.close()
+    assert errors == []
+
+
+def test_a_refused_key_is_told_and_the_assets_are_small(server: Server, browser: object) -> None:
+    import gzip
+
+    import httpx
+
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(server.url + "/console/")
+    page.get_by_label("API key").fill("mg_wrong")
+    page.get_by_role("button", name="Sign in").click()
+    assert "refused" in page.get_by_role("alert").inner_text()
+    page.close()
+    total = 0
+    for name in ("app.js", "api.js", "chart.js"):
+        asset = httpx.get(f"{server.url}/console/{name}", timeout=30)
+        assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
+        assert "default-src 'self'" in asset.headers["content-security-policy"]
+        total += len(gzip.compress(asset.content))
+    assert total < 300_000
