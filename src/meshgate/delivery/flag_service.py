@@ -78,8 +78,8 @@ class FlagService:
         self._follower: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        after = await self.latest()
-        self._follower = asyncio.get_running_loop().create_task(self._follow(after))
+        # Never waits on the log: a node starts while its event log is down.
+        self._follower = asyncio.get_running_loop().create_task(self._follow())
 
     async def close(self) -> None:
         if self._follower is not None:
@@ -87,9 +87,12 @@ class FlagService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
 
-    async def _follow(self, after: int) -> None:
+    async def _follow(self) -> None:
+        after: int | None = None
         while True:
             try:
+                if after is None:
+                    after = await self.latest()
                 async for event in self.feed.tail(after=after, where=Filter(type=CHANGED)):
                     after = event.sequence or after
                     self._flags.pop(event.tenant, None)
