@@ -4,15 +4,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
-import pytest
-import yaml
-from typer.testing import CliRunner
-
-from meshgate.cli.models import app
-from tests.conftest import ADMIN_KEY
 
 CHAT = {"name": "support-chat", "task": "chat"}
 UPSTREAM = {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}
@@ -73,34 +66,3 @@ async def test_a_patch_leaving_an_invalid_policy_changes_nothing(
         assert await traffic(client) == POLICY
     missing = await client.patch("/v1/registry/models/nope/traffic", json={"sticky": "none"})
     assert missing.status_code == 404
-
-
-def test_the_cli_changes_only_what_it_is_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MESHGATE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MESHGATE_ADMIN_KEY", ADMIN_KEY)
-    monkeypatch.delenv("MESHGATE_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    declaration = {
-        **CHAT,
-        "versions": [{"version": v, "provider": UPSTREAM} for v in ("1", "2")],
-        "traffic": {"split": {"1": 100}, "fallback": ["2"], "sticky": "none"},
-    }
-    file = tmp_path / "chat.yaml"
-    file.write_text(yaml.safe_dump(declaration))
-    runner = CliRunner()
-    assert runner.invoke(app, ["register", str(file)]).exit_code == 0
-    moved = runner.invoke(app, ["traffic", "support-chat", "--split", "1=50", "--split", "2=50"])
-    assert moved.exit_code == 0, moved.output
-    listed = runner.invoke(app, ["list", "--json"])
-    [model] = json.loads(listed.output)
-    assert model["traffic"] == {
-        "split": {"1": 50, "2": 50},
-        "shadow": [],
-        "sticky": "none",
-        "fallback": ["2"],
-    }
-    runner.invoke(app, ["traffic", "support-chat", "--split", "2=100"])
-    [model] = json.loads(runner.invoke(app, ["list", "--json"]).output)
-    assert model["traffic"]["split"] == {"2": 100} and model["traffic"]["fallback"] == ["2"]
