@@ -62,6 +62,8 @@ async def test_a_group_resumes_after_its_committed_offset(events: EventService):
     await wait_for(lambda: seen == [1, 2, 3, 4])
     await publish(events, 5)
     await wait_for(lambda: seen == [1, 2, 3, 4, 5])
+    # The commit follows the handler; waiting for it is what a clean stop does.
+    await committed_to(events, "billing", 5)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert await events.log.committed("billing") == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,9 +31,14 @@ def test_two_processes_accept_exactly_the_limit_together(
         with httpx.Client(base_url=server.url, timeout=10) as http:
             return http.get("/v1/whoami", headers={"Authorization": f"Bearer {key}"}).status_code
 
+    started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(call, range(3 * LIMIT)))
-    assert statuses.count(200) == LIMIT
-    assert statuses.count(429) == 2 * LIMIT
+    elapsed = time.monotonic() - started
+    # GCRA refills one request every 60/LIMIT seconds, so a slow run earns that many more;
+    # two per-process limits would accept 2 * LIMIT.
+    refilled = int(elapsed * LIMIT / 60)
+    assert LIMIT <= statuses.count(200) <= LIMIT + refilled, (statuses, elapsed)
+    assert statuses.count(200) + statuses.count(429) == 3 * LIMIT
     # Both processes accepted part of the limit: the count is shared, not per process.
     assert 200 in statuses[0::2] and 200 in statuses[1::2]
