@@ -146,6 +146,7 @@ UPSERTS = {
     ("PUT", "/v1/context/policies/{consumer}"): "/v1/context/policies/model:mx",
 }
 
+
 # A creator makes a resource as the owning tenant and returns the value of the path parameter.
 async def _flag(client: httpx.AsyncClient) -> str:
     body = {"variants": {"on": True, "off": False}, "default": "off"}
