@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
@@ -108,7 +109,7 @@ class AsyncKeys(_Part):
 
     async def create(
         self,
-        scopes: list[str],
+        scopes: builtins.list[str],
         *,
         tenant: str | None = None,
         rpm: int | None = None,
@@ -150,8 +151,8 @@ class AsyncModels(_Part):
         name: str,
         split: Mapping[str, int],
         *,
-        shadow: list[str] | None = None,
-        fallback: list[str] | None = None,
+        shadow: builtins.list[str] | None = None,
+        fallback: builtins.list[str] | None = None,
         sticky: str | None = None,
     ) -> m.TrafficPolicy:
         """Replace the whole traffic policy (what is not given takes its default)."""
@@ -162,7 +163,7 @@ class AsyncModels(_Part):
         """Change only the given parts (``split``, ``shadow``, ``fallback``, ``sticky``)."""
         return await self._call(ops.patch_traffic(name, changes))
 
-    async def history(self, name: str) -> list[m.ModelChange]:
+    async def history(self, name: str) -> builtins.list[m.ModelChange]:
         return await self._call(ops.model_history(name))
 
     async def feedback(self, prediction_id: str, **fields: Any) -> m.Feedback:
@@ -289,7 +290,7 @@ class AsyncEvents(_Part):
         return await self._call(ops.publish(event))
 
     async def publish_batch(self, events: list[dict[str, Any]]) -> list[m.Event]:
-        return await self._call(ops.publish(events))  # type: ignore[no-any-return]
+        return await self._call(ops.publish(events))
 
     async def export(
         self,

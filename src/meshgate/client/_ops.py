@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
@@ -290,6 +290,10 @@ def list_events(after: int, limit: int, type: str | None, subject: str | None) -
     return Op("GET", "/v1/events", parse, params=params)
 
 
+@overload
+def publish(events: dict[str, Any]) -> Op[m.Event]: ...
+@overload
+def publish(events: list[dict[str, Any]]) -> Op[list[m.Event]]: ...
 def publish(events: list[dict[str, Any]] | dict[str, Any]) -> Op[Any]:
     def parse(response: httpx.Response) -> Any:
         body = response.json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
@@ -108,7 +109,7 @@ class Keys(_Part):
 
     def create(
         self,
-        scopes: list[str],
+        scopes: builtins.list[str],
         *,
         tenant: str | None = None,
         rpm: int | None = None,
@@ -150,8 +151,8 @@ class Models(_Part):
         name: str,
         split: Mapping[str, int],
         *,
-        shadow: list[str] | None = None,
-        fallback: list[str] | None = None,
+        shadow: builtins.list[str] | None = None,
+        fallback: builtins.list[str] | None = None,
         sticky: str | None = None,
     ) -> m.TrafficPolicy:
         """Replace the whole traffic policy (what is not given takes its default)."""
@@ -162,7 +163,7 @@ class Models(_Part):
         """Change only the given parts (``split``, ``shadow``, ``fallback``, ``sticky``)."""
         return self._call(ops.patch_traffic(name, changes))
 
-    def history(self, name: str) -> list[m.ModelChange]:
+    def history(self, name: str) -> builtins.list[m.ModelChange]:
         return self._call(ops.model_history(name))
 
     def feedback(self, prediction_id: str, **fields: Any) -> m.Feedback:
@@ -288,7 +289,7 @@ class Events(_Part):
         return self._call(ops.publish(event))
 
     def publish_batch(self, events: list[dict[str, Any]]) -> list[m.Event]:
-        return self._call(ops.publish(events))  # type: ignore[no-any-return]
+        return self._call(ops.publish(events))
 
     def export(
         self,

@@ -8,6 +8,7 @@ node reaches every node's cache within the time the log takes to deliver it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -133,7 +134,7 @@ class FlagService:
         return [view(r) for r in rows]
 
     async def evaluate(
-        self, tenant: str, user_id: str | None, keys: list[str]
+        self, tenant: str, user_id: str | None, keys: builtins.list[str]
     ) -> dict[str, Evaluation]:
         flags = await self.flags(tenant)
         missing = [k for k in keys if k not in flags]

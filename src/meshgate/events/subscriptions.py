@@ -8,6 +8,7 @@ by the API or written to a log.
 from __future__ import annotations
 
 import base64
+import builtins
 import secrets
 import time
 from dataclasses import dataclass
@@ -232,7 +233,7 @@ class SubscriptionStore:
 
     async def dead_letters(
         self, tenant: str, sub_id: str, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         await self.get(tenant, sub_id)
         rows = await self.sql.fetch_all(
             "SELECT sequence, event, attempts, last_error, failed_at FROM event_dead_letters"

@@ -251,6 +251,7 @@ class AuditStore:
         self, *, at_or_after: str | None = None, before: str | None = None
     ) -> int | None:
         """The first sequence at or after a time, or the last one before a time."""
+        param: str | None
         if at_or_after is not None:
             sql, param = "SELECT MIN(seq) AS s FROM audit_records WHERE at >= ?", at_or_after
         else:
@@ -273,7 +274,8 @@ class AuditStore:
             yield [to_record(r) for r in rows]
 
     async def query(self, filters: Filters, *, after: int, limit: int) -> list[dict[str, Any]]:
-        where, params = ["seq > ?"], [after]
+        where: list[str] = ["seq > ?"]
+        params: list[object] = [after]
         f = filters
         if f.tenant is not None:
             where.append("tenant = ?")

@@ -28,7 +28,7 @@ from meshgate.models.config import (
     VersionCreate,
 )
 from meshgate.models.deployment_routing import Cooldowns, MemoryCooldowns
-from meshgate.models.providers.base import Provider
+from meshgate.models.providers.base import ChatProvider, Provider
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.providers.vendors import VENDOR_TYPES
 from meshgate.models.resilience import Backoff, CircuitBreaker, Retry, State
@@ -219,6 +219,8 @@ class ProviderFactory:
             from meshgate.models.providers.python import PythonModel
 
             return PythonModel(p.entrypoint)
+        if not isinstance(p, ArtifactProvider):
+            raise ProviderRefused(f"provider type {p.type} is not supported")
         fetch = None
         if is_stored(p.artifact):
             store = self.stored(p.artifact)
@@ -234,7 +236,7 @@ class ProviderFactory:
 
         return SklearnModel(path, p.trusted, spec.signature, fetch=fetch)
 
-    def chat_provider(self, p: Any, tenant: str) -> Any:
+    def chat_provider(self, p: Any, tenant: str) -> ChatProvider:
         """An OpenAI-compatible or vendor chat provider (alone or as one deployment)."""
         credential = self.credential(tenant, p)
         if isinstance(p, OpenAIProvider):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
 from meshgate.errors import BackendUnavailable, Conflict
 from meshgate.sql.base import Params, Row, SqlSession
+
+T = TypeVar("T")
 
 
 class _Session:
@@ -107,7 +110,7 @@ class SqliteStore:
             await session.execute("COMMIT")
 
     @staticmethod
-    async def _guard(awaitable):  # type: ignore[no-untyped-def]
+    async def _guard(awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
         except sqlite3.OperationalError as exc:

@@ -8,7 +8,8 @@ bounded and charged by :mod:`meshgate.gateway.graphql_limits`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import strawberry
 from fastapi import Depends, Request
@@ -26,6 +27,15 @@ from meshgate.gateway.graphql_limits import guard
 from meshgate.models.service import ModelService
 
 MAX_EVENTS = 1000
+
+R = TypeVar("R", bound=Callable[..., Any])
+
+
+def resolver(description: str) -> Callable[[R], R]:
+    """``strawberry.field`` as a decorator. Strawberry types that form as returning Any; the
+    resolvers below are only read by ``strawberry.type``, never called by name."""
+    decorate: Callable[[R], R] = strawberry.field(description=description)
+    return decorate
 
 
 def _caller(info: Info, scope: str | None = None) -> tuple[Request, Principal]:
@@ -84,7 +94,7 @@ class EventPage:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Models of the caller's tenant.")
+    @resolver("Models of the caller's tenant.")
     async def models(self, info: Info) -> list[Model]:
         request, principal = _caller(info)
         return [
@@ -92,13 +102,13 @@ class Query:
             for m in await service_of(request, ModelService).registry.list_models(principal.tenant)
         ]
 
-    @strawberry.field(description="One model, or null when the tenant has none by that name.")
+    @resolver("One model, or null when the tenant has none by that name.")
     async def model(self, info: Info, name: str) -> Model | None:
         request, principal = _caller(info)
         found = await service_of(request, ModelService).registry.find_model(principal.tenant, name)
         return Model.of(found) if found else None
 
-    @strawberry.field(description="A user's context profile (scope context:read).")
+    @resolver("A user's context profile (scope context:read).")
     async def user(self, info: Info, id: str) -> User | None:
         request, principal = _caller(info, "context:read")
         try:
@@ -109,7 +119,7 @@ class Query:
             return None
         return User(**{k: profile[k] for k in User.__annotations__})
 
-    @strawberry.field(description="A live session and its newest interactions (context:read).")
+    @resolver("A live session and its newest interactions (context:read).")
     async def session(self, info: Info, id: str, limit: int = 20) -> Session | None:
         request, principal = _caller(info, "context:read")
         try:
@@ -119,9 +129,11 @@ class Query:
             )
         except NotFound:
             return None
-        return Session(session=view.session.to_api(), interactions=[t.to_api() for t in turns])
+        return Session(
+            session=JSON(view.session.to_api()), interactions=[JSON(t.to_api()) for t in turns]
+        )
 
-    @strawberry.field(description="Events in log order (scope events:read).")
+    @resolver("Events in log order (scope events:read).")
     async def events(
         self,
         info: Info,
@@ -138,7 +150,7 @@ class Query:
             after=max(after, 0), limit=max(1, min(limit, MAX_EVENTS)), where=where
         )
         return EventPage(
-            events=[e.to_cloudevent() for e in found],
+            events=[JSON(e.to_cloudevent()) for e in found],
             next_after=found[-1].sequence if found else after,
         )
 

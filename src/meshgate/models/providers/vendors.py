@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshgate.models.providers.base import Provider
+from meshgate.models.providers.base import ChatProvider
 from meshgate.models.providers.http import HttpTransport
 from meshgate.security.credentials import UpstreamCredential
 
@@ -13,7 +13,7 @@ VENDOR_TYPES = frozenset({"anthropic", "gemini", "azure_openai", "bedrock"})
 
 def build_vendor(
     spec: Any, transport: HttpTransport, credential: UpstreamCredential | None
-) -> Provider:
+) -> ChatProvider:
     if spec.type == "anthropic":
         from meshgate.models.providers.anthropic import AnthropicChat
 
