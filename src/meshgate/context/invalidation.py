@@ -101,7 +101,8 @@ class RedisBus:
                 self.cache.clear()
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    # redis-py leaves PubSub.aclose unannotated.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

@@ -76,7 +76,8 @@ def _compile(node: ast.AST, depth: int) -> Value:
         isinstance(node, ast.UnaryOp)
         and isinstance(node.op, ast.USub)
         and isinstance(node.operand, ast.Constant)
-        and type(node.operand.value) in (int, float)
+        and isinstance(node.operand.value, int | float)
+        and not isinstance(node.operand.value, bool)
     ):
         negative = -node.operand.value
         return lambda c: negative

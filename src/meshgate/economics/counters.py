@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from meshgate.outage import redis_client, unavailable
 
@@ -119,7 +120,7 @@ class RedisCounters:
         return [self._prefix + line.key for line in lines]
 
     async def reserve(self, lines: list[Line], estimate: float) -> Line | None:
-        args: list[object] = [repr(estimate)]
+        args: list[EncodableT] = [repr(estimate)]
         for line in lines:
             args += [repr(line.amount), "1" if line.hard else "0"]
         args.append(max(line.ttl_seconds for line in lines))
@@ -130,7 +131,7 @@ class RedisCounters:
         return lines[refused - 1] if refused else None
 
     async def settle(self, lines: list[Line], delta: float) -> list[Line]:
-        args: list[object] = [repr(delta), *(repr(line.soft) for line in lines)]
+        args: list[EncodableT] = [repr(delta), *(repr(line.soft) for line in lines)]
         args.append(max(line.ttl_seconds for line in lines))
         try:
             crossed = await self._settle(keys=self._keys(lines), args=args)

@@ -80,7 +80,7 @@ class Weighted:
     rand: Callable[[], float] = random.random
 
     def order(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        left, ordered = list(candidates), []
+        left, ordered = list(candidates), list[Candidate]()
         while left:
             weights = [max(c.weight, 0) for c in left]
             total = sum(weights)

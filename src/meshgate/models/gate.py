@@ -57,9 +57,9 @@ class Gate(Protocol):
 
 
 class OpenAdmission:
-    rewrite = False
-    cached = None
-    cache = None
+    rewrite: bool = False
+    cached: bytes | None = None
+    cache: str | None = None
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
         return reply

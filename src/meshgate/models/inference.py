@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -206,7 +207,7 @@ class Inference:
             try:
                 await self.service.ready(version)
                 return version, await version.breaker.call(
-                    lambda v=version, o=once: v.retry.call(o)
+                    functools.partial(version.retry.call, once)
                 )
             except Retryable as exc:
                 failure = exc
@@ -236,7 +237,9 @@ class Inference:
         for name in rt.shadow:
             if name in rt.versions and name != served.version:
                 served.after.append(
-                    lambda n=name: self.shadow(rt, n, caller, shadow_work, served.prediction_id)
+                    functools.partial(
+                        self.shadow, rt, name, caller, shadow_work, served.prediction_id
+                    )
                 )
 
     async def shadow(

@@ -29,7 +29,7 @@ class Backoff:
     rand: Callable[[], float] = random.random
 
     def delay(self, failures: int) -> float:
-        return self.rand() * min(self.cap, self.base * (2 ** (failures - 1)))
+        return self.rand() * min(self.cap, self.base * (2.0 ** (failures - 1)))
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class ResponseState:
         response: Json,
     ) -> None:
         token, session_id = split_id(response_id)
-        tags = {"response": token, "parent": parent}
+        tags: Json = {"response": token, "parent": parent}
         turns = [
             (ROLES.get(m.get("role", ""), "user"), orjson.dumps(m).decode(), tags) for m in new
         ]

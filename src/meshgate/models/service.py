@@ -89,6 +89,7 @@ class ModelService:
 
     async def runtime(self, tenant: str, name: str) -> ModelRuntime:
         key = (tenant, name)
+        found: ModelRuntime | None
         try:
             found = self._models[key]
         except KeyError:

@@ -9,7 +9,7 @@ are reported beside it. CPU work: call from a worker thread, not the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,9 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((cur_p - ref_p) * np.log(cur_p / ref_p)))
 
 
-def numeric_drift(reference: Sequence[float], current: Sequence[float], cfg: DriftConfig) -> dict:
+def numeric_drift(
+    reference: Sequence[float], current: Sequence[float], cfg: DriftConfig
+) -> dict[str, Any]:
     ref = np.asarray(reference, dtype=float)
     cur = np.asarray(current, dtype=float)
     ks = stats.ks_2samp(ref, cur)
@@ -59,7 +61,9 @@ def numeric_drift(reference: Sequence[float], current: Sequence[float], cfg: Dri
     }
 
 
-def categorical_drift(reference: Sequence[Any], current: Sequence[Any], cfg: DriftConfig) -> dict:
+def categorical_drift(
+    reference: Sequence[Any], current: Sequence[Any], cfg: DriftConfig
+) -> dict[str, Any]:
     ref = [str(v) for v in reference]
     cur = [str(v) for v in current]
     categories = sorted(set(ref) | set(cur))
@@ -86,7 +90,9 @@ def categorical_drift(reference: Sequence[Any], current: Sequence[Any], cfg: Dri
     }
 
 
-def feature_drift(reference: Sequence[Any], current: Sequence[Any], cfg: DriftConfig) -> dict:
+def feature_drift(
+    reference: Sequence[Any], current: Sequence[Any], cfg: DriftConfig
+) -> dict[str, Any]:
     """Drift of one feature, or a ``pending`` note while either window is too small."""
     base = {"reference_size": len(reference), "current_size": len(current)}
     if len(reference) < cfg.min_samples or len(current) < cfg.min_samples:
@@ -98,7 +104,7 @@ def feature_drift(reference: Sequence[Any], current: Sequence[Any], cfg: DriftCo
 
 
 def model_drift(
-    windows: dict[str, tuple[Sequence[Any], Sequence[Any]]], cfg: DriftConfig
+    windows: Mapping[str, tuple[Sequence[Any], Sequence[Any]]], cfg: DriftConfig
 ) -> dict[str, Any]:
     """Every feature's drift and whether the share of drifted ones reaches ``drift_share``."""
     features = {name: feature_drift(ref, cur, cfg) for name, (ref, cur) in windows.items()}

@@ -160,6 +160,8 @@ def correctness(feedback: Any, predicted: Any) -> float | None:
 
 def feedback_target(data: Any, subject: str | None) -> str | None:
     """The prediction id a feedback event refers to."""
-    if isinstance(data, dict) and isinstance(data.get("prediction_id"), str):
-        return data["prediction_id"]
+    if isinstance(data, dict):
+        prediction_id = data.get("prediction_id")
+        if isinstance(prediction_id, str):
+            return prediction_id
     return subject

@@ -133,7 +133,7 @@ class MonitoringService:
     def record_feedback(self, tenant: str, data: Any, subject: str | None = None) -> None:
         target = feedback_target(data, subject)
         remembered = self._predictions.get(target) if target else None
-        if remembered is None or remembered[0][0] != tenant:
+        if target is None or remembered is None or remembered[0][0] != tenant:
             return
         key, predicted = remembered
         correct = correctness(data, predicted)
@@ -185,7 +185,9 @@ class MonitoringService:
             )
         return {"model": name, "versions": out, "alerts": [a.to_dict() for a in open_alerts]}
 
-    async def _drifts(self, items: list[tuple[VersionKey, VersionStats]]) -> list[dict | None]:
+    async def _drifts(
+        self, items: list[tuple[VersionKey, VersionStats]]
+    ) -> list[dict[str, Any] | None]:
         """Drift of each version, recomputed (in a worker thread) only when it saw new values."""
         stale = [
             (key, stats.windows(), stats.requests)

@@ -101,8 +101,10 @@ class PostgresStore:
         kwargs: dict[str, object] = {"row_factory": dict_row, "autocommit": True}
         if "connect_timeout" not in self.url:
             kwargs["connect_timeout"] = max(2, math.ceil(timeout))  # libpq's floor is 2 s
-        self._pool = AsyncConnectionPool(
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
             self.url,
+            # Rows come back as dicts (row_factory below); the class says so to the type checker.
+            connection_class=psycopg.AsyncConnection[Row],
             min_size=min_size,
             max_size=max_size,
             open=False,

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from meshgate.context.model import (
     Erased,
@@ -58,6 +59,11 @@ return 1
 
 WHAT = "context store (Redis)"
 SESSION_FIELDS = ("user", "channel", "ttl", "state", "created", "expires")
+
+
+def _text(value: bytes | str) -> str:
+    """A reply item as text (this client leaves replies as bytes; redis-py types them either)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _user(user_id: str, fields: list[Any]) -> UserProfile | None:
@@ -128,7 +134,7 @@ class RedisContextStore:
         return _user(user_id, fields)
 
     async def put_user(self, tenant: str, p: UserProfile) -> bool:
-        args = [p.version - 1, p.version, repr(p.updated_at)]
+        args: list[EncodableT] = [p.version - 1, p.version, repr(p.updated_at)]
         args += [orjson.dumps(p.attributes), orjson.dumps(p.preferences)]
         try:
             return bool(await self._put_user(keys=[self._k(tenant, "u:", p.user_id)], args=args))
@@ -202,7 +208,7 @@ class RedisContextStore:
 
     async def _session_ids(self, tenant: str, user_id: str) -> list[str]:
         members = await self._redis.smembers(self._k(tenant, "us:", user_id))
-        return sorted(m.decode() for m in members)
+        return sorted(_text(m) for m in members)
 
     async def export_user(self, tenant: str, user_id: str) -> UserExport:
         try:
@@ -265,4 +271,4 @@ class RedisContextStore:
             raw = await self._redis.hgetall(self._k(tenant, "p"))
         except (RedisError, OSError) as exc:
             raise unavailable(WHAT, exc) from exc
-        return {k.decode(): orjson.loads(v) for k, v in sorted(raw.items())}
+        return {_text(k): orjson.loads(v) for k, v in sorted(raw.items())}

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
@@ -53,7 +54,7 @@ class NatsEventLog:
         self.poll_interval = poll_interval
         self.duplicate_window = duplicate_window_seconds
         self.timeout = timeout
-        self._nc: nats.NATS | None = None
+        self._nc: NatsClient | None = None
         self._connector: asyncio.Task[None] | None = None
         self._ready = False
         self._last = 0
@@ -262,7 +263,7 @@ class NatsEventLog:
         self, sub: JetStreamContext.PullSubscription, limit: int, where: Filter
     ) -> list[Record]:
         info = await sub.consumer_info()
-        pending = int(info.num_pending)
+        pending = info.num_pending or 0
         out: list[Record] = []
         while pending > 0 and len(out) < limit:
             try:

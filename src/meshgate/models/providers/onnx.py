@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from meshgate.errors import BackendUnavailable
 from meshgate.models.errors import InvalidInput
 from meshgate.models.providers.base import Call, Fetch, Tensors
 
@@ -22,6 +24,19 @@ ORT_TYPES = {
 }
 
 
+class OrtArg(Protocol):
+    name: str
+    type: str
+
+
+class OrtSession(Protocol):
+    """The part of ``onnxruntime.InferenceSession`` used here (onnxruntime ships no types)."""
+
+    def get_inputs(self) -> list[OrtArg]: ...
+    def get_outputs(self) -> list[OrtArg]: ...
+    def run(self, output_names: list[str], feed: Tensors) -> list[np.ndarray]: ...
+
+
 class OnnxModel:
     kind = "onnx"
 
@@ -29,7 +44,7 @@ class OnnxModel:
         self.artifact = artifact
         self.fetch = fetch
         """Copies a stored artifact to ``artifact`` before the first load."""
-        self.session: object | None = None
+        self.session: OrtSession | None = None
         self.input_types: dict[str, type] = {}
 
     async def start(self) -> None:
@@ -37,14 +52,14 @@ class OnnxModel:
             await self.fetch()
         self.session = await asyncio.to_thread(self._load)
 
-    def _load(self) -> object:
+    def _load(self) -> OrtSession:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         # Two cores serve everything: one intra-op thread keeps inference from starving I/O.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
+        session: OrtSession = ort.InferenceSession(
             str(self.artifact), options, providers=["CPUExecutionProvider"]
         )
         self.input_types = {i.name: ORT_TYPES.get(i.type, np.float32) for i in session.get_inputs()}
@@ -55,7 +70,7 @@ class OnnxModel:
         self.session = None
 
     async def infer(self, inputs: Tensors, call: Call) -> Tensors:
-        feed = {}
+        feed: Tensors = {}
         for name, dtype in self.input_types.items():
             if name not in inputs:
                 raise InvalidInput(f"missing input {name!r}", param=name)
@@ -68,4 +83,6 @@ class OnnxModel:
         return dict(zip(self.output_names, results, strict=True))
 
     def _run(self, feed: Tensors) -> list[np.ndarray]:
-        return self.session.run(self.output_names, feed)  # type: ignore[attr-defined,no-any-return]
+        if self.session is None:
+            raise BackendUnavailable("the ONNX model is not loaded")
+        return self.session.run(self.output_names, feed)

@@ -7,7 +7,7 @@ provider in the chat completions shape, so the routes never know which vendor se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -90,7 +90,7 @@ class VendorChat:
     def __init__(
         self,
         transport: HttpTransport,
-        modalities: list[str] | None,
+        modalities: Sequence[str] | None,
         error_of: ErrorOf,
         credential: UpstreamCredential | None = None,
         key_header: str = "authorization",

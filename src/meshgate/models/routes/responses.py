@@ -92,7 +92,9 @@ async def create_response(request: Request) -> Response:
     caller = await caller_of(request, parsed.get("user"))
     state = state_of(request)
     previous = parsed.get("previous_response_id")
-    session_id, parent, history = None, None, []
+    session_id: str | None = None
+    parent: str | None = None
+    history: list[Json] = []
     if isinstance(previous, str):
         session_id, parent, history = await state.history(caller.tenant, previous)
     elif previous is not None:

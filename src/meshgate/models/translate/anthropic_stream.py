@@ -82,7 +82,7 @@ class ChatToMessageEvents:
                 key = f"tool:{call.get('index', 0)}"
                 fn = call.get("function") or {}
                 if key != self.block:
-                    block = {
+                    block: Json = {
                         "type": "tool_use",
                         "id": call.get("id") or f"toolu_{self.index + 1}",
                         "name": fn.get("name") or "",
@@ -100,7 +100,7 @@ class ChatToMessageEvents:
         if self.started:
             return
         self.started = True
-        message = {
+        message: Json = {
             "id": self.id,
             "type": "message",
             "role": "assistant",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -47,7 +48,7 @@ def _schema_problem(schema: bytes) -> str | None:
     return None
 
 
-def check_modalities(request: dict[str, Any], modalities: list[str] | None) -> None:
+def check_modalities(request: dict[str, Any], modalities: Sequence[str] | None) -> None:
     """An image part to a model declared text-only is refused, naming the part."""
     if modalities is None or "image" in modalities:
         return
