@@ -164,10 +164,11 @@ class Settings(BaseSettings):
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read ``path`` (or ``$MESHGATE_CONFIG``, or ``./meshgate.yaml`` when present)."""
-    file = path or os.environ.get("MESHGATE_CONFIG")
+    given = path or os.environ.get("MESHGATE_CONFIG")
+    file = None if given is None else Path(given)
     if file is None and Path("meshgate.yaml").exists():
-        file = "meshgate.yaml"
-    if file is not None and not Path(file).exists():
+        file = Path("meshgate.yaml")
+    if file is not None and not file.exists():
         raise ConfigError(f"config file {file}: not found")
 
     class FileSettings(Settings):

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meshgate.auth.principal import SCOPES
 
+Algorithm = Literal["RS256", "ES256"]
+
 if TYPE_CHECKING:
     from meshgate.auth.oidc import OidcVerifier
     from meshgate.sql.base import SqlStore
@@ -32,8 +34,8 @@ class OidcConfig(BaseModel):
         default_factory=list, description="Accepted 'aud' values (at least one must match)."
     )
     jwks_url: str | None = Field(None, description="The identity provider's JSON Web Key Set.")
-    algorithms: list[Literal["RS256", "ES256"]] = Field(
-        default_factory=lambda: ["RS256", "ES256"],
+    algorithms: list[Algorithm] = Field(
+        default_factory=lambda: list[Algorithm](["RS256", "ES256"]),
         description="Accepted signature algorithms ('none' and HMAC never are).",
     )
     jwks_cache_seconds: float = Field(

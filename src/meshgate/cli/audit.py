@@ -18,6 +18,7 @@ from meshgate.cli.api import TYPER, api, fail, offline_settings, print_json, pri
 
 if TYPE_CHECKING:
     from meshgate.client import Client
+    from meshgate.governance.audit import AuditService
 
 app = typer.Typer(**TYPER)
 
@@ -144,7 +145,7 @@ def verify(
             _exit_on(mesh.audit.verify().model_dump(mode="json"))
         return
 
-    async def run(audit: Any) -> dict[str, Any]:
+    async def run(audit: AuditService) -> dict[str, Any]:
         return await audit.verify()
 
     _exit_on(_with_audit(config, run, public_key))
@@ -197,7 +198,7 @@ def _export_offline(
 ) -> dict[str, int]:
     from meshgate.governance.export import export_jsonl
 
-    async def run(audit: Any) -> dict[str, int]:
+    async def run(audit: AuditService) -> dict[str, int]:
         return await export_jsonl(audit, out, since=lo, until=hi)
 
     result: dict[str, int] = _with_audit(config, run, keys, need_keys=False)

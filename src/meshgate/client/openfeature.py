@@ -98,7 +98,9 @@ class MeshgateProvider(AbstractProvider):
         if not isinstance(value, kinds) or wrong_bool:
             raise TypeMismatchError(f"flag {key!r} is not of the requested type")
         return FlagResolutionDetails(
-            value=float(value) if float in kinds and not isinstance(value, bool) else value,
+            value=float(value)
+            if float in kinds and isinstance(value, int | float) and not isinstance(value, bool)
+            else value,
             variant=found["variant"],
             reason=found["reason"],
         )

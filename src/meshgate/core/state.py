@@ -6,7 +6,7 @@ the one it needs by its class and gets it typed. This is the only way routes rea
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from fastapi import Request
@@ -28,3 +28,9 @@ def provide(
 def service_of(request: Request, kind: type[T]) -> T:
     """The service (or port) of class ``kind`` the composition root built."""
     return cast(T, request.app.state.registry[kind])
+
+
+def port_of(request: Request, port: Callable[..., T]) -> T:
+    """The implementation registered under ``port`` (a Protocol class). ``type[T]`` refuses
+    a Protocol, so the port is taken by its class object typed as a constructor of ``T``."""
+    return cast(T, request.app.state.registry[port])

@@ -35,7 +35,7 @@ from meshgate.models.predictions import Prediction
 from meshgate.models.providers.base import JsonReply
 
 if TYPE_CHECKING:
-    from meshgate.events.service import EventService
+    from meshgate.events.ports import EventPublisher
     from meshgate.models.inference import Caller
     from meshgate.models.runtime import ModelRuntime
 
@@ -48,7 +48,7 @@ OUTPUT_RESERVE = 1024
 class GuardrailReporter:
     """Decisions into the log and the metrics."""
 
-    def __init__(self, events: EventService | None, registry: CollectorRegistry):
+    def __init__(self, events: EventPublisher | None, registry: CollectorRegistry):
         self.events = events
         self.decisions = Counter(
             "meshgate_guardrail_decisions",
@@ -171,7 +171,7 @@ class EconomicsGate:
         counters: Counters,
         answers: AnswerCache,
         reporter: GuardrailReporter,
-        events: EventService | None,
+        events: EventPublisher | None,
     ):
         self.policies = policies
         self.prices = prices

@@ -80,7 +80,7 @@ class PolicyStore:
     async def set_guardrails(
         self, tenant: str, model: str, checks: GuardrailsSet, actor: str
     ) -> list[dict[str, Any]]:
-        stored = checks.model_dump(by_alias=True)["guardrails"]
+        stored: list[dict[str, Any]] = checks.model_dump(by_alias=True)["guardrails"]
         await self.sql.execute(
             "INSERT INTO economics_model_policies (tenant, model, guardrails, updated_by,"
             " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"

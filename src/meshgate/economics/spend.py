@@ -74,7 +74,8 @@ class SpendLedger:
         if not isinstance(usage, dict) and data.get("cache") != "hit":
             return
         usage = usage if isinstance(usage, dict) else {}
-        cost = data.get("cost") if isinstance(data.get("cost"), dict) else {}
+        cost = data.get("cost")
+        cost = cost if isinstance(cost, dict) else {}
         personal = event.personal if isinstance(event.personal, dict) else {}
         row = (
             event.id,

@@ -138,10 +138,15 @@ class EventService:
             if r.personal is not None and r.owner is not None
         ]
         clear = await self.keys.decrypt_many(sealed) if sealed else {}
-        return [
-            _to_event(r, clear.get((r.tenant, r.owner, r.personal), ERASED) if r.personal else None)
-            for r in records
-        ]
+
+        def personal(r: Record) -> Any:
+            if not r.personal:
+                return None
+            if r.owner is None:
+                return ERASED
+            return clear.get((r.tenant, r.owner, r.personal), ERASED)
+
+        return [_to_event(r, personal(r)) for r in records]
 
     async def tail(
         self, *, after: int = 0, where: Filter = EVERYTHING, batch: int = 200

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from meshgate.core.routing import current_principal, require
-from meshgate.core.state import service_of
+from meshgate.core.state import port_of, service_of
 from meshgate.errors import ValidationFailed
 from meshgate.events.subscriptions import check_secret, check_types, check_url
 from meshgate.events.webhooks import WebhookDispatcher, group_of
@@ -52,7 +52,7 @@ def dispatcher_of(request: Request) -> WebhookDispatcher:
 
 async def audit(request: Request, action: str, resource: str, details: dict[str, Any]) -> None:
     principal = current_principal(request)
-    await service_of(request, AuditRecorder).record(
+    await port_of(request, AuditRecorder).record(
         actor=principal.key_id,
         tenant=principal.tenant,
         action=action,

@@ -57,7 +57,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Delay before retry ``attempt`` (1-based): exponential, capped, half of it jittered."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
+    ceiling = min(cap, base * 2.0 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -137,10 +137,10 @@ class WebhookDispatcher:
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
             return
-        task = self._tasks.pop(sub.id, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        running = self._tasks.pop(sub.id, None)
+        if running is not None:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
         await self.events.replay(group_of(sub.id), after=after)
         await self.sync()
 

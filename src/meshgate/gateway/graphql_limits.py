@@ -151,7 +151,7 @@ def _cost(field: FieldNode, variables: dict[str, Any]) -> int:
     if default_largest is None:
         return 1
     default, largest = default_largest
-    count: Any = default
+    count: object = default
     for argument in field.arguments or ():
         if argument.name.value != "limit":
             continue

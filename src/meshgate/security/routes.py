@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from meshgate.auth import Principal
 from meshgate.core.routing import current_principal, require
-from meshgate.core.state import service_of
+from meshgate.core.state import port_of, service_of
 from meshgate.errors import Forbidden, NotFound
 from meshgate.governance.ports import AuditRecorder
 from meshgate.security.config import CREDENTIAL_NAME, ENV_NAME, TENANT
@@ -70,7 +70,7 @@ def operator(request: Request, *, hide: bool) -> Principal:
 
 async def audit(request: Request, action: str, name: str, details: dict[str, Any]) -> None:
     principal = current_principal(request)
-    await service_of(request, AuditRecorder).record(
+    await port_of(request, AuditRecorder).record(
         actor=principal.key_id,
         tenant=principal.tenant,
         action=action,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from meshgate.auth import KeyService
 from meshgate.config import LimitsConfig
 from meshgate.core.routing import current_principal, require
-from meshgate.core.state import service_of
+from meshgate.core.state import port_of, service_of
 from meshgate.errors import Forbidden, NotFound
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import NAME
@@ -81,7 +81,7 @@ async def patch_key(key_id: str, body: KeyPatch, request: Request) -> dict[str, 
     changes = body.model_dump(include=body.model_fields_set)
     keys = service_of(request, KeyService)
     record = await keys.update(key_id, tenant=_tenant_filter(request), changes=changes)
-    await service_of(request, AuditRecorder).record(
+    await port_of(request, AuditRecorder).record(
         actor=current_principal(request).key_id,
         tenant=record["tenant"],
         action="key.changed",
@@ -128,7 +128,7 @@ async def put_tenant(tenant: TenantName, body: TenantLimits, request: Request) -
     if not principal.is_root:
         raise Forbidden("only an admin of the root tenant sets tenant limits")
     await service_of(request, KeyService).set_tenant_limits(tenant, rpm=body.rpm, tpm=body.tpm)
-    await service_of(request, AuditRecorder).record(
+    await port_of(request, AuditRecorder).record(
         actor=principal.key_id,
         tenant=tenant,
         action="tenant.limits.set",

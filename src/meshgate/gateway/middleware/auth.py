@@ -64,7 +64,8 @@ class AuthMiddleware:
 
     @staticmethod
     def _bearer(scope: Scope) -> str:
-        for name, value in scope["headers"]:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        for name, value in headers:
             if name == b"x-api-key" and value.strip():
                 # Anthropic's clients send their key this way.
                 return value.decode("latin-1").strip()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meshgate.auth import SCOPES, KeyService
 from meshgate.core.routing import current_principal, require
-from meshgate.core.state import service_of
+from meshgate.core.state import port_of, service_of
 from meshgate.errors import Conflict, Forbidden
 from meshgate.governance.ports import AuditRecorder
 
@@ -80,7 +80,7 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
         expires_at=body.expires_at,
         description=body.description,
     )
-    await service_of(request, AuditRecorder).record(
+    await port_of(request, AuditRecorder).record(
         actor=principal.key_id,
         tenant=tenant,
         action="key.created",
@@ -108,7 +108,7 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
         # key is often the only admin key): another admin key has to do it.
         raise Conflict("an API key cannot revoke itself; revoke it with another admin key")
     record = await service_of(request, KeyService).revoke(key_id, tenant=_tenant_filter(request))
-    await service_of(request, AuditRecorder).record(
+    await port_of(request, AuditRecorder).record(
         actor=current_principal(request).key_id,
         tenant=record["tenant"],
         action="key.revoked",

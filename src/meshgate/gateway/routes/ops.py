@@ -57,7 +57,10 @@ async def readyz(request: Request) -> Response:
     metrics = service_of(request, Metrics)
     for name in names:
         metrics.backend_up.labels(name).set(0 if name in failing else 1)
-    body = {"status": "ready" if not failing else "unavailable", "backends": names}
+    body: dict[str, object] = {
+        "status": "ready" if not failing else "unavailable",
+        "backends": names,
+    }
     if failing:
         body["failing"] = failing
     return JSONResponse(body, status_code=503 if failing else 200)
