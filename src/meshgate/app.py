@@ -136,7 +136,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         gate=economics.gate,
     )
     monitoring = monitoring_module.build_monitoring(
-        settings, metrics, events=events, readiness=readiness, leases=leases
+        settings, sql, metrics, events=events, readiness=readiness, leases=leases
     )
     flags = delivery_module.build_flags(sql, events=events, audit=audit, context=context)
     readiness.add("sql", sql.ping)

@@ -23,6 +23,7 @@ from meshgate.gateway.middleware.idempotency import MIGRATIONS as IDEMPOTENCY_MI
 from meshgate.governance.store import MIGRATIONS as AUDIT_MIGRATIONS
 from meshgate.models.artifacts import MIGRATIONS as ARTIFACT_MIGRATIONS
 from meshgate.models.registry import MIGRATIONS as REGISTRY_MIGRATIONS
+from meshgate.monitoring.snapshots import MIGRATIONS as MONITORING_MIGRATIONS
 from meshgate.security.credentials import MIGRATIONS as CREDENTIAL_MIGRATIONS
 from meshgate.security.credentials import CredentialVault
 from meshgate.sql import Migration, SqlStore, migrate, open_sql_store
@@ -43,6 +44,7 @@ MIGRATIONS: list[Migration] = (
     + spend.MIGRATIONS
     + budgets.MIGRATIONS
     + FLAG_MIGRATIONS
+    + MONITORING_MIGRATIONS
 )
 
 

@@ -13,7 +13,13 @@ from meshgate.events.base import Filter
 from tests.conftest import app_client
 from tests.events.conftest import drop_nats_stream
 from tests.monitoring.conftest import Receiver
-from tests.monitoring.helpers import platform_of, predict
+from tests.monitoring.helpers import (
+    platform_of,
+    predict,
+    report_when,
+    requests_at_least,
+    version_of,
+)
 from tests.monitoring.test_alerts import alert_settings
 
 
@@ -43,12 +49,17 @@ async def test_an_alert_both_nodes_see_fires_once(
             app_client(node_settings()) as second,
         ):
             nodes = [platform_of(first), platform_of(second)]
-            for node in nodes:  # each node sees the breach in its own traffic
+            for node in nodes:  # each node appends half of the breach
                 await asyncio.gather(
                     *(predict(node, "chat", "1", latency_ms=20) for _ in range(15))
                 )
                 await asyncio.gather(*(predict(node, "chat", "1", error="boom") for _ in range(5)))
             await webhook_receiver.wait_for(lambda: len(webhook_receiver.requests) >= 1)
+            # Both nodes follow the one log: each reports the cluster's 40 predictions.
+            for client in (first, second):
+                report = await report_when(client, "chat", requests_at_least("1", 40))
+                assert version_of(report, "1")["requests"] == 40
+                assert version_of(report, "1")["errors"] == 10
             # Both nodes keep evaluating rounds; only the leaseholder acts.
             rounds = [n.monitoring.evaluations for n in nodes]
             async with asyncio.timeout(30):

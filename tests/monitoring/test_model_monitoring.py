@@ -85,7 +85,11 @@ async def test_requests_error_rate_and_latency_percentiles_per_version(
     await asyncio.gather(*(predict(platform, "chat", "1", latency_ms=ms) for ms in range(1, 101)))
     await asyncio.gather(*(predict(platform, "chat", "1", error="timeout") for _ in range(10)))
     await asyncio.gather(*(predict(platform, "chat", "2", latency_ms=50) for _ in range(3)))
-    report = await report_when(client, "chat", requests_at_least("1", 110))
+    report = await report_when(
+        client,
+        "chat",
+        lambda r: requests_at_least("1", 110)(r) and requests_at_least("2", 3)(r),
+    )
     one, two = version_of(report, "1"), version_of(report, "2")
     assert one["requests"] == 110 and one["errors"] == 10
     assert one["error_rate"] == pytest.approx(10 / 110)

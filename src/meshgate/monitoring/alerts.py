@@ -141,8 +141,7 @@ class AlertBook:
                 )
                 self.open[key] = alert
                 fired.append(alert)
-            else:
-                alert.value, alert.message = v.value, v.message
+            # An open alert keeps the figures it fired with: every node shows the same alert.
         resolved: list[Alert] = []
         for key in list(self.open):
             if key not in current and (evaluated is None or key in evaluated):

@@ -142,6 +142,12 @@ class MonitoringConfig(BaseModel):
     latency_window: int = Field(
         2000, ge=10, description="Latest predictions per version kept for percentiles."
     )
+    snapshot_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often the figures are saved to the SQL store; a starting process"
+        " loads them and reads only the log after them.",
+    )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     slo: SloConfig = Field(default_factory=SloConfig)

@@ -12,12 +12,15 @@ from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.routes import router
 from meshgate.monitoring.service import MonitoringService
 from meshgate.monitoring.slo import RequestWindow
+from meshgate.monitoring.snapshots import SnapshotStore
+from meshgate.sql import SqlStore
 
 ROUTERS: list[APIRouter] = [router]
 
 
 def build_monitoring(
     settings: Settings,
+    sql: SqlStore,
     metrics: Metrics,
     *,
     events: EventService,
@@ -29,4 +32,11 @@ def build_monitoring(
     metrics.configure_slo(
         config.slo.paths, RequestWindow(retention_seconds=config.slo.retention_seconds)
     )
-    return MonitoringService(config, metrics, events=events, readiness=readiness, leases=leases)
+    return MonitoringService(
+        config,
+        metrics,
+        events=events,
+        readiness=readiness,
+        leases=leases,
+        snapshots=SnapshotStore(sql),
+    )

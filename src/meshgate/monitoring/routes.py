@@ -24,8 +24,9 @@ def monitoring_of(request: Request) -> MonitoringService:
     "/v1/monitoring/models/{name}",
     summary="A model's versions: requests, error rate, latency, accuracy, drift, open alerts",
     description=(
-        "Figures of this process since it started, from the model's prediction and feedback "
-        "events, for the caller's tenant: per version the requests and errors, latency "
+        "Figures of the whole cluster, the same on every node, built from the model's "
+        "prediction and feedback events in the durable log (feedback counts whichever node "
+        "received it), for the caller's tenant: per version the requests and errors, latency "
         "percentiles over the latest predictions, accuracy from feedback (overall, its "
         "reference and its current window), drift of each input feature against its "
         "reference window, and the alerts open now. 404 until a prediction was recorded."

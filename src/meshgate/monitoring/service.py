@@ -1,10 +1,24 @@
-"""``platform.monitoring``: model versions watched through their prediction events.
+"""``platform.monitoring``: model versions watched through their events in the durable log.
 
-``meshgate.prediction.made`` events feed each version's windows (requests, errors, latency,
-input features); ``meshgate.prediction.feedback`` events score the prediction they name. A
-background task evaluates the alert rules every ``alerts.interval_seconds``; firing and
-resolving publish ``meshgate.alert.fired`` / ``meshgate.alert.resolved`` and call the
-configured webhooks. Nothing here runs on a client's request.
+Every process follows the log (:class:`meshgate.events.follow.LogFollower`) and applies each
+``meshgate.prediction.*`` and ``meshgate.alert.*`` event to the same in-memory state
+(``monitoring.state``), so every node reports the same figures, whichever node served a
+prediction or received its feedback. A starting process loads the newest snapshot of that state
+from the SQL store and follows the log after it; the holder of the ``monitoring.alerts`` lease
+writes the snapshot every ``snapshot_seconds`` (and when it stops), so start-up reads at most
+that much of the log. Nothing here runs on a client's request.
+
+Alert rules are evaluated only by the holder of the lease, and only once its state has caught
+up with the log: firing and resolving publish ``meshgate.alert.fired`` / ``.resolved`` (which
+every process applies to its book of open alerts, so a new holder after a handover or restart
+knows what is open and fires nothing twice) and call the configured webhooks.
+
+Prometheus: ``meshgate_predictions`` and ``meshgate_prediction_latency_seconds`` count the
+cluster's prediction events this process applied from the log since it started (every node
+reports the cluster; read one node, never a sum over nodes); the per-node request counters
+are ``meshgate_http_requests`` and ``meshgate_model_requests``. ``meshgate_alerts_firing`` is
+the cluster's, on every node; ``meshgate_model_accuracy`` and ``meshgate_model_drift_share``
+are set by the node evaluating the rules.
 """
 
 from __future__ import annotations
@@ -13,38 +27,37 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 from meshgate.core.health import Readiness
 from meshgate.errors import NotFound
+from meshgate.events.base import Filter
+from meshgate.events.follow import LogFollower
 from meshgate.events.leases import Leases, holder_name
-from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, iso, version_violations
+from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, version_violations
 from meshgate.monitoring.config import MonitoringConfig, thresholds_for
 from meshgate.monitoring.drift import model_drift
 from meshgate.monitoring.metrics import Metrics
-from meshgate.monitoring.observations import (
-    correctness,
-    feedback_target,
-    prediction_of,
-)
+from meshgate.monitoring.snapshots import SnapshotStore
+from meshgate.monitoring.state import MonitoringState, VersionKey
 from meshgate.monitoring.stats import VersionStats
 from meshgate.monitoring.webhooks import AlertWebhooks
 
 if TYPE_CHECKING:
-    from meshgate.events.envelope import Event
+    from meshgate.events.envelope import Record
     from meshgate.events.service import EventService
 
 log = logging.getLogger("meshgate.monitoring")
-VersionKey = tuple[str, str, str]
-REMEMBERED_PREDICTIONS = 100_000
 PROBE_TIMEOUT = 2.0
 ALERT_LEASE = "monitoring.alerts"
+SNAPSHOT = "monitoring"
 MIN_LEASE_SECONDS = 10.0
+CATCH_UP_SECONDS = 2.0
+WATCHED = Filter(type_prefix="meshgate.")
+"""Prediction and alert events; the follower skips the rest without decrypting anything."""
 
 
 class MonitoringService:
@@ -56,6 +69,7 @@ class MonitoringService:
         events: EventService,
         readiness: Readiness,
         leases: Leases,
+        snapshots: SnapshotStore,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -64,24 +78,43 @@ class MonitoringService:
         self.events = events
         self.readiness = readiness
         self.leases = leases
+        self.snapshots = snapshots
         self.holder = holder_name()
         self.clock = clock
         self.sleep = sleep
-        self.alerts = AlertBook()
+        self.state = MonitoringState(config)
+        self.follower = LogFollower(events.log, self.apply, name="monitoring", where=WATCHED)
         self.webhooks = AlertWebhooks(config.alerts)
-        self._versions: dict[VersionKey, VersionStats] = {}
-        self._predictions: OrderedDict[str, tuple[VersionKey, Any]] = OrderedDict()
         self._children: dict[tuple[VersionKey, str], tuple[Counter, Histogram]] = {}
-        self._lag: tuple[Gauge, Gauge] | None = None
         self._drift_cache: dict[VersionKey, tuple[int, dict[str, Any] | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._snapshot_at = 0.0
+        self._leader = False
+        self._rules: set[str] = set()
+        self.resumed_from = 0
+        """Sequence of the snapshot this process started from (0: the whole log)."""
         self.evaluations = 0
+
+    @property
+    def alerts(self) -> AlertBook:
+        return self.state.alerts
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.events.on("meshgate.prediction.", self.handle)
+        after = 0
+        try:
+            found = await self.snapshots.load(SNAPSHOT)
+            if found is not None:
+                self.state.load(found[1])
+                after = found[0]
+        except Exception:
+            # Without it the whole log is read: slower, never wrong.
+            log.exception("monitoring: could not load the snapshot; reading the log from the start")
+            self.state = MonitoringState(self.config)
+        self.resumed_from = after
+        self.follower.start(after)
         self._task = asyncio.create_task(self._evaluate_forever(), name="monitoring-alerts")
 
     async def close(self) -> None:
@@ -90,57 +123,28 @@ class MonitoringService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self.follower.close()
+        # Every process holds the same state, so any may save it: the next start reads less.
+        with contextlib.suppress(Exception):
+            await self.save_snapshot()
         with contextlib.suppress(Exception):  # another node takes over at once
             await self.leases.release(ALERT_LEASE, self.holder)
         await self.webhooks.close()
 
+    async def save_snapshot(self) -> None:
+        position, state = self.follower.position, self.state.dump()
+        await self.snapshots.save(SNAPSHOT, position, state)
+        self._snapshot_at = time.monotonic()
+
     # --- feeding ------------------------------------------------------------------------------
 
-    async def handle(self, event: Event) -> None:
-        lag = time.time() - event.time.timestamp()
-        gauge = self.metrics.event_lag
-        if self._lag is None or self._lag[0] is not gauge:
-            self._lag = (gauge, gauge.labels("monitoring"))
-        self._lag[1].set(max(0.0, lag))
-        if event.type == "meshgate.prediction.made":
-            self.record_prediction(event.tenant, event.id, event.data, event.personal)
-        elif event.type == "meshgate.prediction.feedback":
-            self.record_feedback(event.tenant, event.data, event.subject)
-
-    def record_prediction(
-        self, tenant: str, prediction_id: str, data: Any, personal: Any = None
-    ) -> None:
-        prediction = prediction_of(tenant, data, personal)
-        if prediction is None:
-            return
-        key = (tenant, prediction.model, prediction.version)
-        stats = self._versions.get(key)
-        if stats is None:
-            stats = self._versions[key] = VersionStats(
-                tenant,
-                prediction.model,
-                prediction.version,
-                self.config.latency_window,
-                self.config.drift,
-                self.config.alerts.feedback_window,
-            )
-        stats.record(prediction, self.clock())
-        self._count(key, prediction.outcome, prediction.latency_seconds)
-        self._predictions[prediction_id] = (key, prediction.predicted)
-        if len(self._predictions) > REMEMBERED_PREDICTIONS:
-            self._predictions.popitem(last=False)
-
-    def record_feedback(self, tenant: str, data: Any, subject: str | None = None) -> None:
-        target = feedback_target(data, subject)
-        remembered = self._predictions.get(target) if target else None
-        if target is None or remembered is None or remembered[0][0] != tenant:
-            return
-        key, predicted = remembered
-        correct = correctness(data, predicted)
-        if correct is not None:
-            # The first usable feedback on a prediction counts; repeats cannot skew accuracy.
-            del self._predictions[target]
-            self._versions[key].record_feedback(correct)
+    def apply(self, records: list[Record]) -> None:
+        """The follower's callback: every process applies every record, in log order."""
+        for key, outcome, latency in self.state.apply(records):
+            self._count(key, outcome, latency)
+        if self.state.last_time:
+            lag = max(0.0, time.time() - self.state.last_time)
+            self.metrics.event_lag.labels("monitoring").set(lag)
 
     def _count(self, key: VersionKey, result: str, latency: float | None) -> None:
         children = self._children.get((key, result))
@@ -158,16 +162,17 @@ class MonitoringService:
     async def model_report(self, tenant: str, name: str) -> dict[str, Any]:
         """Per version: requests, error rate, latency percentiles, accuracy, drift, alerts."""
         versions = sorted(
-            (s for (t, m, _), s in self._versions.items() if t == tenant and m == name),
+            (s for (t, m, _), s in self.state.versions.items() if t == tenant and m == name),
             key=lambda s: (len(s.version), s.version),
         )
         if not versions:
             raise NotFound(f"no predictions of model '{name}' have been recorded")
-        drifts = await self._drifts([((tenant, name, s.version), s) for s in versions])
         now = self.clock()
         open_alerts = self.alerts.for_model(tenant, name)
+        # Every figure is read before the first await, with the drift windows: events applied
+        # meanwhile cannot make one part of the report newer than another.
         out = []
-        for stats, drift in zip(versions, drifts, strict=True):
+        for stats in versions:
             recent = stats.window_summary(now)
             out.append(
                 {
@@ -179,27 +184,35 @@ class MonitoringService:
                     "latency_ms": recent["latency_ms"],
                     "latency_sample": recent["requests"],
                     "accuracy": stats.accuracy(self.config.alerts),
-                    "drift": drift,
+                    "drift": None,
                     "alerts": [a.to_dict() for a in open_alerts if a.version == stats.version],
                 }
             )
+        drifts = await self._drifts([((tenant, name, s.version), s) for s in versions])
+        for item, drift in zip(out, drifts, strict=True):
+            item["drift"] = drift
         return {"model": name, "versions": out, "alerts": [a.to_dict() for a in open_alerts]}
 
     async def _drifts(
         self, items: list[tuple[VersionKey, VersionStats]]
     ) -> list[dict[str, Any] | None]:
-        """Drift of each version, recomputed (in a worker thread) only when it saw new values."""
-        stale = [
-            (key, stats.windows(), stats.requests)
-            for key, stats in items
-            if stats.features and self._drift_cache.get(key, (-1, None))[0] != stats.requests
-        ]
+        """Drift of each version as of this call, recomputed (in a worker thread) only for
+        versions that saw new values since it was last computed."""
+        known: list[dict[str, Any] | None] = []
+        stale: list[tuple[int, VersionKey, dict[str, tuple[list[Any], list[Any]]], int]] = []
+        for key, stats in items:
+            cached = self._drift_cache.get(key, (-1, None))
+            known.append(cached[1])
+            if stats.features and cached[0] != stats.requests:
+                stale.append((len(known) - 1, key, stats.windows(), stats.requests))
         if stale:
             cfg = self.config.drift
-            fresh = await asyncio.to_thread(lambda: [model_drift(w, cfg) for _, w, _ in stale])
-            for (key, _, seen), drift in zip(stale, fresh, strict=True):
-                self._drift_cache[key] = (seen, drift)
-        return [self._drift_cache.get(key, (0, None))[1] for key, _ in items]
+            fresh = await asyncio.to_thread(lambda: [model_drift(w, cfg) for *_, w, _ in stale])
+            for (index, key, _, seen), drift in zip(stale, fresh, strict=True):
+                known[index] = drift
+                if seen >= self._drift_cache.get(key, (-1, None))[0]:
+                    self._drift_cache[key] = (seen, drift)
+        return known
 
     # --- alerts -------------------------------------------------------------------------------
 
@@ -207,7 +220,7 @@ class MonitoringService:
         """Run every rule once; publish and deliver what fired and what resolved."""
         cfg = self.config.alerts
         now = self.clock()
-        items = list(self._versions.items())
+        items = list(self.state.versions.items())
         drifts = await self._drifts(items)
         violations = []
         for (key, stats), drift in zip(items, drifts, strict=True):
@@ -223,41 +236,58 @@ class MonitoringService:
             )
         if cfg.breaker_open:
             violations += [breaker_violation(*k) for k in self.metrics.open_breakers()]
-        fired, resolved = self.alerts.reconcile(violations, now)
-        firing = self.alerts.firing_by_rule()
-        for rule in {*firing, *(a.rule for a in resolved)}:
-            self.metrics.alerts_firing.labels(rule).set(firing.get(rule, 0))
+        book = self.state.alerts
+        fired, resolved = book.reconcile(violations, now)
+        announced: tuple[list[Alert], list[Alert]] = ([], [])
         for alert in fired:
-            await self._announce("meshgate.alert.fired", alert)
+            if await self._announce("meshgate.alert.fired", alert):
+                announced[0].append(alert)
+            else:  # not in the log: forgotten, so the next round fires it again
+                book.open.pop(alert_key(alert), None)
         for alert in resolved:
-            await self._announce("meshgate.alert.resolved", alert)
+            if await self._announce("meshgate.alert.resolved", alert):
+                announced[1].append(alert)
+            else:
+                alert.resolved_at = None
+                book.open[alert_key(alert)] = alert
+        self.refresh_alert_gauge()
         self.evaluations += 1
-        return fired, resolved
+        return announced
 
-    async def _announce(self, type: str, alert: Alert) -> None:
-        log.warning("%s: %s", type, alert.message, extra={"alert": alert.to_dict()})
+    def refresh_alert_gauge(self) -> None:
+        firing = self.state.alerts.firing_by_rule()
+        self._rules.update(firing)
+        for rule in self._rules:
+            self.metrics.alerts_firing.labels(rule).set(firing.get(rule, 0))
+
+    async def _announce(self, type: str, alert: Alert) -> bool:
+        """Append the alert's event, then deliver it to the webhooks; False when the log
+        refused it (nothing is delivered then: every delivery has its event)."""
         subject = f"{alert.model}/{alert.version}"
-        cloudevent: dict[str, Any] | None = None
-        event_id = str(uuid.uuid4())
         try:
             event = await self.events.publish(
                 type, tenant=alert.tenant, subject=subject, data=alert.to_dict()
             )
-            event_id, cloudevent = event.id, event.to_cloudevent()
         except Exception:
-            log.exception("could not publish %s for %s", type, subject)
-        if cloudevent is None:
-            cloudevent = {
-                "specversion": "1.0",
-                "id": event_id,
-                "source": "/meshgate",
-                "type": type,
-                "subject": subject,
-                "time": iso(self.clock()),
-                "datacontenttype": "application/json",
-                "data": alert.to_dict(),
-            }
-        self.webhooks.send(event_id, cloudevent)
+            log.exception("could not publish %s for %s; trying again next round", type, subject)
+            return False
+        log.warning("%s: %s", type, alert.message, extra={"alert": alert.to_dict()})
+        self.webhooks.send(event.id, event.to_cloudevent())
+        return True
+
+    async def _lead_round(self, lease_seconds: float) -> None:
+        # One evaluator per cluster, so an alert fires (and is delivered) once.
+        self._leader = await self.leases.acquire(ALERT_LEASE, self.holder, lease_seconds)
+        if not self._leader:
+            return
+        # Only on state that has every event appended so far (alerts fired by the previous
+        # holder included): evaluating a stale book could fire an open alert again.
+        if not await self.follower.caught_up(CATCH_UP_SECONDS):
+            log.warning("monitoring is behind the log; alert evaluation waits a round")
+            return
+        await self.evaluate()
+        if time.monotonic() - self._snapshot_at >= self.config.snapshot_seconds:
+            await self.save_snapshot()
 
     async def probe_backends(self) -> None:
         """Keep ``meshgate_backend_up`` current even when nobody polls /readyz."""
@@ -280,12 +310,15 @@ class MonitoringService:
         while not self._closing:
             await self.sleep(interval)
             try:
-                # One evaluator per cluster, so an alert fires (and is delivered) once.
-                if await self.leases.acquire(ALERT_LEASE, self.holder, lease_seconds):
-                    await self.evaluate()
+                await self._lead_round(lease_seconds)
             except Exception:
                 log.exception("alert evaluation failed")
+            self.refresh_alert_gauge()
             try:
                 await self.probe_backends()
             except Exception:
                 log.exception("probing the backends failed")
+
+
+def alert_key(alert: Alert) -> tuple[str, str, str, str]:
+    return (alert.rule, alert.tenant, alert.model, alert.version)

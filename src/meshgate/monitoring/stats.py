@@ -1,8 +1,10 @@
 """In-memory windows of one model version: requests, latencies, feature values, feedback.
 
-Kept per process: each ``meshgate serve`` process monitors the predictions it served.
+Every process builds the same windows from the same events of the log (``monitoring.state``):
+they depend only on the events and their order, never on which process applies them or when.
 Updating is O(1) per value; reading (percentiles, drift) copies the windows first, so the
-numeric work can run in a worker thread while events keep arriving.
+numeric work can run in a worker thread while events keep arriving. ``to_data`` and
+``from_data`` round-trip a version exactly (the snapshot a starting process resumes from).
 """
 
 from __future__ import annotations
@@ -45,11 +47,12 @@ class VersionStats:
         self.recent = deque(maxlen=self.latency_window)
         self.feedback_current = deque(maxlen=self.feedback_window)
 
-    def record(self, prediction: Prediction, now: float) -> None:
+    def record(self, prediction: Prediction, at: float) -> None:
+        """One prediction made at ``at`` (the event's time, so every process agrees)."""
         self.requests += 1
         self.errors += prediction.error
         self.rejected += prediction.outcome == "client_error"
-        self.recent.append((now, prediction.latency_seconds, prediction.error))
+        self.recent.append((at, prediction.latency_seconds, prediction.error))
         for name, values in prediction.features.items():
             windows = self.features.get(name)
             if windows is None:
@@ -71,6 +74,52 @@ class VersionStats:
             self.feedback_reference.append(correct)
         else:
             self.feedback_current.append(correct)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "model": self.model,
+            "version": self.version,
+            "requests": self.requests,
+            "errors": self.errors,
+            "rejected": self.rejected,
+            "recent": list(self.recent),
+            "features": {n: [w.reference, list(w.current)] for n, w in self.features.items()},
+            "feedback_reference": self.feedback_reference,
+            "feedback_current": list(self.feedback_current),
+            "feedback_total": self.feedback_total,
+            "correct_total": self.correct_total,
+        }
+
+    @classmethod
+    def from_data(
+        cls,
+        data: dict[str, Any],
+        latency_window: int,
+        drift_config: DriftConfig,
+        feedback_window: int,
+    ) -> VersionStats:
+        stats = cls(
+            str(data["tenant"]),
+            str(data["model"]),
+            str(data["version"]),
+            latency_window,
+            drift_config,
+            feedback_window,
+            requests=int(data["requests"]),
+            errors=int(data["errors"]),
+            rejected=int(data["rejected"]),
+            feedback_reference=[float(v) for v in data["feedback_reference"]],
+            feedback_total=int(data["feedback_total"]),
+            correct_total=float(data["correct_total"]),
+        )
+        stats.recent.extend((float(t), lat, bool(err)) for t, lat, err in data["recent"])
+        stats.feedback_current.extend(float(v) for v in data["feedback_current"])
+        for name, (reference, current) in data["features"].items():
+            stats.features[name] = FeatureWindows(
+                list(reference), deque(current, maxlen=drift_config.current_size)
+            )
+        return stats
 
     def windows(self) -> dict[str, tuple[list[Any], list[Any]]]:
         """A copy of every feature's (reference, current) windows, for drift."""

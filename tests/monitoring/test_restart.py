@@ -1,0 +1,45 @@
+"""A restarted process shows the figures it showed before: it resumes from the snapshot of
+monitoring's state in the SQL store and follows the log after it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from meshgate.config import Settings
+from tests.conftest import app_client
+from tests.monitoring.helpers import feedback, platform_of, predict, report_when, version_of
+
+
+def feedback_count(n: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda report: version_of(report, "1")["accuracy"]["feedback"] == n
+
+
+async def test_a_restarted_process_shows_the_same_figures_and_counts_later_feedback(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    async with app_client(settings) as client:
+        platform = platform_of(client)
+        made = [
+            await predict(platform, "iris", "1", outputs={"label": "a"}, latency_ms=2 + i)
+            for i in range(6)
+        ]
+        await predict(platform, "iris", "1", error="boom")
+        for prediction, truth in zip(made[:4], "aaab", strict=True):
+            await feedback(platform, prediction, label=truth)
+        before = await report_when(client, "iris", feedback_count(4))
+        last = await platform.events.log.last_sequence()
+
+    async with app_client(settings) as client:
+        platform = platform_of(client)
+        # Started from the snapshot the first process saved when it stopped, not the whole log.
+        assert platform.monitoring.resumed_from == last
+        assert (await client.get("/v1/monitoring/models/iris")).json() == before
+        one = version_of(before, "1")
+        assert (one["requests"], one["errors"], one["accuracy"]["value"]) == (7, 1, 0.75)
+        # A prediction made before the restart still takes its feedback, once.
+        await feedback(platform, made[4], label="b")
+        await feedback(platform, made[4], label="a")
+        after = await report_when(client, "iris", feedback_count(5))
+        assert version_of(after, "1")["accuracy"]["value"] == 0.6
