@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
@@ -138,7 +138,7 @@ class MonitoringService:
 
     # --- feeding ------------------------------------------------------------------------------
 
-    def apply(self, records: list[Record]) -> None:
+    def apply(self, records: Sequence[Record]) -> None:
         """The follower's callback: every process applies every record, in log order."""
         for key, outcome, latency in self.state.apply(records):
             self._count(key, outcome, latency)
