@@ -11,6 +11,7 @@ reaches the later blocks. A failing block fails its page's test, naming the bloc
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -181,3 +182,11 @@ def test_page_runs_as_written(server: DocServer, page: Path, tmp_path: Path) -> 
             pytest.fail(f"{block.name} ({block.kind}) failed: {failure}", pytrace=False)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{block.name} ({block.kind}) took over {BLOCK_TIMEOUT} s", pytrace=False)
+
+
+def test_the_server_logs_only_its_own_lines_at_the_default_level(server: DocServer) -> None:
+    """What the pages did (CLI, curl, the openai client) left no library's INFO lines."""
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line[:1] == "{"]
+    assert any(line["logger"] == "meshgate.access" for line in lines)
+    loggers = {line["logger"] for line in lines if line["level"] in ("info", "debug")}
+    assert all(name.startswith(("meshgate", "uvicorn.error")) for name in loggers), loggers

@@ -152,7 +152,7 @@ def test_libraries_log_warnings_only_unless_asked_even_at_debug() -> None:
     logs._installed.clear()
     try:
         logs.setup_logging("debug", json_lines=False, levels={"psycopg.pool": "info"})
-        for name in ("aiosqlite", "psycopg", "redis", "nats", "aiohttp"):
+        for name in ("aiosqlite", "psycopg", "redis", "nats", "aiohttp", "mcp.server"):
             assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
             assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
         pool = logging.getLogger("psycopg.pool")

@@ -155,6 +155,7 @@ THIRD_PARTY = (
     "asyncio",
     "httpcore",
     "httpx",
+    "mcp",  # a line per MCP request and one at start, beside the access line
     "multipart",
     "nats",
     "opentelemetry",
