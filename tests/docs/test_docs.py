@@ -190,3 +190,33 @@ def test_the_server_logs_only_its_own_lines_at_the_default_level(server: DocServ
     assert any(line["logger"] == "meshgate.access" for line in lines)
     loggers = {line["logger"] for line in lines if line["level"] in ("info", "debug")}
     assert all(name.startswith(("meshgate", "uvicorn.error")) for name in loggers), loggers
+
+
+TROUBLESHOOTING = (ROOT / "docs" / "troubleshooting.md").read_text()
+START_FAILURES = {
+    # what docs/troubleshooting.md quotes: the settings that make `meshgate serve` print it
+    "invalid configuration:": {"MESHGATE_PORT": "eighty"},
+    "port (MESHGATE_PORT):": {"MESHGATE_PORT": "eighty"},
+    ": not found": {"MESHGATE_CONFIG": "no-such-meshgate.yaml"},
+    "address already in use": {},  # the port of the running doc server
+}
+
+
+@pytest.mark.parametrize("message", START_FAILURES)
+def test_troubleshooting_quotes_what_a_failed_start_prints(
+    server: DocServer, message: str, tmp_path: Path
+) -> None:
+    assert message in TROUBLESHOOTING
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHGATE_")}
+    env.update(MESHGATE_DATA_DIR=str(tmp_path / "data"), MESHGATE_PORT=str(server.port))
+    env.update(START_FAILURES[message])
+    done = subprocess.run(
+        [str(VENV_BIN / "meshgate"), "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr, done.stdout[-2000:] + done.stderr[-2000:]
