@@ -160,7 +160,7 @@ PAGES = [page for page in pages() if blocks_of(page)]
 
 def test_pages_with_runnable_blocks_are_found() -> None:
     names = {str(page.relative_to(ROOT)) for page in PAGES}
-    assert {"README.md", "docs/cli.md", "docs/models.md", "docs/tenants.md"} <= names
+    assert {"README.md", "docs/cli.md", "docs/models.md", "docs/sdk.md", "docs/tenants.md"} <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
