@@ -29,6 +29,7 @@ from meshgate.delivery.flag_service import FlagService
 from meshgate.economics import module as economics_module
 from meshgate.economics.service import EconomicsService
 from meshgate.events import module as events_module
+from meshgate.events.groups import LeasedGroup
 from meshgate.events.leases import SqlLeases
 from meshgate.events.ports import EventPublisher
 from meshgate.events.service import EventService
@@ -48,7 +49,7 @@ from meshgate.gateway.middleware.strict_json import StrictJsonMiddleware
 from meshgate.gateway.routes import admin, graphql, ops
 from meshgate.gateway.routes.mcp import McpSurface
 from meshgate.governance import module as governance_module
-from meshgate.governance.audit import PREDICTION_TYPE, AuditService
+from meshgate.governance.audit import AuditService
 from meshgate.governance.ports import AuditRecorder
 from meshgate.limits import Limiter, open_limiter
 from meshgate.models import module as models_module
@@ -81,6 +82,8 @@ class Services:
     events: EventService
     webhooks: WebhookDispatcher
     audit: AuditService
+    audit_references: LeasedGroup
+    """The consumer group referencing predictions in the audit trail (one runner a cluster)."""
     context: ContextService
     artifacts: ArtifactStore
     economics: EconomicsService
@@ -119,6 +122,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     events = events_module.build_events(settings, sql, pepper)
     webhooks = events_module.build_webhooks(settings, sql, pepper, events, egress)
     audit = governance_module.build_audit(settings, sql)
+    audit_references = governance_module.build_prediction_references(events, leases, audit)
     context = context_module.build_context(settings, events=events, audit=audit, clock=clock)
     economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
     spend = economics_module.SpendConsumer(events, economics.spend)
@@ -155,6 +159,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         events=events,
         webhooks=webhooks,
         audit=audit,
+        audit_references=audit_references,
         context=context,
         artifacts=artifacts,
         economics=economics,
@@ -178,7 +183,8 @@ async def start_all(s: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(s.webhooks.close)
     await s.audit.start()
     stack.push_async_callback(s.audit.close)
-    s.events.on(PREDICTION_TYPE, s.audit.on_prediction)
+    s.audit_references.start()
+    stack.push_async_callback(s.audit_references.close)
     await s.context.start()
     stack.push_async_callback(s.context.close)
     stack.push_async_callback(s.models.close)

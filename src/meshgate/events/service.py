@@ -204,6 +204,38 @@ class EventService:
             await self.log.commit(group, after)
             mine = after
 
+    async def consume_records(
+        self,
+        group: str,
+        handler: Callable[[list[Record]], Awaitable[None]],
+        *,
+        where: Filter = EVERYTHING,
+        batch: int = 500,
+    ) -> None:
+        """Run ``group`` a batch at a time: ``handler`` gets the stored records (personal parts
+        sealed) of each read, and the offset is committed once it returns.
+
+        At-least-once, like :meth:`consume`: a batch handled but not committed when the
+        process stops is handled again, so handlers are idempotent (by event id).
+        """
+        after = mine = await self.log.committed(group)
+        while True:
+            raise_if_cancelled()
+            stored = await self.log.committed(group)
+            if stored < mine:  # a replay moved the offset back: follow it
+                after = mine = stored
+            end = await self.log.last_sequence()
+            records = await self.log.read(after, batch, where)
+            if not records:
+                if end > after:
+                    after = mine = end
+                    await self.log.commit(group, after)
+                await self.log.wait(after, within=1)
+                continue
+            await handler(records)
+            after = mine = records[-1].sequence
+            await self.log.commit(group, after)
+
     async def replay(self, group: str, *, after: int) -> None:
         """Rewind ``group`` so it handles again every event after ``after``."""
         await self.log.seek(group, after)

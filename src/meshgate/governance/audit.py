@@ -1,10 +1,13 @@
 """The audit trail: who did what, when, to which resource, with which model version.
 
 ``record`` appends a state-changing action durably before it returns. References to
-predictions arrive as ``meshgate.prediction.made`` events and are appended in batches, off the
-request path. Every record is chained to the one before it by SHA-256, and the chain is
-signed (Ed25519) at checkpoints, so editing, deleting or reordering a stored row, or forging a
-checkpoint, is found by ``verify`` with the first record that no longer holds.
+predictions are appended off the request path by the consumer group ``governance.audit``
+(one process of the cluster runs it, under a lease): each batch of ``meshgate.prediction.made``
+events read from the log is referenced in one transaction before the group's offset is
+committed, and an event already referenced is skipped, so each prediction is recorded once
+however often it is delivered. Every record is chained to the one before it by SHA-256, and
+the chain is signed (Ed25519) at checkpoints, so editing, deleting or reordering a stored
+row, or forging a checkpoint, is found by ``verify`` with the first record that no longer holds.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from meshgate.errors import BadRequest, ValidationFailed
+from meshgate.events.envelope import Record
 from meshgate.governance.chain import ChainVerifier
 from meshgate.governance.config import AuditConfig
 from meshgate.governance.signing import Signer
@@ -30,9 +34,8 @@ log = logging.getLogger("meshgate.governance")
 
 PREDICTION_TYPE = "meshgate.prediction.made"
 SYSTEM_ACTOR = "meshgate"
-MAX_BATCH = 500
-# Queued prediction references while the store is down; beyond this they are counted, not kept.
-MAX_PENDING = 200_000
+GROUP = "governance.audit"
+"""The consumer group (and lease) that references predictions in the trail."""
 MAX_FIELD = 256
 REDACTED = "[redacted]"
 # Values under these keys never reach the trail, whoever passes them in details.
@@ -88,6 +91,22 @@ def redact(value: Any) -> Any:
     return value
 
 
+def prediction_entry(record: Record) -> Entry:
+    data = record.data if isinstance(record.data, dict) else {}
+    model = str(data.get("model") or "unknown")
+    version = data.get("version", data.get("model_version"))
+    version = None if version is None else str(version)
+    actor = data.get("key_id") or data.get("actor") or SYSTEM_ACTOR
+    return Entry(
+        actor=str(actor)[:MAX_FIELD],
+        tenant=record.tenant,
+        action="prediction.made",
+        resource=f"models/{model}"[:1024],
+        details={"event_id": record.id, "model": model, "version": version},
+        model_version=version,
+    )
+
+
 def make_entry(
     *,
     actor: str,
@@ -127,9 +146,6 @@ class AuditService:
         self.signer = signer
         self.clock = clock
         self.store = AuditStore(sql, checkpoint_every=config.checkpoint_every)
-        self._pending: list[Entry] = []
-        self.dropped_references = 0
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._verify_lock = asyncio.Lock()
 
@@ -157,43 +173,13 @@ class AuditService:
         (rec,) = await self.store.append([entry], self._now, self._sign)
         return rec
 
-    async def on_prediction(self, event: Any) -> None:
-        """Handler for ``meshgate.prediction.made``: queues a reference, never the payload."""
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped_references += 1
-            if self.dropped_references % 1000 == 1:
-                log.error("audit: %d prediction references dropped", self.dropped_references)
-            return
-        data = event.data if isinstance(event.data, dict) else {}
-        model = str(data.get("model") or "unknown")
-        version = data.get("version", data.get("model_version"))
-        version = None if version is None else str(version)
-        actor = data.get("key_id") or data.get("actor") or SYSTEM_ACTOR
-        self._pending.append(
-            Entry(
-                actor=str(actor),
-                tenant=str(event.tenant),
-                action="prediction.made",
-                resource=f"models/{model}",
-                details={"event_id": str(event.id), "model": model, "version": version},
-                model_version=version,
-            )
-        )
-        if len(self._pending) >= MAX_BATCH:
-            self._wake.set()
-
-    async def flush(self) -> int:
-        """Append the queued prediction references now; returns how many."""
-        written = 0
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                await self.store.append(batch, self._now, self._sign)
-            except Exception:
-                self._pending[:0] = batch  # kept for the next flush
-                raise
-            written += len(batch)
-        return written
+    async def record_predictions(self, records: Sequence[Record]) -> int:
+        """References to ``meshgate.prediction.made`` events (never their payload), in one
+        transaction; an event already referenced is skipped. Returns how many were written."""
+        entries = [(r.id, prediction_entry(r)) for r in records if r.type == PREDICTION_TYPE]
+        if not entries:
+            return 0
+        return len(await self.store.append_once(entries, self._now, self._sign))
 
     async def checkpoint(self) -> dict[str, Any] | None:
         """Sign the current head now (no-op when it is already signed)."""
@@ -286,9 +272,6 @@ class AuditService:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(
-                self._every(self.config.prediction_flush_seconds, self.flush, self._wake)
-            ),
-            asyncio.create_task(
                 self._every(self.config.checkpoint_interval_seconds, self.checkpoint)
             ),
             asyncio.create_task(
@@ -304,10 +287,9 @@ class AuditService:
                 await task
         self._tasks = []
         try:
-            await self.flush()
             await self.checkpoint()
         except Exception:
-            log.exception("audit: could not flush and seal the chain on close")
+            log.exception("audit: could not seal the chain on close")
 
     async def _every(
         self,

@@ -46,6 +46,6 @@ class AuditConfig(BaseModel):
         0.2,
         ge=0.001,
         le=60,
-        description="Prediction references are appended in batches at most this long after "
-        "their event.",
+        description="Unused: prediction references are appended by the audit consumer group "
+        "as it reads the log (kept so existing settings still load).",
     )

@@ -7,7 +7,11 @@ import logging
 from fastapi import APIRouter
 
 from meshgate.config import Settings
-from meshgate.governance.audit import AuditService
+from meshgate.events.base import Filter
+from meshgate.events.groups import LeasedGroup
+from meshgate.events.leases import Leases
+from meshgate.events.service import EventService
+from meshgate.governance.audit import GROUP, PREDICTION_TYPE, AuditService
 from meshgate.governance.routes import router
 from meshgate.governance.signing import load_signer
 from meshgate.sql import SqlStore
@@ -26,3 +30,12 @@ def build_audit(settings: Settings, sql: SqlStore) -> AuditService:
         )
     signer = load_signer(settings.audit, settings.data_dir)
     return AuditService(sql, signer, settings.audit)
+
+
+def build_prediction_references(
+    events: EventService, leases: Leases, audit: AuditService
+) -> LeasedGroup:
+    """The consumer group referencing every prediction in the trail, once per cluster."""
+    return LeasedGroup(
+        events, leases, GROUP, audit.record_predictions, where=Filter(type=PREDICTION_TYPE)
+    )

@@ -54,12 +54,26 @@ MIGRATIONS = [
         );
         INSERT INTO audit_head (id, seq, hash, checkpoint_seq) VALUES (1, 0, '{GENESIS}', 0)
         """,
-    )
+    ),
+    Migration(
+        "governance",
+        2,
+        """
+        CREATE TABLE audit_event_refs (
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            PRIMARY KEY (tenant, event_id)
+        );
+        CREATE INDEX audit_event_refs_seq ON audit_event_refs (seq)
+        """,
+    ),
 ]
 
 PAGE = 1000
 # 10 parameters a row; SQLite allows 32766 parameters a statement.
 INSERT_CHUNK = 100
+LOOKUP_CHUNK = 500
 RECORD_COLUMNS = "seq, at, actor, tenant, action, resource, details, model_version, prev_hash, hash"
 
 
@@ -132,37 +146,81 @@ class AuditStore:
         self, entries: list[Entry], now: Callable[[], str], sign: SignCheckpoint
     ) -> list[dict[str, Any]]:
         """Chain ``entries`` after the current head in one transaction; checkpoint as due."""
+        async with self._sql.transaction() as tx:
+            return await self._append(tx, entries, now, sign)
+
+    async def append_once(
+        self,
+        entries: list[tuple[str, Entry]],
+        now: Callable[[], str],
+        sign: SignCheckpoint,
+    ) -> list[dict[str, Any]]:
+        """Chain each (event id, entry) whose event has no record yet: an event handled twice
+        (at-least-once delivery, two processes after a lease handover) is recorded once."""
+        async with self._sql.transaction() as tx:
+            # The head's lock serializes appenders: nothing can record these events meanwhile.
+            await self._lock_head(tx)
+            ids = sorted({event_id for event_id, _ in entries})
+            known: set[tuple[str, str]] = set()
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                rows = await tx.fetch_all(
+                    "SELECT tenant, event_id FROM audit_event_refs"
+                    f" WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                known.update((r["tenant"], r["event_id"]) for r in rows)
+            fresh: dict[tuple[str, str], Entry] = {}
+            for event_id, entry in entries:
+                key = (entry.tenant, event_id)
+                if key not in known:
+                    fresh.setdefault(key, entry)
+            if not fresh:
+                return []
+            out = await self._append(tx, list(fresh.values()), now, sign)
+            refs = [(t, e, rec["sequence"]) for (t, e), rec in zip(fresh, out, strict=True)]
+            for start in range(0, len(refs), INSERT_CHUNK):
+                chunk = refs[start : start + INSERT_CHUNK]
+                await tx.execute(
+                    "INSERT INTO audit_event_refs (tenant, event_id, seq) VALUES "
+                    + ", ".join(["(?, ?, ?)"] * len(chunk)),
+                    [v for ref in chunk for v in ref],
+                )
+        return out
+
+    async def _append(
+        self, tx: SqlSession, entries: list[Entry], now: Callable[[], str], sign: SignCheckpoint
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
-        async with self._sql.transaction() as tx:
-            head = await self._lock_head(tx)
-            seq, prev, cp_seq = int(head["seq"]), head["hash"], int(head["checkpoint_seq"])
-            for entry in entries:
-                seq += 1
-                rec = {
-                    "sequence": seq,
-                    "time": now(),
-                    "actor": entry.actor,
-                    "tenant": entry.tenant,
-                    "action": entry.action,
-                    "resource": entry.resource,
-                    "details": entry.details,
-                    "model_version": entry.model_version,
-                    "prev_hash": prev,
-                }
-                rec["hash"] = prev = record_hash(rec)
-                out.append(rec)
-                if seq - cp_seq >= self._every:
-                    checkpoints.append(sign(seq, prev, rec["time"]))
-                    cp_seq = seq
-            for start in range(0, len(out), INSERT_CHUNK):
-                await self._insert_records(tx, out[start : start + INSERT_CHUNK])
-            for cp in checkpoints:
-                await self._insert_checkpoint(tx, cp)
-            await tx.execute(
-                "UPDATE audit_head SET seq = ?, hash = ?, checkpoint_seq = ? WHERE id = 1",
-                (seq, prev, cp_seq),
-            )
+        head = await self._lock_head(tx)
+        seq, prev, cp_seq = int(head["seq"]), head["hash"], int(head["checkpoint_seq"])
+        for entry in entries:
+            seq += 1
+            rec = {
+                "sequence": seq,
+                "time": now(),
+                "actor": entry.actor,
+                "tenant": entry.tenant,
+                "action": entry.action,
+                "resource": entry.resource,
+                "details": entry.details,
+                "model_version": entry.model_version,
+                "prev_hash": prev,
+            }
+            rec["hash"] = prev = record_hash(rec)
+            out.append(rec)
+            if seq - cp_seq >= self._every:
+                checkpoints.append(sign(seq, prev, rec["time"]))
+                cp_seq = seq
+        for start in range(0, len(out), INSERT_CHUNK):
+            await self._insert_records(tx, out[start : start + INSERT_CHUNK])
+        for cp in checkpoints:
+            await self._insert_checkpoint(tx, cp)
+        await tx.execute(
+            "UPDATE audit_head SET seq = ?, hash = ?, checkpoint_seq = ? WHERE id = 1",
+            (seq, prev, cp_seq),
+        )
         return out
 
     @staticmethod
@@ -227,6 +285,7 @@ class AuditStore:
             if removed == 0:
                 return None
             await tx.execute("DELETE FROM audit_checkpoints WHERE seq < ?", (anchor["sequence"],))
+            await tx.execute("DELETE FROM audit_event_refs WHERE seq <= ?", (anchor["sequence"],))
         return {"anchor": anchor, "removed": removed}
 
     async def head(self) -> dict[str, Any]:
