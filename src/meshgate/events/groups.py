@@ -19,7 +19,7 @@ from meshgate.events.leases import Leases, holder_name
 from meshgate.events.service import EventService
 
 log = logging.getLogger("meshgate.events.groups")
-BatchHandler = Callable[[list[Record]], Awaitable[None]]
+BatchHandler = Callable[[list[Record]], Awaitable[object]]
 RETRY_SECONDS = 1.0
 
 

@@ -207,7 +207,7 @@ class EventService:
     async def consume_records(
         self,
         group: str,
-        handler: Callable[[list[Record]], Awaitable[None]],
+        handler: Callable[[list[Record]], Awaitable[object]],
         *,
         where: Filter = EVERYTHING,
         batch: int = 500,

@@ -180,11 +180,11 @@ class AuditStore:
             out = await self._append(tx, list(fresh.values()), now, sign)
             refs = [(t, e, rec["sequence"]) for (t, e), rec in zip(fresh, out, strict=True)]
             for start in range(0, len(refs), INSERT_CHUNK):
-                chunk = refs[start : start + INSERT_CHUNK]
+                batch = refs[start : start + INSERT_CHUNK]
                 await tx.execute(
                     "INSERT INTO audit_event_refs (tenant, event_id, seq) VALUES "
-                    + ", ".join(["(?, ?, ?)"] * len(chunk)),
-                    [v for ref in chunk for v in ref],
+                    + ", ".join(["(?, ?, ?)"] * len(batch)),
+                    [v for ref in batch for v in ref],
                 )
         return out
 
