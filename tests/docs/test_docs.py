@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,9 +109,14 @@ def page_env(server: DocServer, home: Path, activated: bool) -> dict[str, str]:
         MESHGATE_DATA_DIR=str(server.data_dir),
         MESHGATE_PORT=str(server.port),
     )
+    # Not on the PATH unless the page activates it (the README does, as a user must), even
+    # when the shell running the tests has it active.
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p) != VENV_BIN]
+    env.pop("VIRTUAL_ENV", None)
     if activated:  # what `source .venv/bin/activate` does
         env["VIRTUAL_ENV"] = str(ROOT / ".venv")
-        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        path.insert(0, str(VENV_BIN))
+    env["PATH"] = os.pathsep.join(path)
     return env
 
 
@@ -136,8 +141,10 @@ def run_shell(code: str, folder: Path, env: dict[str, str], state: Path) -> dict
 
 
 def run_python(code: str, folder: Path, env: dict[str, str]) -> None:
+    """Runs one Python block with the ``python`` the page's PATH finds, as a user would."""
+    python = shutil.which("python", path=env["PATH"]) or "python"
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [python, "-c", code],
         cwd=folder,
         env=env,
         capture_output=True,
