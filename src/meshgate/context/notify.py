@@ -12,16 +12,18 @@ from typing import Any, Protocol
 
 from meshgate.context.handle import HandleSigner
 from meshgate.context.model import Json
+from meshgate.events.catalogue import (
+    CONTEXT_ERASED,
+    CONTEXT_UPDATED,
+    ContextErased,
+    ContextUpdated,
+)
 from meshgate.events.ports import EventPublisher, UserKeys
 from meshgate.governance.ports import AuditRecorder
 
 
 class Events(EventPublisher, UserKeys, Protocol):
     """The event backbone as the Context Mesh uses it."""
-
-
-UPDATED = "meshgate.context.updated"
-ERASED = "meshgate.context.erased"
 
 
 class Notifier:
@@ -42,10 +44,10 @@ class Notifier:
         """``meshgate.context.updated`` for a write concerning ``user_id``."""
         ref = self.user_ref(tenant, user_id)
         await self.events.publish(
-            UPDATED,
+            CONTEXT_UPDATED.name,
             tenant=tenant,
             subject=f"context/users/{ref}",
-            data={"user_ref": ref, **data},
+            data=CONTEXT_UPDATED.data(ContextUpdated(user_ref=ref, **data)),
             personal={"user_id": user_id},
             user_id=user_id,
             source="/meshgate/context",
@@ -54,11 +56,12 @@ class Notifier:
     async def session_updated(self, tenant: str, session_id: str, data: Json) -> None:
         """``meshgate.context.updated`` for a session's interactions or state: the session id
         only, which is random; the content stays in the store, where erasure reaches it."""
+        payload = ContextUpdated(**{"what": "interactions", "session_id": session_id, **data})
         await self.events.publish(
-            UPDATED,
+            CONTEXT_UPDATED.name,
             tenant=tenant,
             subject=f"context/sessions/{session_id}",
-            data={"what": "interactions", "session_id": session_id, **data},
+            data=CONTEXT_UPDATED.data(payload),
             source="/meshgate/context",
         )
 
@@ -70,10 +73,10 @@ class Notifier:
         """``meshgate.context.erased``, naming the user only by pseudonym."""
         ref = self.user_ref(tenant, user_id)
         await self.events.publish(
-            ERASED,
+            CONTEXT_ERASED.name,
             tenant=tenant,
             subject=f"context/users/{ref}",
-            data={"user_ref": ref, **data},
+            data=CONTEXT_ERASED.data(ContextErased(user_ref=ref, **data)),
             source="/meshgate/context",
         )
 

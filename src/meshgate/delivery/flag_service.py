@@ -20,13 +20,13 @@ import orjson
 from meshgate.delivery.flags import Evaluation, Flag, FlagSpec
 from meshgate.errors import NotFound
 from meshgate.events.base import Filter
+from meshgate.events.catalogue import FLAG_CHANGED, FlagAction, FlagChanged
 from meshgate.events.envelope import Event
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
 from meshgate.sql import Migration, SqlStore
 
 log = logging.getLogger("meshgate.delivery")
-CHANGED = "meshgate.flag.changed"
 MIGRATIONS = [
     Migration(
         "delivery.flags",
@@ -94,7 +94,9 @@ class FlagService:
             try:
                 if after is None:
                     after = await self.latest()
-                async for event in self.feed.tail(after=after, where=Filter(type=CHANGED)):
+                async for event in self.feed.tail(
+                    after=after, where=Filter(type=FLAG_CHANGED.name)
+                ):
                     after = event.sequence or after
                     self._flags.pop(event.tenant, None)
             except asyncio.CancelledError:
@@ -181,11 +183,13 @@ class FlagService:
         await self._announce(tenant, key, "deleted", actor, None)
 
     async def _announce(
-        self, tenant: str, key: str, action: str, actor: str, version: int | None
+        self, tenant: str, key: str, action: FlagAction, actor: str, version: int | None
     ) -> None:
         self._flags.pop(tenant, None)
-        data = {"key": key, "action": action, "version": version, "actor": actor}
-        await self.events.publish(CHANGED, tenant=tenant, data=data, subject=f"flags/{key}")
+        data = FLAG_CHANGED.data(FlagChanged(key=key, action=action, version=version, actor=actor))
+        await self.events.publish(
+            FLAG_CHANGED.name, tenant=tenant, data=data, subject=f"flags/{key}"
+        )
         await self.audit.record(
             actor=actor,
             tenant=tenant,

@@ -21,7 +21,6 @@ from meshgate.models.registry import now
 from meshgate.sql import Migration, SqlStore
 
 Scope = Literal["key", "tenant", "user"]
-THRESHOLD = "meshgate.budget.threshold_reached"
 
 MIGRATIONS = [
     Migration(

@@ -17,7 +17,6 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from meshgate.economics.budgets import (
-    THRESHOLD,
     Budget,
     BudgetBook,
     BudgetExceeded,
@@ -30,6 +29,12 @@ from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import Price, PriceBook
 from meshgate.economics.streams import StreamWatch
 from meshgate.economics.usage import Usage, estimate, note_spend, usage_of, usage_of_body
+from meshgate.events.catalogue import (
+    BUDGET_THRESHOLD_REACHED,
+    GUARDRAIL_TRIGGERED,
+    BudgetThresholdReached,
+    GuardrailTriggered,
+)
 from meshgate.models.gate import Admission
 from meshgate.models.predictions import Prediction
 from meshgate.models.providers.base import JsonReply
@@ -40,7 +45,6 @@ if TYPE_CHECKING:
     from meshgate.models.runtime import ModelRuntime
 
 log = logging.getLogger("meshgate.economics")
-TRIGGERED = "meshgate.guardrail.triggered"
 OUTPUT_RESERVE = 1024
 """Output tokens reserved on budgets for a call that sets no max_tokens."""
 
@@ -64,17 +68,20 @@ class GuardrailReporter:
             self.decisions.labels(rt.tenant, rt.name, d.check, d.action, d.stage).inc()
             if self.events is None:
                 continue
-            data: dict[str, Any] = {
-                "model": rt.name,
-                "check": d.check,
-                "action": d.action,
-                "stage": d.stage,
-                "counts": d.counts,
-                "key_id": caller.key_id,
-                "prediction_id": prediction_id,
-            }
+            payload = GuardrailTriggered(
+                model=rt.name,
+                check=d.check,
+                action=d.action,
+                stage=d.stage,
+                counts=d.counts,
+                key_id=caller.key_id,
+                prediction_id=prediction_id,
+            )
             await self.events.publish(
-                TRIGGERED, tenant=rt.tenant, data=data, subject=f"models/{rt.name}"
+                GUARDRAIL_TRIGGERED.name,
+                tenant=rt.tenant,
+                data=GUARDRAIL_TRIGGERED.data(payload),
+                subject=f"models/{rt.name}",
             )
 
 
@@ -250,8 +257,17 @@ class EconomicsGate:
         for line in crossed:
             if self.events is not None:
                 scope, subject, period = line.key.split(":", 1)[1].split(":", 2)
-                data = {"scope": scope, "id": subject, "period": period, "amount": line.amount,
-                        "soft_level": line.soft, "level": "soft"}  # fmt: skip
+                reached = BudgetThresholdReached(
+                    scope=scope,
+                    id=subject,
+                    period=period,
+                    amount=line.amount,
+                    soft_level=line.soft,
+                    level="soft",
+                )
                 await self.events.publish(
-                    THRESHOLD, tenant=rt.tenant, data=data, subject=f"budgets/{scope}/{subject}"
+                    BUDGET_THRESHOLD_REACHED.name,
+                    tenant=rt.tenant,
+                    data=BUDGET_THRESHOLD_REACHED.data(reached),
+                    subject=f"budgets/{scope}/{subject}",
                 )

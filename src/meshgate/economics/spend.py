@@ -16,6 +16,7 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter
 
 from meshgate.events.base import Filter
+from meshgate.events.catalogue import PREDICTION_MADE
 from meshgate.events.envelope import Event
 from meshgate.sql import Migration, SqlStore
 
@@ -69,7 +70,7 @@ class SpendLedger:
     async def handle(self, event: Event) -> None:
         data = event.data if isinstance(event.data, dict) else {}
         usage = data.get("usage")
-        if event.type != "meshgate.prediction.made" or data.get("shadow"):
+        if event.type != PREDICTION_MADE.name or data.get("shadow"):
             return
         if not isinstance(usage, dict) and data.get("cache") != "hit":
             return
@@ -153,7 +154,7 @@ async def run_consumer(events: Any, ledger: SpendLedger) -> None:
     while True:
         try:
             await events.consume(
-                GROUP, ledger.handle, where=Filter(type_prefix="meshgate.prediction.made")
+                GROUP, ledger.handle, where=Filter(type_prefix=PREDICTION_MADE.name)
             )
         except asyncio.CancelledError:
             raise

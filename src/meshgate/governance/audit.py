@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from meshgate.errors import BadRequest, ValidationFailed
+from meshgate.events.catalogue import PREDICTION_MADE
 from meshgate.events.envelope import Record
 from meshgate.governance.chain import ChainVerifier
 from meshgate.governance.config import AuditConfig
@@ -32,7 +33,7 @@ from meshgate.sql import SqlStore
 
 log = logging.getLogger("meshgate.governance")
 
-PREDICTION_TYPE = "meshgate.prediction.made"
+PREDICTION_TYPE = PREDICTION_MADE.name
 SYSTEM_ACTOR = "meshgate"
 GROUP = "governance.audit"
 """The consumer group (and lease) that references predictions in the trail."""

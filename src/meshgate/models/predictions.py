@@ -18,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from meshgate.events.catalogue import (
+    PREDICTION_FEEDBACK,
+    PREDICTION_MADE,
+    PredictionFeedback,
+    PredictionStatus,
+)
 from meshgate.events.ports import EventPublisher
 from meshgate.models.config import LoggingPolicy
 
-MADE = "meshgate.prediction.made"
-FEEDBACK = "meshgate.prediction.feedback"
 TEXT_TASKS = ("chat", "embedding")
 
 
@@ -69,7 +73,7 @@ class Prediction:
     session_id: str | None = None
     context_fields: list[str] = field(default_factory=list)
     shadow: bool = False
-    status: str = "ok"
+    status: PredictionStatus = "ok"
     error: str | None = None
     fallback_from: str | None = None
     tokens: int | None = None
@@ -82,6 +86,7 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(data, personal) of the event for one prediction."""
     data: dict[str, Any] = {
         "prediction_id": p.prediction_id,
+        "tenant": p.tenant,
         "model": p.model,
         "version": p.version,
         "task": p.task,
@@ -114,20 +119,20 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
         data["session_id"] = p.session_id
     if p.task in TEXT_TASKS and personal is not None:
         personal.update(kept)
-        return data, personal
+        return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data)), personal
     if p.task in TEXT_TASKS:
         # Without a user there is no key to encrypt with: keep only what is not the text.
         kept.pop("inputs", None)
         if isinstance(kept.get("outputs"), str):
             kept["outputs"] = {"characters": len(kept["outputs"])}
     data.update(kept)
-    return data, personal
+    return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data)), personal
 
 
 async def publish_prediction(events: EventPublisher, p: Prediction) -> None:
     data, personal = event_parts(p)
     await events.publish(
-        MADE,
+        PREDICTION_MADE.name,
         tenant=p.tenant,
         data=data,
         subject=f"models/{p.model}",
@@ -141,10 +146,11 @@ async def publish_feedback(
     events: EventPublisher, *, tenant: str, prediction_id: str, feedback: dict[str, Any]
 ) -> str:
     event_id = "fb_" + secrets.token_hex(12)
+    payload = PredictionFeedback(prediction_id=prediction_id, **feedback)
     await events.publish(
-        FEEDBACK,
+        PREDICTION_FEEDBACK.name,
         tenant=tenant,
-        data={"prediction_id": prediction_id, **feedback},
+        data=PREDICTION_FEEDBACK.data(payload),
         subject=f"predictions/{prediction_id}",
         id=event_id,
     )

@@ -19,6 +19,12 @@ from pydantic import ValidationError
 
 from meshgate.context.ports import ContextReader
 from meshgate.errors import Conflict, MeshgateError, NotFound, ValidationFailed
+from meshgate.events.catalogue import (
+    MODEL_REGISTERED,
+    MODEL_TRAFFIC_CHANGED,
+    MODEL_VERSION_REGISTERED,
+    EventType,
+)
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import (
@@ -201,9 +207,7 @@ class ModelService:
     async def create_model(self, tenant: str, body: ModelCreate, actor: str) -> dict[str, Any]:
         created = await self.registry.create_model(tenant, body, actor)
         self.forget(tenant, body.name)
-        await self._announce(
-            "meshgate.model.registered", tenant, body.name, actor, body.model_dump()
-        )
+        await self._announce(MODEL_REGISTERED, tenant, body.name, actor, body.model_dump())
         return created
 
     async def add_version(
@@ -214,7 +218,7 @@ class ModelService:
         added = await self.registry.add_version(tenant, model, body, actor)
         self.forget(tenant, model)
         await self._announce(
-            "meshgate.model.version.registered",
+            MODEL_VERSION_REGISTERED,
             tenant,
             model,
             actor,
@@ -236,7 +240,7 @@ class ModelService:
     ) -> dict[str, Any]:
         result = await self.registry.set_traffic(tenant, model, policy, actor)
         self.forget(tenant, model)
-        await self._announce("meshgate.model.traffic.changed", tenant, model, actor, result)
+        await self._announce(MODEL_TRAFFIC_CHANGED, tenant, model, actor, result)
         return result
 
     async def patch_traffic(
@@ -254,16 +258,17 @@ class ModelService:
 
     async def _announce(
         self,
-        type_: str,
+        type_: EventType[Any],
         tenant: str,
         model: str,
         actor: str,
         details: dict[str, Any],
         version: str | None = None,
     ) -> None:
-        data = {"model": model, "actor": actor, **details}
-        await self.events.publish(type_, tenant=tenant, data=data, subject=f"models/{model}")
-        await self._audit(actor, tenant, type_.removeprefix("meshgate."), model, details, version)
+        data = type_.data(type_.payload(model=model, actor=actor, **details))
+        await self.events.publish(type_.name, tenant=tenant, data=data, subject=f"models/{model}")
+        action = type_.name.removeprefix("meshgate.")
+        await self._audit(actor, tenant, action, model, details, version)
 
     async def _audit(
         self,

@@ -35,6 +35,7 @@ from prometheus_client import Counter, Histogram
 from meshgate.core.health import Readiness
 from meshgate.errors import NotFound
 from meshgate.events.base import Filter
+from meshgate.events.catalogue import ALERT_FIRED, ALERT_RESOLVED, AlertPayload, EventType
 from meshgate.events.follow import LogFollower
 from meshgate.events.leases import Leases, holder_name
 from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, version_violations
@@ -240,12 +241,12 @@ class MonitoringService:
         fired, resolved = book.reconcile(violations, now)
         announced: tuple[list[Alert], list[Alert]] = ([], [])
         for alert in fired:
-            if await self._announce("meshgate.alert.fired", alert):
+            if await self._announce(ALERT_FIRED, alert):
                 announced[0].append(alert)
             else:  # not in the log: forgotten, so the next round fires it again
                 book.open.pop(alert_key(alert), None)
         for alert in resolved:
-            if await self._announce("meshgate.alert.resolved", alert):
+            if await self._announce(ALERT_RESOLVED, alert):
                 announced[1].append(alert)
             else:
                 alert.resolved_at = None
@@ -260,18 +261,23 @@ class MonitoringService:
         for rule in self._rules:
             self.metrics.alerts_firing.labels(rule).set(firing.get(rule, 0))
 
-    async def _announce(self, type: str, alert: Alert) -> bool:
+    async def _announce(self, type_: EventType[AlertPayload], alert: Alert) -> bool:
         """Append the alert's event, then deliver it to the webhooks; False when the log
         refused it (nothing is delivered then: every delivery has its event)."""
         subject = f"{alert.model}/{alert.version}"
         try:
             event = await self.events.publish(
-                type, tenant=alert.tenant, subject=subject, data=alert.to_dict()
+                type_.name,
+                tenant=alert.tenant,
+                subject=subject,
+                data=type_.data(AlertPayload(**alert.to_dict())),
             )
         except Exception:
-            log.exception("could not publish %s for %s; trying again next round", type, subject)
+            log.exception(
+                "could not publish %s for %s; trying again next round", type_.name, subject
+            )
             return False
-        log.warning("%s: %s", type, alert.message, extra={"alert": alert.to_dict()})
+        log.warning("%s: %s", type_.name, alert.message, extra={"alert": alert.to_dict()})
         self.webhooks.send(event.id, event.to_cloudevent())
         return True
 

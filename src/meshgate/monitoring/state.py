@@ -17,6 +17,12 @@ from typing import Any
 
 import orjson
 
+from meshgate.events.catalogue import (
+    ALERT_FIRED,
+    ALERT_RESOLVED,
+    PREDICTION_FEEDBACK,
+    PREDICTION_MADE,
+)
 from meshgate.events.envelope import Record
 from meshgate.monitoring.alerts import Alert, AlertBook
 from meshgate.monitoring.config import MonitoringConfig
@@ -27,10 +33,10 @@ log = logging.getLogger("meshgate.monitoring")
 VersionKey = tuple[str, str, str]
 REMEMBERED_PREDICTIONS = 100_000
 """Predictions remembered for their feedback; feedback on an older one is not counted."""
-MADE = "meshgate.prediction.made"
-FEEDBACK = "meshgate.prediction.feedback"
-FIRED = "meshgate.alert.fired"
-RESOLVED = "meshgate.alert.resolved"
+MADE = PREDICTION_MADE.name
+FEEDBACK = PREDICTION_FEEDBACK.name
+FIRED = ALERT_FIRED.name
+RESOLVED = ALERT_RESOLVED.name
 SNAPSHOT_FORMAT = 1
 
 
