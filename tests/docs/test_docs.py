@@ -165,6 +165,12 @@ class BlockFailed(Exception):
 PAGES = [page for page in pages() if blocks_of(page)]
 
 
+def test_the_server_is_started_as_make_run_starts_it() -> None:
+    """The fixture runs .venv/bin/meshgate serve with MESHGATE_DEMO=true: so does make run."""
+    recipe = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "MESHGATE_DEMO=$${MESHGATE_DEMO:-true} $(BIN)/meshgate serve" in recipe, recipe
+
+
 def test_pages_with_runnable_blocks_are_found() -> None:
     names = {str(page.relative_to(ROOT)) for page in PAGES}
     assert {"README.md", "docs/cli.md", "docs/models.md", "docs/sdk.md", "docs/tenants.md"} <= names
