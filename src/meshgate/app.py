@@ -63,6 +63,9 @@ from meshgate.monitoring.service import MonitoringService
 from meshgate.security import routes as security_routes
 from meshgate.security.egress import EgressPolicy
 from meshgate.sql import SqlStore
+from meshgate.training import module as training_module
+from meshgate.training.runner import JobRunner
+from meshgate.training.service import TrainingService
 
 log = logging.getLogger("meshgate")
 
@@ -91,6 +94,9 @@ class Services:
     models: ModelService
     monitoring: MonitoringService
     flags: FlagService
+    training: TrainingService
+    jobs: JobRunner
+    """Runs dataset builds and training jobs where its lease is held (one per cluster)."""
 
     @property
     def settings(self) -> Settings:
@@ -143,6 +149,15 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         settings, sql, metrics, events=events, readiness=readiness, leases=leases
     )
     flags = delivery_module.build_flags(sql, events=events, audit=audit, context=context)
+    training, jobs = training_module.build_training(
+        settings,
+        sql,
+        events=events,
+        audit=audit,
+        models=models,
+        artifacts=artifacts,
+        leases=leases,
+    )
     readiness.add("sql", sql.ping)
     if settings.limiter_backend_url != "memory://":
         readiness.add("limiter", limiter.ping)
@@ -167,6 +182,8 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         models=models,
         monitoring=monitoring,
         flags=flags,
+        training=training,
+        jobs=jobs,
     )
 
 
@@ -188,7 +205,9 @@ async def start_all(s: Services, stack: AsyncExitStack) -> None:
     await s.context.start()
     stack.push_async_callback(s.context.close)
     stack.push_async_callback(s.models.close)
-    await s.models.start(await models_module.declared_models(s.settings, s.artifacts))
+    declared = await models_module.declared_models(s.settings, s.artifacts)
+    await s.models.start(declared)
+    s.training.declare_trainers(training_module.trainers_of(declared))
     await s.monitoring.start()
     stack.push_async_callback(s.monitoring.close)
     stack.push_async_callback(s.economics.close)
@@ -196,6 +215,8 @@ async def start_all(s: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(s.spend.close)
     await s.flags.start()
     stack.push_async_callback(s.flags.close)
+    await s.jobs.start()
+    stack.push_async_callback(s.jobs.close)
     s.runtime.start()
     stack.push_async_callback(s.runtime.close)
     # What start-up built lives as long as the process: moved out of the collector's reach,
@@ -249,6 +270,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             services.models,
             services.monitoring,
             services.flags,
+            services.training,
         ],
         ports={
             AuditRecorder: services.audit,
@@ -273,6 +295,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
         + monitoring_module.ROUTERS
         + economics_module.ROUTERS
         + delivery_module.ROUTERS
+        + training_module.ROUTERS
     ):
         app.include_router(router)
     hot = list(ops.HOT) + context_module.HOT_ROUTES + models_module.HOT_ROUTES

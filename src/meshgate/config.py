@@ -35,6 +35,7 @@ from meshgate.models.config import ModelDeclaration
 from meshgate.monitoring.config import MonitoringConfig
 from meshgate.security.config import SecurityConfig
 from meshgate.serve_tls import TlsConfig
+from meshgate.training.spec import TrainingConfig
 
 MiB = 1024 * 1024
 SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss", "nats", "memory")
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     tls: TlsConfig = Field(default_factory=TlsConfig)
     models: list[ModelDeclaration] = Field(default_factory=list)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @field_validator("database_url", "redis_url", "limiter_url")
     @classmethod

@@ -27,6 +27,7 @@ from meshgate.monitoring.snapshots import MIGRATIONS as MONITORING_MIGRATIONS
 from meshgate.security.credentials import MIGRATIONS as CREDENTIAL_MIGRATIONS
 from meshgate.security.credentials import CredentialVault
 from meshgate.sql import Migration, SqlStore, migrate, open_sql_store
+from meshgate.training.jobs import MIGRATIONS as JOB_MIGRATIONS
 
 ROOT_TENANT = "default"
 MIGRATIONS: list[Migration] = (
@@ -45,6 +46,7 @@ MIGRATIONS: list[Migration] = (
     + budgets.MIGRATIONS
     + FLAG_MIGRATIONS
     + MONITORING_MIGRATIONS
+    + JOB_MIGRATIONS
 )
 
 

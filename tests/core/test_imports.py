@@ -9,7 +9,17 @@ from pathlib import Path
 import meshgate
 
 SRC = Path(meshgate.__file__).parent
-DOMAINS = ("auth", "context", "events", "governance", "limits", "models", "monitoring", "sql")
+DOMAINS = (
+    "auth",
+    "context",
+    "events",
+    "governance",
+    "limits",
+    "models",
+    "monitoring",
+    "sql",
+    "training",
+)
 ABOVE_DOMAINS = ("meshgate.app", "meshgate.cli", "meshgate.gateway")
 
 

@@ -10,6 +10,7 @@ which).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
@@ -155,6 +156,19 @@ async def _flag(client: httpx.AsyncClient) -> str:
     return "matrix-flag"
 
 
+async def _dataset(client: httpx.AsyncClient) -> str:
+    """A dataset of the matrix model, built (the download route needs it built)."""
+    name = await _model(client)
+    response = await client.post("/v1/datasets", json={"model": name})
+    assert response.status_code == 202, response.text
+    for _ in range(400):
+        state = (await client.get(response.headers["location"])).json()
+        if state["status"] == "succeeded":
+            return str(state["id"])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the dataset was not built: {state}")
+
+
 CREATORS: dict[str, Creator] = {
     "key_id": _key,
     "user_id": _user,
@@ -171,6 +185,8 @@ CREATORS: dict[str, Creator] = {
     "budget_id": _budget_id,
     "response_id": _response,
     "flag_key": _flag,
+    "dataset_id": _dataset,
+    "job_id": _dataset,
 }
 
 

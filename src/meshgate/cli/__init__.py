@@ -1,4 +1,4 @@
-"""``meshgate serve | whoami | keys | models | events | audit | config``.
+"""``meshgate serve | whoami | keys | models | events | audit | datasets | config``.
 
 Every command but ``serve`` and the ``--offline`` checks speaks to a running server through
 the SDK (``MESHGATE_URL`` and a key, or a profile). Heavy modules are imported inside the
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from meshgate.cli import audit, events, models
+from meshgate.cli import audit, datasets, events, models
 from meshgate.cli.api import TYPER, api, print_json, print_table
 
 app = typer.Typer(
@@ -30,6 +30,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(models.app, name="models", help="Model registry.")
 app.add_typer(events.app, name="events", help="Event log: list, tail, export and replay.")
 app.add_typer(audit.app, name="audit", help="Audit trail: browse, verify and export.")
+app.add_typer(datasets.app, name="datasets", help="Training sets built from the event log.")
+models.app.command("train")(datasets.train)
 
 # uvicorn drains in-flight requests this long on SIGTERM; deploy/ sizes its grace periods on it.
 GRACEFUL_SHUTDOWN_SECONDS = 30

@@ -16,6 +16,7 @@ from meshgate.models.provider_specs import (
     GeminiProvider,
     Modality,
 )
+from meshgate.training.spec import TrainerSpec
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Task = Literal["chat", "embedding", "classification", "regression"]
@@ -233,6 +234,9 @@ class ModelDeclaration(ModelCreate):
     versions: list[VersionCreate] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     traffic: TrafficPolicy | None = None
+    trainer: TrainerSpec | None = Field(
+        None, description="How POST .../train trains a new version (config file only)."
+    )
 
     @model_validator(mode="after")
     def _known_versions(self) -> ModelDeclaration:

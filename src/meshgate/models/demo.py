@@ -122,6 +122,16 @@ async def declarations(settings: Settings, artifacts: ArtifactStore) -> list[Mod
                 ],
                 "aliases": {"production": "1", "canary": "2"},
                 "traffic": {"split": {"1": 90, "2": 10}, "sticky": "user", "fallback": ["1"]},
+                "trainer": {
+                    "entrypoint": "meshgate.training.demo:train_iris",
+                    "params": {"C": 1.0},
+                    "timeout_seconds": 300,
+                    "promote": {
+                        "metric": "accuracy",
+                        "margin": 0.02,
+                        "rollout": {"mode": "canary", "steps": [10, 50, 100]},
+                    },
+                },
             }
         )
     ]

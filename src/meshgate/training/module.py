@@ -1,0 +1,72 @@
+"""Datasets and training built for the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter
+
+from meshgate.config import Settings
+from meshgate.events.leases import Leases
+from meshgate.events.service import EventService
+from meshgate.governance.ports import AuditRecorder
+from meshgate.models.artifacts import ArtifactStore
+from meshgate.models.config import ModelDeclaration, VersionCreate
+from meshgate.models.service import ModelService
+from meshgate.sql import SqlStore
+from meshgate.training.jobs import JobStore
+from meshgate.training.ports import RolloutStarter
+from meshgate.training.routes import router
+from meshgate.training.runner import JobRunner
+from meshgate.training.service import TrainingService
+from meshgate.training.spec import TrainerSpec
+
+ROUTERS: list[APIRouter] = [router]
+
+
+class Registrar:
+    """The registry as training sees it: read a model, add a version (from the platform, so
+    the artifact need not pass the API's checks: it was just written to the shared store)."""
+
+    def __init__(self, models: ModelService):
+        self.models = models
+
+    async def model(self, tenant: str, name: str) -> dict[str, Any]:
+        return await self.models.registry.get_model(tenant, name)
+
+    async def register(
+        self, tenant: str, model: str, version: VersionCreate, actor: str
+    ) -> dict[str, Any]:
+        return await self.models.add_version(tenant, model, version, actor, from_api=False)
+
+
+def trainers_of(declared: Iterable[ModelDeclaration]) -> dict[tuple[str, str], TrainerSpec]:
+    return {(d.tenant, d.name): d.trainer for d in declared if d.trainer is not None}
+
+
+def build_training(
+    settings: Settings,
+    sql: SqlStore,
+    *,
+    events: EventService,
+    audit: AuditRecorder,
+    models: ModelService,
+    artifacts: ArtifactStore,
+    leases: Leases,
+    rollouts: RolloutStarter | None = None,
+) -> tuple[TrainingService, JobRunner]:
+    """The service (trainers are declared at start) and the cluster's job runner."""
+    jobs = JobStore(sql)
+    service = TrainingService(
+        jobs,
+        events=events,
+        publisher=events,
+        audit=audit,
+        registrar=Registrar(models),
+        blobs=artifacts,
+        trainers=trainers_of(settings.models),
+        work_dir=settings.data_dir.resolve() / "training",
+        rollouts=rollouts,
+    )
+    return service, JobRunner(service, jobs, leases, settings.training)

@@ -1,0 +1,121 @@
+"""REST for datasets and training jobs: the trigger and status API for orchestrators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of as registered
+from meshgate.models.config import NAME
+from meshgate.training.service import TrainingService
+
+router = APIRouter(prefix="/v1", tags=["training"])
+ID = r"^[a-z]{2,3}_[0-9a-f]{20}$"
+# Path ids are checked loosely: an id of a shape never issued is simply not found.
+PATH_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+DatasetId = Annotated[str, Path(pattern=PATH_ID, description="Dataset id (ds_...).")]
+JobId = Annotated[str, Path(pattern=PATH_ID, description="Job id (job_... or ds_...).")]
+ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
+TIME = {"format": "date-time"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetCreate(Strict):
+    model: str = Field(pattern=NAME, description="The model whose predictions to use.")
+    versions: list[Annotated[str, Field(pattern=NAME)]] | None = Field(
+        None, min_length=1, max_length=100, description="Only these versions; default all."
+    )
+    since: str | None = Field(
+        None, description="Predictions made at or after this RFC 3339 time.", json_schema_extra=TIME
+    )
+    until: str | None = Field(
+        None,
+        description="The cut-off: predictions made and feedback recorded at or before it "
+        "(default: the time of the request).",
+        json_schema_extra=TIME,
+    )
+    label: Literal["feedback"] = Field("feedback", description="Where labels come from.")
+
+
+class TrainCreate(Strict):
+    dataset: str = Field(pattern=ID, description="A built dataset of this model.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Trainer parameters; override the declared ones."
+    )
+    auto_rollout: bool = Field(
+        True, description="Start a rollout when the new version beats production by the margin."
+    )
+
+
+def service_of(request: Request) -> TrainingService:
+    return registered(request, TrainingService)
+
+
+@router.post(
+    "/datasets",
+    status_code=202,
+    dependencies=[require("events:read")],
+    summary="Build a training set from the event log (in the background)",
+)
+async def create_dataset(body: DatasetCreate, request: Request, response: Response) -> Any:
+    p = current_principal(request)
+    created = await service_of(request).request_dataset(p.tenant, body.model_dump(), p.key_id)
+    response.headers["Location"] = f"/v1/datasets/{created['id']}"
+    return created
+
+
+@router.get(
+    "/datasets/{dataset_id}",
+    dependencies=[require("events:read")],
+    summary="A dataset: status, progress and, once built, its manifest",
+)
+async def get_dataset(dataset_id: DatasetId, request: Request) -> Any:
+    return await service_of(request).dataset(current_principal(request).tenant, dataset_id)
+
+
+@router.get(
+    "/datasets/{dataset_id}/download",
+    dependencies=[require("events:read")],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
+    summary="The dataset's Parquet file",
+)
+async def download_dataset(dataset_id: DatasetId, request: Request) -> FileResponse:
+    tenant = current_principal(request).tenant
+    path, digest = await service_of(request).dataset_file(tenant, dataset_id)
+    return FileResponse(
+        path,
+        media_type="application/vnd.apache.parquet",
+        filename=f"{dataset_id}.parquet",
+        headers={"ETag": f'"{digest}"', "x-content-sha256": digest},
+    )
+
+
+@router.post(
+    "/registry/models/{name}/train",
+    status_code=202,
+    dependencies=[require("registry:write")],
+    tags=["registry"],
+    summary="Train a new version with the model's declared trainer (a background job)",
+)
+async def train(name: ModelName, body: TrainCreate, request: Request, response: Response) -> Any:
+    p = current_principal(request)
+    job = await service_of(request).request_training(p.tenant, name, body.model_dump(), p.key_id)
+    response.headers["Location"] = f"/v1/jobs/{job['id']}"
+    return job
+
+
+@router.get(
+    "/jobs/{job_id}",
+    dependencies=[require("registry:write")],
+    summary="A job: status, progress, metrics and the version it registered",
+)
+async def get_job(job_id: JobId, request: Request) -> Any:
+    return await service_of(request).job(current_principal(request).tenant, job_id)

@@ -1,0 +1,368 @@
+"""Datasets and training jobs: what the API queues, and what the runner does with each job.
+
+Requests are checked and queued by the node that receives them; the cluster's one runner
+(:mod:`meshgate.training.runner`) builds datasets here, in its event loop, and trains in a
+separate process (:mod:`meshgate.training.child`) with time and memory limits. A dataset's
+file is stored by content in the shared SQL store, so every node serves the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from meshgate import __version__
+from meshgate.errors import Conflict, NotFound, ValidationFailed
+from meshgate.events.envelope import format_time, now, parse_time
+from meshgate.events.ports import EventPublisher
+from meshgate.events.service import EventService
+from meshgate.governance.ports import AuditRecorder
+from meshgate.models.artifacts import ArtifactStore
+from meshgate.models.config import VersionCreate
+from meshgate.training import datasets
+from meshgate.training.jobs import Job, JobStore
+from meshgate.training.ports import ModelRegistrar, RolloutStarter
+from meshgate.training.process import run_trainer
+from meshgate.training.spec import HIGHER_IS_BETTER, TrainerSpec
+
+log = logging.getLogger("meshgate.training")
+TRUSTED = re.compile(r"^(sklearn|numpy|scipy)\.[A-Za-z0-9_.]+$")
+PROGRESS_EVERY = 0.5
+
+
+class TrainingService:
+    def __init__(
+        self,
+        jobs: JobStore,
+        *,
+        events: EventService,
+        publisher: EventPublisher,
+        audit: AuditRecorder,
+        registrar: ModelRegistrar,
+        blobs: ArtifactStore,
+        trainers: Mapping[tuple[str, str], TrainerSpec],
+        work_dir: Path,
+        rollouts: RolloutStarter | None = None,
+    ):
+        self.jobs = jobs
+        self.events = events
+        self.publisher = publisher
+        self.audit = audit
+        self.registrar = registrar
+        self.blobs = blobs
+        self.trainers = dict(trainers)
+        self.work_dir = work_dir
+        self.rollouts = rollouts
+        self.wake = asyncio.Event()
+        """Set when this node queues a job, so a runner here starts it at once."""
+
+    def declare_trainers(self, trainers: Mapping[tuple[str, str], TrainerSpec]) -> None:
+        self.trainers = dict(trainers)
+
+    # --- the API ------------------------------------------------------------------------------
+
+    async def request_dataset(
+        self, tenant: str, body: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        model = await self.registrar.model(tenant, body["model"])
+        versions = body.get("versions")
+        if versions is not None:
+            known = {v["version"] for v in model["versions"]}
+            if unknown := sorted(set(versions) - known):
+                raise ValidationFailed(
+                    f"model {body['model']!r} has no version {', '.join(unknown)}",
+                    field="versions",
+                )
+        since = parse_time(body["since"], "since") if body.get("since") else None
+        until = parse_time(body["until"], "until") if body.get("until") else None
+        cutoff = until or now()
+        if since is not None and since > cutoff:
+            raise ValidationFailed("'since' is after 'until' (or after now)", field="since")
+        request = {
+            "model": body["model"],
+            "versions": sorted(versions) if versions is not None else None,
+            "since": format_time(since) if since is not None else None,
+            "until": format_time(cutoff),
+            "label": "feedback",
+        }
+        job = await self.jobs.create(
+            tenant=tenant, kind="dataset", model=body["model"], request=request, actor=actor
+        )
+        await self._tell(job, "meshgate.training.dataset.queued", actor, request)
+        self.wake.set()
+        return dataset_view(job)
+
+    async def dataset(self, tenant: str, dataset_id: str) -> dict[str, Any]:
+        return dataset_view(await self.jobs.get(tenant, dataset_id, "dataset"))
+
+    async def dataset_file(self, tenant: str, dataset_id: str) -> tuple[Path, str]:
+        """The local copy of a built dataset's file and its sha256."""
+        job = await self.jobs.get(tenant, dataset_id, "dataset")
+        if job.status != "succeeded" or job.result is None:
+            raise Conflict(f"dataset {dataset_id} is {job.status}, not built")
+        return await self.blobs.fetch(job.result["file"]), job.result["sha256"]
+
+    async def request_training(
+        self, tenant: str, model: str, body: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        await self.registrar.model(tenant, model)
+        spec = self.trainers.get((tenant, model))
+        if spec is None:
+            raise Conflict(
+                f"model {model!r} declares no trainer; a trainer is declared in the config "
+                "file (models[].trainer), never through the API"
+            )
+        found = await self.jobs.find(tenant, body["dataset"])
+        if found is None or found.kind != "dataset":
+            raise NotFound(f"no dataset {body['dataset']!r}")
+        if found.model != model:
+            raise ValidationFailed(
+                f"dataset {found.id} was built for {found.model!r}, not {model!r}",
+                field="dataset",
+            )
+        if found.status != "succeeded":
+            raise Conflict(f"dataset {found.id} is {found.status}; train once it is built")
+        request = {
+            "dataset": found.id,
+            "params": {**spec.params, **body.get("params", {})},
+            "auto_rollout": body.get("auto_rollout", True),
+        }
+        job = await self.jobs.create(
+            tenant=tenant, kind="training", model=model, request=request, actor=actor
+        )
+        await self._tell(job, "meshgate.training.queued", actor, request)
+        self.wake.set()
+        return job.public()
+
+    async def job(self, tenant: str, job_id: str) -> dict[str, Any]:
+        job = await self.jobs.get(tenant, job_id)
+        return dataset_view(job) if job.kind == "dataset" else job.public()
+
+    # --- what the runner does -----------------------------------------------------------------
+
+    async def run(self, job: Job, holder: str) -> None:
+        """Run one claimed job to its end; every failure is the job's, with its reason."""
+        try:
+            if job.kind == "dataset":
+                result = await self._build(job, holder)
+            else:
+                result = await self._train(job, holder)
+        except asyncio.CancelledError:
+            raise
+        except JobFailed as exc:
+            await self._fail(job, holder, exc.reason, exc.details)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            await self._fail(job, holder, f"{type(exc).__name__}: {exc}", {})
+            return
+        if await self.jobs.finish(job.id, holder, result=result):
+            kind = "dataset.built" if job.kind == "dataset" else "succeeded"
+            await self._tell(job, f"meshgate.training.{kind}", job.created_by, result)
+
+    async def _fail(self, job: Job, holder: str, reason: str, details: dict[str, Any]) -> None:
+        if await self.jobs.finish(job.id, holder, error=reason):
+            kind = "dataset.failed" if job.kind == "dataset" else "failed"
+            await self._tell(
+                job, f"meshgate.training.{kind}", job.created_by, {"reason": reason, **details}
+            )
+
+    async def _build(self, job: Job, holder: str) -> dict[str, Any]:
+        r = job.request
+        query = datasets.DatasetQuery(
+            tenant=job.tenant,
+            model=r["model"],
+            versions=frozenset(r["versions"]) if r["versions"] is not None else None,
+            since=parse_time(r["since"]) if r["since"] else None,
+            cutoff=parse_time(r["until"]),
+        )
+        last = 0.0
+        loop = asyncio.get_running_loop()
+
+        async def progress(read: int, of: int) -> None:
+            nonlocal last
+            if loop.time() - last >= PROGRESS_EVERY or read >= of:
+                last = loop.time()
+                await self.jobs.report(job.id, holder, {"read": read, "of": of})
+
+        built = await datasets.build(self.events, query, progress)
+        ref = await self.blobs.put(built.data)
+        return {**built.manifest, "file": ref}
+
+    async def _train(self, job: Job, holder: str) -> dict[str, Any]:
+        spec = self.trainers.get((job.tenant, job.model))
+        if spec is None:
+            raise JobFailed(f"model {job.model!r} no longer declares a trainer")
+        dataset = await self.jobs.get(job.tenant, job.request["dataset"], "dataset")
+        manifest = dataset.result or {}
+        model = await self.registrar.model(job.tenant, job.model)
+        parent = _production(model)
+        path = await self.blobs.fetch(manifest["file"])
+        workdir = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir()))
+        try:
+            shutil.copyfile(path, workdir / "dataset.parquet")
+            await self.jobs.report(job.id, holder, {"stage": "training"})
+            outcome = await run_trainer(
+                workdir,
+                {
+                    "entrypoint": spec.entrypoint,
+                    "task": model["task"],
+                    "features": manifest["features"],
+                    "holdout": spec.holdout,
+                    "seed": spec.seed,
+                    "params": job.request["params"],
+                    "format": spec.format,
+                    "production": parent["version"] if parent else None,
+                },
+                timeout_seconds=spec.timeout_seconds,
+                memory_mb=spec.memory_mb,
+            )
+            if not outcome.ok:
+                raise JobFailed(outcome.reason or "training failed")
+            result = outcome.result
+            if bad := [t for t in result["trusted"] if not TRUSTED.match(t)]:
+                raise JobFailed(f"the trained model needs types skops does not trust: {bad}")
+            data = (workdir / result["artifact"]).read_bytes()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        ref = await self.blobs.put(data)
+        version = _next_version(model)
+        lineage = {
+            "job": job.id,
+            "dataset": {"id": dataset.id, "sha256": manifest["sha256"], "rows": manifest["rows"]},
+            "code_version": {
+                "trainer": spec.entrypoint,
+                "meshgate": __version__,
+                "source_sha256": result.get("source_sha256"),
+            },
+            "parameters": job.request["params"],
+            "metrics": result["metrics"],
+            "baseline": result["baseline"],
+            "holdout": {"share": spec.holdout, "seed": spec.seed, **result["rows"]},
+            "parent_version": parent["version"] if parent else None,
+        }
+        await self.registrar.register(
+            job.tenant,
+            job.model,
+            VersionCreate.model_validate(
+                {
+                    "version": version,
+                    "provider": {
+                        "type": "onnx" if spec.format == "onnx" else "sklearn",
+                        "artifact": ref,
+                        **({"trusted": result["trusted"]} if spec.format == "skops" else {}),
+                    },
+                    "signature": parent.get("signature", {}) if parent else {},
+                    "metadata": {"lineage": lineage},
+                }
+            ),
+            job.created_by,
+        )
+        out = {"version": version, "artifact": ref, "metrics": result["metrics"], **lineage}
+        out["rollout"] = await self._maybe_roll_out(job, spec, version, parent, result)
+        return out
+
+    async def _maybe_roll_out(
+        self,
+        job: Job,
+        spec: TrainerSpec,
+        version: str,
+        parent: dict[str, Any] | None,
+        result: dict[str, Any],
+    ) -> dict[str, Any]:
+        rule = spec.promote
+        if not job.request.get("auto_rollout", True) or rule is None:
+            return {"started": False, "reason": "automatic rollout is off"}
+        if parent is None:
+            return {"started": False, "reason": "no production version to compare with"}
+        new, old = result["metrics"].get(rule.metric), result["baseline"].get(rule.metric)
+        if new is None or old is None:
+            return {
+                "started": False,
+                "reason": f"{rule.metric} is not known for both versions on the holdout",
+            }
+        better = new - old if HIGHER_IS_BETTER[rule.metric] else old - new
+        decision = {
+            "metric": rule.metric,
+            "candidate": new,
+            "production": old,
+            "margin": rule.margin,
+        }
+        if better < rule.margin or better <= 0:
+            return {"started": False, "reason": "not better by the margin", **decision}
+        if self.rollouts is None:
+            return {
+                "started": False,
+                "reason": "better by the margin, but no rollout service is wired",
+                **decision,
+            }
+        body = {**rule.rollout, "candidate": version, "baseline": parent["version"]}
+        rollout = await self.rollouts.start_rollout(job.tenant, job.model, body, job.created_by)
+        return {"started": True, "rollout": rollout.get("id"), **decision}
+
+    def _work_dir(self) -> Path:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir
+
+    async def _tell(self, job: Job, type_: str, actor: str, details: dict[str, Any]) -> None:
+        data = {"job": job.id, "kind": job.kind, "model": job.model, **_brief(details)}
+        await self.publisher.publish(type_, tenant=job.tenant, data=data, subject=f"jobs/{job.id}")
+        await self.audit.record(
+            actor=actor,
+            tenant=job.tenant,
+            action=type_.removeprefix("meshgate."),
+            resource=f"jobs/{job.id}",
+            details=data,
+            model_version=details.get("version")
+            if isinstance(details.get("version"), str)
+            else None,
+        )
+
+
+class JobFailed(Exception):
+    def __init__(self, reason: str, details: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details or {}
+
+
+def _brief(details: dict[str, Any]) -> dict[str, Any]:
+    """What an event and an audit record keep of a result: no schema, no file reference."""
+    return {k: v for k, v in details.items() if k not in ("schema", "file", "query")}
+
+
+def dataset_view(job: Job) -> dict[str, Any]:
+    """A dataset as the API shows it: status, request, and once built its manifest."""
+    manifest = {k: v for k, v in (job.result or {}).items() if k != "file"}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "model": job.model,
+        "request": job.request,
+        "progress": job.progress,
+        "error": job.error,
+        "created_by": job.created_by,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        **manifest,
+    }
+
+
+def _production(model: dict[str, Any]) -> dict[str, Any] | None:
+    """The version the ``production`` alias names, else the newest version."""
+    versions = {v["version"]: v for v in model["versions"]}
+    chosen = model["aliases"].get("production")
+    if chosen in versions:
+        return dict(versions[chosen])
+    return dict(model["versions"][-1]) if model["versions"] else None
+
+
+def _next_version(model: dict[str, Any]) -> str:
+    numbers = [int(v["version"]) for v in model["versions"] if v["version"].isdigit()]
+    return str(max(numbers, default=0) + 1)

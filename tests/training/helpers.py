@@ -1,0 +1,55 @@
+"""Serving the demo classifier through the real routes, and waiting on background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+
+async def predict(
+    client: httpx.AsyncClient, row: list[float], *, user: str | None = None, model: str = "iris"
+) -> str:
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row}]}
+    headers = {"x-user-id": user} if user else {}
+    answer = await client.post(f"/v2/models/{model}/infer", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.headers["x-prediction-id"]
+
+
+async def give_feedback(client: httpx.AsyncClient, prediction_id: str, label: Any) -> None:
+    answer = await client.post(f"/v1/predictions/{prediction_id}/feedback", json={"label": label})
+    assert answer.status_code == 201, answer.text
+
+
+async def last_event_time(client: httpx.AsyncClient, type_: str) -> str:
+    """The time of the newest event of ``type_``, as the log recorded it."""
+    after, newest = 0, None
+    while True:
+        page = (await client.get("/v1/events", params={"type": type_, "after": after})).json()
+        if not page["events"]:
+            assert newest is not None
+            return str(newest)
+        newest = page["events"][-1]["time"]
+        after = page["next_after"]
+
+
+async def finished(client: httpx.AsyncClient, path: str, within: float = 60) -> dict[str, Any]:
+    """GET ``path`` until the job there has succeeded or failed."""
+    async with asyncio.timeout(within):
+        while True:
+            answer = await client.get(path)
+            assert answer.status_code == 200, answer.text
+            if answer.json()["status"] in ("succeeded", "failed"):
+                return dict(answer.json())
+            await asyncio.sleep(0.05)
+
+
+async def build_dataset(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    created = await client.post("/v1/datasets", json=body)
+    assert created.status_code == 202, created.text
+    assert created.headers["location"] == f"/v1/datasets/{created.json()['id']}"
+    done = await finished(client, created.headers["location"])
+    assert done["status"] == "succeeded", done
+    return done
