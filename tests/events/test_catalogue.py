@@ -21,6 +21,7 @@ from meshgate.events.catalogue import CATALOGUE, PREDICTION_MADE, PredictionMade
 from tests.conftest import app_client
 from tests.economics.conftest import as_key, new_key, openai_client
 from tests.models.fake_openai import FakeOpenAI, UpstreamLoop
+from tests.training.helpers import finished
 
 HI = [{"role": "user", "content": "hi"}]
 PII = "Mail jane.doe@example.com please"
@@ -58,8 +59,13 @@ def chat_model(name: str, upstream: FakeOpenAI) -> dict[str, Any]:
 async def admin(
     make_settings: Callable[..., Settings], upstream: FakeOpenAI, failing: FakeOpenAI
 ) -> AsyncIterator[httpx.AsyncClient]:
+    trainee = {
+        "name": "trainee",
+        "task": "classification",
+        "trainer": {"entrypoint": "tests.training.trainers:boom"},
+    }
     settings = make_settings(
-        models=[chat_model("flaky", failing)],
+        models=[chat_model("flaky", failing), trainee],
         monitoring={
             "alerts": {
                 "interval_seconds": 0.05,
@@ -147,6 +153,12 @@ async def test_every_producer_writes_data_its_declared_type_accepts(
     turn = {"role": "user", "content": "hello"}
     await ok(admin.post(f"/v1/context/sessions/{sid}/interactions", json=turn), 201)
     await ok(admin.delete("/v1/context/users/u-1"))
+    # Datasets and training: a dataset built, a training that fails (it has no rows).
+    dataset = await ok(admin.post("/v1/datasets", json={"model": "trainee"}), 202)
+    await finished(admin, f"/v1/datasets/{dataset['id']}")
+    body = {"dataset": dataset["id"]}
+    job = await ok(admin.post("/v1/registry/models/trainee/train", json=body), 202)
+    await finished(admin, f"/v1/jobs/{job['id']}")  # a process starts: allow it time
     # Monitoring: an error-rate alert fires, then resolves once calls succeed again.
     failing.fail_status = 500
     flaky = openai_client(admin, key)

@@ -89,7 +89,8 @@ async def test_retraining_beats_production_on_drifted_inputs(
     assert model["aliases"]["production"] == "1"  # moving it is the rollout's work
     assert served.status_code == 200, served.text
     assert served.json()["outputs"][0]["data"] == [labels[0]]
-    assert [e["data"]["job"] for e in trained] == [job["id"]]
+    assert [e["data"]["job"] for e in trained] == [dataset["id"], job["id"]]
+    assert trained[1]["data"]["version"] == "3" and trained[1]["data"]["metrics"] == metrics
     actions = [r["action"] for r in audit["records"]]
     assert "training.queued" in actions and "training.succeeded" in actions
 

@@ -223,6 +223,48 @@ CONTEXT_UPDATED = EventType("meshgate.context.updated", ContextUpdated)
 CONTEXT_ERASED = EventType("meshgate.context.erased", ContextErased)
 
 
+# --- datasets and training -------------------------------------------------------------------
+
+JobKind = Literal["dataset", "training"]
+
+
+class JobQueued(Payload):
+    """A dataset build or a training run was queued (``request`` as the job keeps it)."""
+
+    job: str
+    kind: JobKind
+    model: str
+    request: dict[str, Any]
+
+
+class JobSucceeded(Payload):
+    """A dataset was built (``rows``, ``sha256``) or a version trained (``version``,
+    ``metrics``, the ``dataset`` it learned from, its ``parent_version`` and ``rollout``)."""
+
+    job: str
+    kind: JobKind
+    model: str
+    rows: int | None = None
+    sha256: str | None = None
+    dataset: str | None = None
+    version: str | None = None
+    parent_version: str | None = None
+    metrics: dict[str, float | None] | None = None
+    rollout: dict[str, Any] | None = None
+
+
+class JobFailed(Payload):
+    job: str
+    kind: JobKind
+    model: str
+    reason: str
+
+
+TRAINING_QUEUED = EventType("meshgate.training.queued", JobQueued)
+TRAINING_SUCCEEDED = EventType("meshgate.training.succeeded", JobSucceeded)
+TRAINING_FAILED = EventType("meshgate.training.failed", JobFailed)
+
+
 CATALOGUE: dict[str, EventType[Any]] = {
     t.name: t
     for t in (
@@ -238,6 +280,9 @@ CATALOGUE: dict[str, EventType[Any]] = {
         FLAG_CHANGED,
         CONTEXT_UPDATED,
         CONTEXT_ERASED,
+        TRAINING_QUEUED,
+        TRAINING_SUCCEEDED,
+        TRAINING_FAILED,
     )
 }
 """Every ``meshgate.*`` event type by name."""

@@ -113,7 +113,6 @@ def run(workdir: Path) -> dict[str, Any]:
     request = json.loads((workdir / "request.json").read_text())
     import numpy as np
     import pyarrow.parquet as pq
-    from sklearn.model_selection import train_test_split
 
     table = pq.read_table(workdir / "dataset.parquet")
     features: list[str] = request["features"]
@@ -132,6 +131,8 @@ def run(workdir: Path) -> dict[str, Any]:
     y = np.asarray([labels[i] for i in keep])
     if task == "regression":
         y = y.astype(np.float64)
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(len(y))
     stratify = None
     if task == "classification":

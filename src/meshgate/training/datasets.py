@@ -28,12 +28,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from meshgate.events.base import Filter
+from meshgate.events.catalogue import PREDICTION_FEEDBACK, PREDICTION_MADE
 from meshgate.events.envelope import ERASED, Event, format_time
 from meshgate.events.service import EventService
 from meshgate.monitoring.observations import features_of, feedback_target, predicted_label
 
-MADE = "meshgate.prediction.made"
-FEEDBACK = "meshgate.prediction.feedback"
+MADE = PREDICTION_MADE.name
+FEEDBACK = PREDICTION_FEEDBACK.name
 PAGE = 1000
 FIXED = ("prediction_id", "predicted_at", "version")
 TAIL = ("predicted", "label", "score", "feedback_at")

@@ -19,6 +19,17 @@ from typing import Any
 
 from meshgate import __version__
 from meshgate.errors import Conflict, NotFound, ValidationFailed
+from meshgate.events.catalogue import (
+    TRAINING_FAILED,
+    TRAINING_QUEUED,
+    TRAINING_SUCCEEDED,
+    EventType,
+    JobKind,
+    JobQueued,
+    JobSucceeded,
+    Payload,
+)
+from meshgate.events.catalogue import JobFailed as JobFailedPayload
 from meshgate.events.envelope import format_time, now, parse_time
 from meshgate.events.ports import EventPublisher
 from meshgate.events.service import EventService
@@ -94,7 +105,7 @@ class TrainingService:
         job = await self.jobs.create(
             tenant=tenant, kind="dataset", model=body["model"], request=request, actor=actor
         )
-        await self._tell(job, "meshgate.training.dataset.queued", actor, request)
+        await self._queued(job, actor)
         self.wake.set()
         return dataset_view(job)
 
@@ -136,7 +147,7 @@ class TrainingService:
         job = await self.jobs.create(
             tenant=tenant, kind="training", model=model, request=request, actor=actor
         )
-        await self._tell(job, "meshgate.training.queued", actor, request)
+        await self._queued(job, actor)
         self.wake.set()
         return job.public()
 
@@ -156,22 +167,39 @@ class TrainingService:
         except asyncio.CancelledError:
             raise
         except JobFailed as exc:
-            await self._fail(job, holder, exc.reason, exc.details)
+            await self._fail(job, holder, exc.reason)
             return
         except Exception as exc:
             log.exception("job %s failed", job.id)
-            await self._fail(job, holder, f"{type(exc).__name__}: {exc}", {})
+            await self._fail(job, holder, f"{type(exc).__name__}: {exc}")
             return
         if await self.jobs.finish(job.id, holder, result=result):
-            kind = "dataset.built" if job.kind == "dataset" else "succeeded"
-            await self._tell(job, f"meshgate.training.{kind}", job.created_by, result)
+            if job.kind == "dataset":
+                done = JobSucceeded(
+                    job=job.id,
+                    kind="dataset",
+                    model=job.model,
+                    rows=result["rows"],
+                    sha256=result["sha256"],
+                )
+            else:
+                done = JobSucceeded(
+                    job=job.id,
+                    kind="training",
+                    model=job.model,
+                    dataset=result["dataset"]["id"],
+                    sha256=result["dataset"]["sha256"],
+                    version=result["version"],
+                    parent_version=result["parent_version"],
+                    metrics=result["metrics"],
+                    rollout=result["rollout"],
+                )
+            await self._tell(job, TRAINING_SUCCEEDED, done, version=result.get("version"))
 
-    async def _fail(self, job: Job, holder: str, reason: str, details: dict[str, Any]) -> None:
+    async def _fail(self, job: Job, holder: str, reason: str) -> None:
         if await self.jobs.finish(job.id, holder, error=reason):
-            kind = "dataset.failed" if job.kind == "dataset" else "failed"
-            await self._tell(
-                job, f"meshgate.training.{kind}", job.created_by, {"reason": reason, **details}
-            )
+            failed = JobFailedPayload(job=job.id, kind=_kind(job), model=job.model, reason=reason)
+            await self._tell(job, TRAINING_FAILED, failed)
 
     async def _build(self, job: Job, holder: str) -> dict[str, Any]:
         r = job.request
@@ -310,31 +338,41 @@ class TrainingService:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         return self.work_dir
 
-    async def _tell(self, job: Job, type_: str, actor: str, details: dict[str, Any]) -> None:
-        data = {"job": job.id, "kind": job.kind, "model": job.model, **_brief(details)}
-        await self.publisher.publish(type_, tenant=job.tenant, data=data, subject=f"jobs/{job.id}")
+    async def _queued(self, job: Job, actor: str) -> None:
+        queued = JobQueued(job=job.id, kind=_kind(job), model=job.model, request=job.request)
+        await self._tell(job, TRAINING_QUEUED, queued, actor=actor)
+
+    async def _tell(
+        self,
+        job: Job,
+        kind: EventType[Any],
+        payload: Payload,
+        *,
+        actor: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        data = kind.data(payload)
+        await self.publisher.publish(
+            kind.name, tenant=job.tenant, data=data, subject=f"jobs/{job.id}"
+        )
         await self.audit.record(
-            actor=actor,
+            actor=actor or job.created_by,
             tenant=job.tenant,
-            action=type_.removeprefix("meshgate."),
+            action=kind.name.removeprefix("meshgate."),
             resource=f"jobs/{job.id}",
             details=data,
-            model_version=details.get("version")
-            if isinstance(details.get("version"), str)
-            else None,
+            model_version=version,
         )
 
 
+def _kind(job: Job) -> JobKind:
+    return "dataset" if job.kind == "dataset" else "training"
+
+
 class JobFailed(Exception):
-    def __init__(self, reason: str, details: dict[str, Any] | None = None):
+    def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-        self.details = details or {}
-
-
-def _brief(details: dict[str, Any]) -> dict[str, Any]:
-    """What an event and an audit record keep of a result: no schema, no file reference."""
-    return {k: v for k, v in details.items() if k not in ("schema", "file", "query")}
 
 
 def dataset_view(job: Job) -> dict[str, Any]:
