@@ -23,6 +23,7 @@ from meshgate.gateway.middleware.idempotency import MIGRATIONS as IDEMPOTENCY_MI
 from meshgate.governance.store import MIGRATIONS as AUDIT_MIGRATIONS
 from meshgate.models.artifacts import MIGRATIONS as ARTIFACT_MIGRATIONS
 from meshgate.models.registry import MIGRATIONS as REGISTRY_MIGRATIONS
+from meshgate.monitoring.slo_store import MIGRATIONS as SLO_MIGRATIONS
 from meshgate.monitoring.snapshots import MIGRATIONS as MONITORING_MIGRATIONS
 from meshgate.security.credentials import MIGRATIONS as CREDENTIAL_MIGRATIONS
 from meshgate.security.credentials import CredentialVault
@@ -47,6 +48,7 @@ MIGRATIONS: list[Migration] = (
     + FLAG_MIGRATIONS
     + MONITORING_MIGRATIONS
     + JOB_MIGRATIONS
+    + SLO_MIGRATIONS
 )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from fastapi import Request, Response
 
 from meshgate.config import Settings
@@ -70,6 +71,47 @@ async def test_slo_report_against_targets_over_a_window(
         assert recent["availability"]["met"] and recent["error_budget_remaining"] == 1
         day = (await client.get("/v1/slo?window=86400")).json()
         assert day["requests"] == 120
+
+
+async def test_slo_sums_every_node_and_shows_a_key_its_own_tenant_only(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Two processes on one SQL store: each writes its buckets there, either reports the sum.
+    settings = make_settings(monitoring={"slo": {"paths": ["/v1/test-slo/"]}})
+    async with app_client(settings) as first, app_client(settings) as second:
+        for node in (first, second):
+            add_slo_route(node.app)  # type: ignore[attr-defined]
+        made = await first.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["audit:read"]})
+        acme = {"Authorization": f"Bearer {made.json()['key']}"}
+        await asyncio.gather(*(first.post("/v1/test-slo/200") for _ in range(10)))
+        await asyncio.gather(*(second.post("/v1/test-slo/503") for _ in range(5)))
+        await asyncio.gather(*(second.post("/v1/test-slo/200", headers=acme) for _ in range(4)))
+
+        async def report(node: Any, **params: str) -> dict[str, Any]:
+            answer = await node.get("/v1/slo", params=params)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        async with asyncio.timeout(10):  # each node writes its own buckets every second
+            while (await report(first))["requests"] != 15:  # noqa: ASYNC110 (polls the API)
+                await asyncio.sleep(0.1)
+        for node in (first, second):
+            ours = await report(node)
+            assert (ours["tenant"], ours["requests"]) == ("default", 15)
+            assert ours["availability"]["value"] == pytest.approx(10 / 15)
+        theirs = (await second.get("/v1/slo", headers=acme)).json()
+        assert (theirs["tenant"], theirs["requests"]) == ("acme", 4)
+        assert theirs["error_rate"]["value"] == 0
+        # A tenant's key cannot read another tenant's figures or the platform's.
+        for other in ("default", "*"):
+            denied = await first.get("/v1/slo", params={"tenant": other}, headers=acme)
+            assert denied.status_code == 403, denied.text
+        # The operator (an admin key of the root tenant) reads any tenant's, or every tenant's.
+        assert (await report(first, tenant="acme"))["requests"] == 4
+        everyone = await report(second, tenant="*")
+        assert (everyone["tenant"], everyone["requests"]) == ("*", 19)
+        bad = await first.get("/v1/slo", params={"tenant": "no such/tenant"})
+        assert bad.status_code == 422 and "tenant" in bad.text
 
 
 async def test_slo_refuses_bad_windows_and_keys_without_audit_read(

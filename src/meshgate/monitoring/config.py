@@ -113,6 +113,13 @@ class SloConfig(BaseModel):
     retention_seconds: int = Field(
         86400, ge=60, description="Longest window kept (one bucket per second with traffic)."
     )
+    flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often a process writes its request buckets to the SQL store, where"
+        " GET /v1/slo sums every process's.",
+    )
     paths: list[str] = Field(
         default_factory=lambda: ["/v1/chat/completions", "/v1/embeddings", "/v2/models/"],
         description="Route prefixes of the synchronous calls the SLO covers.",

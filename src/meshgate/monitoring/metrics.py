@@ -83,14 +83,17 @@ class Metrics:
         )
         self.predictions = Counter(
             "meshgate_predictions",
-            "prediction.made events seen by monitoring, per model version and outcome "
-            "(ok, client_error, server_error).",
+            "prediction.made events of the whole cluster, applied by this process from the log "
+            "since it started, per model version and outcome (ok, client_error, server_error). "
+            "Every node reports the cluster's: read one node (max), never a sum over nodes; "
+            "meshgate_model_requests counts what this node served.",
             ["tenant", "model", "version", "outcome"],
             registry=r,
         )
         self.prediction_latency = Histogram(
             "meshgate_prediction_latency_seconds",
-            "Model latency reported by prediction.made events.",
+            "Model latency reported by prediction.made events of the whole cluster (as"
+            " meshgate_predictions: one node's, never a sum over nodes).",
             ["tenant", "model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -108,7 +111,10 @@ class Metrics:
             registry=r,
         )
         self.alerts_firing = Gauge(
-            "meshgate_alerts_firing", "Alerts firing now, per rule.", ["rule"], registry=r
+            "meshgate_alerts_firing",
+            "Alerts of the cluster firing now, per rule (the same on every node).",
+            ["rule"],
+            registry=r,
         )
         self.slo_window = RequestWindow()
         self.slo_paths: tuple[str, ...] = DEFAULT_SLO_PATHS
@@ -122,8 +128,10 @@ class Metrics:
         status: int,
         seconds: float,
         model: tuple[str, str, str] | None = None,
+        tenant: str | None = None,
     ) -> None:
-        """One served request; ``model`` is (tenant, model, version) when one answered it."""
+        """One served request; ``model`` is (tenant, model, version) when one answered it,
+        ``tenant`` the caller's (None before authentication)."""
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
@@ -135,7 +143,7 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
         if children[2]:
-            self.slo_window.observe(status, seconds)
+            self.slo_window.observe(status, seconds, tenant or "")
         if model is not None:
             self._observe_model(model, status, seconds)
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of
+from meshgate.errors import Forbidden
 from meshgate.monitoring.config import MonitoringConfig
-from meshgate.monitoring.metrics import Metrics
 from meshgate.monitoring.service import MonitoringService
 from meshgate.monitoring.slo import slo_report
 
@@ -38,15 +38,22 @@ async def model_monitoring(request: Request, name: str) -> dict[str, Any]:
     return await monitoring_of(request).model_report(tenant, name)
 
 
+ALL_TENANTS = "*"
+
+
 @router.get(
     "/v1/slo",
     summary="Availability, error rate and p95 latency over a window, against the targets",
     description=(
-        "Over the synchronous calls (monitoring.slo.paths) this process served in the window: "
-        "availability is the share not answered 500 or 503 (the platform itself failing), "
-        "error rate the share answered with any 5xx (upstream failures included), and p95 "
-        "the latency of the calls that did not fail, read at most 5% high. Each beside its "
-        "target, with whether it is met and the share of the error budget left."
+        "Over the synchronous calls (monitoring.slo.paths) of the caller's tenant served by "
+        "every node of the cluster in the window (each node writes its figures to the shared "
+        "SQL store every monitoring.slo.flush_seconds; the answer is the same on every node "
+        "and survives restarts): availability is the share not answered 500 or 503 (the "
+        "platform itself failing), error rate the share answered with any 5xx (upstream "
+        "failures included), and p95 the latency of the calls that did not fail, read at "
+        "most 5% high. Each beside its target, with whether it is met and the share of the "
+        "error budget left. A key sees its own tenant's figures only; an admin key of the "
+        "root tenant (the operator) may name another tenant, or `*` for every tenant."
     ),
     dependencies=[require("audit:read")],
 )
@@ -61,10 +68,23 @@ async def slo(
             " monitoring.slo.window_seconds.",
         ),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        Query(
+            pattern=r"^([A-Za-z0-9._-]{1,64}|\*)$",
+            description="Whose calls: the caller's tenant by default; another tenant, or `*`"
+            " for every tenant, for an admin key of the root tenant only.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
+    principal = current_principal(request)
+    tenant = tenant or principal.tenant
+    if tenant != principal.tenant and not (principal.is_root and principal.is_admin):
+        raise Forbidden("a key reads its own tenant's SLO; the platform's is the operator's")
     targets = service_of(request, MonitoringConfig).slo
     # Nothing older than the retention is kept: a longer window reports the retention
     # (window_seconds in the answer says which was used).
     seconds = min(window or targets.window_seconds, targets.retention_seconds)
-    summary = service_of(request, Metrics).slo_window.summary(seconds)
-    return slo_report(summary, window_seconds=seconds, targets=targets)
+    ledger = monitoring_of(request).slo
+    summary = await ledger.summary(seconds, None if tenant == ALL_TENANTS else tenant)
+    return {"tenant": tenant, **slo_report(summary, window_seconds=seconds, targets=targets)}

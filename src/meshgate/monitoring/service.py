@@ -42,6 +42,7 @@ from meshgate.monitoring.alerts import Alert, AlertBook, breaker_violation, vers
 from meshgate.monitoring.config import MonitoringConfig, thresholds_for
 from meshgate.monitoring.drift import model_drift
 from meshgate.monitoring.metrics import Metrics
+from meshgate.monitoring.slo_store import SloLedger
 from meshgate.monitoring.snapshots import SnapshotStore
 from meshgate.monitoring.state import MonitoringState, VersionKey
 from meshgate.monitoring.stats import VersionStats
@@ -71,6 +72,7 @@ class MonitoringService:
         readiness: Readiness,
         leases: Leases,
         snapshots: SnapshotStore,
+        slo: SloLedger,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -80,6 +82,7 @@ class MonitoringService:
         self.readiness = readiness
         self.leases = leases
         self.snapshots = snapshots
+        self.slo = slo
         self.holder = holder_name()
         self.clock = clock
         self.sleep = sleep
@@ -116,6 +119,7 @@ class MonitoringService:
             self.state = MonitoringState(self.config)
         self.resumed_from = after
         self.follower.start(after)
+        await self.slo.start()
         self._task = asyncio.create_task(self._evaluate_forever(), name="monitoring-alerts")
 
     async def close(self) -> None:
@@ -125,6 +129,7 @@ class MonitoringService:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.follower.close()
+        await self.slo.close()
         # Every process holds the same state, so any may save it: the next start reads less.
         with contextlib.suppress(Exception):
             await self.save_snapshot()

@@ -1,6 +1,8 @@
-"""A rolling window of request outcomes for the SLO report, kept in memory.
+"""A rolling window of request outcomes for the SLO report.
 
-Requests are counted in buckets of ``bucket_seconds``; each bucket keeps totals and a sparse
+Each process counts its own requests in memory, per tenant, in buckets of ``bucket_seconds``;
+``monitoring.slo_store`` writes them to the SQL store, where the report sums every process's
+buckets. Each bucket keeps totals and a sparse
 histogram of latencies on log-spaced bins (5% wide), so a day of traffic takes a few MB and a
 p95 is read at most 5% high. Observing a request is a few dict operations.
 """
@@ -39,8 +41,25 @@ class Bucket:
     unavailable: int = 0
     latency: dict[int, int] = field(default_factory=dict)
 
+    def add(self, other: Bucket) -> None:
+        self.total += other.total
+        self.failed += other.failed
+        self.unavailable += other.unavailable
+        for index, count in other.latency.items():
+            self.latency[index] = self.latency.get(index, 0) + count
+
+
+@dataclass(slots=True)
+class Slot:
+    """One bucket's time: a bucket per tenant that had traffic then."""
+
+    start: int
+    tenants: dict[str, Bucket] = field(default_factory=dict)
+
 
 class RequestWindow:
+    """This process's requests, by tenant ("" when the caller was not known) and time."""
+
     def __init__(
         self,
         *,
@@ -51,17 +70,21 @@ class RequestWindow:
         self.bucket_seconds = bucket_seconds
         self.retention_seconds = retention_seconds
         self.clock = clock
-        self._buckets: deque[Bucket] = deque()
+        self._slots: deque[Slot] = deque()
+        self._dirty: set[tuple[str, int]] = set()
 
-    def observe(self, status: int, seconds: float) -> None:
+    def observe(self, status: int, seconds: float, tenant: str = "") -> None:
         start = int(self.clock()) // self.bucket_seconds * self.bucket_seconds
-        buckets = self._buckets
-        if not buckets or buckets[-1].start != start:
+        slots = self._slots
+        if not slots or slots[-1].start != start:
             # Only seconds with traffic have a bucket: forget by age, not by count.
-            while buckets and buckets[0].start <= start - self.retention_seconds:
-                buckets.popleft()
-            buckets.append(Bucket(start))
-        bucket = buckets[-1]
+            while slots and slots[0].start <= start - self.retention_seconds:
+                slots.popleft()
+            slots.append(Slot(start))
+        bucket = slots[-1].tenants.get(tenant)
+        if bucket is None:
+            bucket = slots[-1].tenants[tenant] = Bucket(start)
+        self._dirty.add((tenant, start))
         bucket.total += 1
         if status >= 500:
             bucket.failed += 1
@@ -71,25 +94,54 @@ class RequestWindow:
         index = latency_bin(seconds)
         bucket.latency[index] = bucket.latency.get(index, 0) + 1
 
-    def summary(self, window_seconds: int) -> dict[str, Any]:
-        """Counts and the p95 (of requests that did not fail) over the last ``window_seconds``."""
-        since = self.clock() - min(window_seconds, self.retention_seconds)
-        total = failed = unavailable = 0
-        bins: dict[int, int] = {}
-        for bucket in reversed(self._buckets):
-            if bucket.start + self.bucket_seconds <= since:
+    def take_changed(self) -> list[tuple[str, Bucket]]:
+        """(tenant, a copy of its bucket) of every bucket changed since the last call."""
+        changed, self._dirty = self._dirty, set()
+        earliest = min((start for _, start in changed), default=0)
+        slots: dict[int, Slot] = {}
+        for slot in reversed(self._slots):  # changes are recent: read from the newest back
+            if slot.start < earliest:
                 break
-            total += bucket.total
-            failed += bucket.failed
-            unavailable += bucket.unavailable
-            for index, count in bucket.latency.items():
-                bins[index] = bins.get(index, 0) + count
-        return {
-            "requests": total,
-            "failed": failed,
-            "unavailable": unavailable,
-            "p95_seconds": percentile(bins, 0.95),
-        }
+            slots[slot.start] = slot
+        out: list[tuple[str, Bucket]] = []
+        for tenant, start in changed:
+            found = slots.get(start)
+            bucket = found.tenants.get(tenant) if found is not None else None
+            if bucket is not None:
+                copy = Bucket(start)
+                copy.add(bucket)
+                out.append((tenant, copy))
+        return out
+
+    def mark_changed(self, items: list[tuple[str, Bucket]]) -> None:
+        """Put back what could not be written, so the next flush writes it."""
+        self._dirty.update((tenant, bucket.start) for tenant, bucket in items)
+
+    def since(self, window_seconds: int) -> float:
+        return self.clock() - min(window_seconds, self.retention_seconds)
+
+    def summary(self, window_seconds: int, tenant: str | None = None) -> dict[str, Any]:
+        """Counts and the p95 (of requests that did not fail) over the last ``window_seconds``,
+        of one tenant or (None) of every caller."""
+        since = self.since(window_seconds)
+        buckets = []
+        for slot in reversed(self._slots):
+            if slot.start + self.bucket_seconds <= since:
+                break
+            buckets += [b for t, b in slot.tenants.items() if tenant is None or t == tenant]
+        return summarize(buckets)
+
+
+def summarize(buckets: list[Bucket]) -> dict[str, Any]:
+    total = Bucket(0)
+    for bucket in buckets:
+        total.add(bucket)
+    return {
+        "requests": total.total,
+        "failed": total.failed,
+        "unavailable": total.unavailable,
+        "p95_seconds": percentile(total.latency, 0.95),
+    }
 
 
 def percentile(bins: dict[int, int], q: float) -> float | None:

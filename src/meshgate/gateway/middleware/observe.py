@@ -62,7 +62,7 @@ class ObserveMiddleware:
             served = request_scope.served_model(scope)
             name, version = served if served is not None else (None, None)
             model = None if served is None else (tenant or "", served[0], served[1])
-            self.metrics.observe_request(scope["method"], route, status, seconds, model)
+            self.metrics.observe_request(scope["method"], route, status, seconds, model, tenant)
             if self.access_log:
                 fields = {
                     "method": scope["method"],
