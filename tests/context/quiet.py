@@ -24,3 +24,13 @@ class QuietAudit:
 
 def quiet_notifier(signer: HandleSigner) -> Notifier:
     return Notifier(signer, QuietEvents(), QuietAudit())
+
+
+class NothingRegistered:
+    """A registry without models: no consumer registered a policy."""
+
+    async def registered_policy(self, tenant: str, consumer: str) -> list[str] | None:
+        return None
+
+    async def registered_policies(self, tenant: str) -> dict[str, list[str]]:
+        return {}

@@ -17,7 +17,7 @@ from meshgate.context.config import ContextConfig
 from meshgate.context.handle import HandleSigner
 from meshgate.context.invalidation import RedisBus
 from meshgate.context.service import ContextService
-from tests.context.quiet import quiet_notifier
+from tests.context.quiet import NothingRegistered, quiet_notifier
 
 
 @dataclass
@@ -36,7 +36,13 @@ async def start_node(redis_url: str, namespace: str) -> Node:
     await bus.start()
     signer = HandleSigner(b"k" * 32)
     service = ContextService(
-        store, config, signer=signer, cache=cache, bus=bus, notifier=quiet_notifier(signer)
+        store,
+        config,
+        signer=signer,
+        cache=cache,
+        bus=bus,
+        notifier=quiet_notifier(signer),
+        registered=NothingRegistered(),
     )
     return Node(service, bus, store)
 

@@ -14,6 +14,7 @@ from meshgate.context.cache import ContextCache
 from meshgate.context.handle import HandleSigner, load_secret
 from meshgate.context.invalidation import InvalidationBus, LocalBus, RedisBus
 from meshgate.context.notify import Events, Notifier
+from meshgate.context.ports import RegisteredPolicies
 from meshgate.context.routes import HOT, router
 from meshgate.context.service import ContextService
 from meshgate.core.routing import HotRoute
@@ -38,6 +39,7 @@ def build_context(
     *,
     events: Events,
     audit: AuditRecorder,
+    registered: RegisteredPolicies,
     clock: Callable[[], float] | None = None,
 ) -> ContextService:
     """The context service over the configured store, not yet started. ``clock`` is the wall
@@ -71,5 +73,6 @@ def build_context(
         cache=cache,
         bus=bus,
         notifier=Notifier(signer, events, audit),
+        registered=registered,
         clock=clock or time.time,
     )

@@ -1,16 +1,26 @@
-"""Which policy a consumer has: set per tenant through the admin API, else from the config.
+"""Which policy a consumer has. One book decides, for inference and for
+``POST /v1/context/resolve`` alike, in this order:
 
-Policies are read on the hot path, so the compiled policy of each (tenant, consumer) is
-cached and invalidated across processes like any other context entry.
+1. a policy set for the tenant through the API (``PUT /v1/context/policies/{consumer}``);
+2. else the config's ``context.policies``;
+3. else the policy the consumer was registered with (a model's ``context_policy``);
+4. else nothing: the consumer sees nothing.
+
+The first two are read on the hot path, so each (tenant, consumer)'s is cached and
+invalidated across processes like any other context entry. The third is passed in by the
+inference path (from the model's loaded registry record) and read from the registry otherwise.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from meshgate.context.base import ContextStore
 from meshgate.context.cache import MISSING, ContextCache
 from meshgate.context.invalidation import InvalidationBus
 from meshgate.context.model import ContextNotFound, Json, check_id
 from meshgate.context.policy import CompiledPolicy, PolicyCompiler
+from meshgate.context.ports import RegisteredPolicies
 
 DENY_ALL: tuple[str, ...] = ()
 
@@ -23,27 +33,47 @@ class PolicyBook:
         configured: dict[str, list[str]],
         cache: ContextCache,
         bus: InvalidationBus,
+        registered: RegisteredPolicies,
     ):
         self.store = store
         self.compiler = compiler
         self.cache = cache
         self.bus = bus
+        self.registered = registered
         # Validated at start, so a bad policy in the config stops the process early.
         self.configured = {c: compiler.compile(a) for c, a in configured.items()}
 
-    async def policy_for(self, tenant: str, consumer: str) -> CompiledPolicy:
-        """The consumer's compiled policy; a consumer without one sees nothing."""
+    async def policy_for(
+        self, tenant: str, consumer: str, registered: Sequence[str] | None
+    ) -> CompiledPolicy:
+        """The consumer's compiled policy, given the one it was registered with (if any)."""
+        chosen = await self._set_policy(tenant, consumer)
+        return chosen if chosen is not None else self._registered(registered)
+
+    async def lookup(self, tenant: str, consumer: str) -> CompiledPolicy:
+        """The consumer's policy, its registered one read from the registry."""
+        chosen = await self._set_policy(tenant, consumer)
+        if chosen is not None:
+            return chosen
+        return self._registered(await self.registered.registered_policy(tenant, consumer))
+
+    def _registered(self, allow: Sequence[str] | None) -> CompiledPolicy:
+        return self.compiler.compile(tuple(allow) if allow is not None else DENY_ALL)
+
+    async def _set_policy(self, tenant: str, consumer: str) -> CompiledPolicy | None:
+        """The API-set policy, else the configured one, else None (cached either way)."""
         key = (tenant, "p", consumer)
-        policy = self.cache.get(key)
-        if policy is MISSING:
-            epoch = self.cache.epoch
-            allow = await self.store.get_policy(tenant, consumer)
-            if allow is not None:
-                policy = self.compiler.compile(allow)
-            else:
-                policy = self.configured.get(consumer) or self.compiler.compile(DENY_ALL)
-            self.cache.fill(key, policy, epoch)
-        return policy  # type: ignore[no-any-return]
+        cached = self.cache.get(key)
+        if cached is not MISSING:
+            policy: CompiledPolicy | None = cached
+            return policy
+        epoch = self.cache.epoch
+        allow = await self.store.get_policy(tenant, consumer)
+        policy = (
+            self.compiler.compile(allow) if allow is not None else self.configured.get(consumer)
+        )
+        self.cache.fill(key, policy, epoch)
+        return policy
 
     async def put(self, tenant: str, consumer: str, allow: list[str]) -> CompiledPolicy:
         check_id("consumer", consumer)
@@ -67,14 +97,21 @@ class PolicyBook:
                 "allow": list(self.configured[consumer].allow),
                 "source": "config",
             }
+        registered = await self.registered.registered_policy(tenant, consumer)
+        if registered is not None:
+            return {"consumer": consumer, "allow": registered, "source": "registry"}
         raise ContextNotFound(f"no policy for consumer {consumer!r}: it sees nothing")
 
     async def list(self, tenant: str) -> list[Json]:
         stored = await self.store.list_policies(tenant)
-        out = {
-            c: {"consumer": c, "allow": list(p.allow), "source": "config"}
-            for c, p in self.configured.items()
-        }
+        registered = await self.registered.registered_policies(tenant)
+        out = {c: {"consumer": c, "allow": a, "source": "registry"} for c, a in registered.items()}
+        out.update(
+            {
+                c: {"consumer": c, "allow": list(p.allow), "source": "config"}
+                for c, p in self.configured.items()
+            }
+        )
         out.update({c: {"consumer": c, "allow": a, "source": "api"} for c, a in stored.items()})
         return [out[c] for c in sorted(out)]
 

@@ -40,7 +40,8 @@ from meshgate.context.model import (
 )
 from meshgate.context.notify import Notifier
 from meshgate.context.policies import PolicyBook
-from meshgate.context.policy import PolicyCompiler
+from meshgate.context.policy import CompiledPolicy, PolicyCompiler
+from meshgate.context.ports import RegisteredPolicies
 from meshgate.errors import Conflict
 
 log = logging.getLogger("meshgate.context")
@@ -72,6 +73,7 @@ class ContextService:
         cache: ContextCache,
         bus: InvalidationBus,
         notifier: Notifier,
+        registered: RegisteredPolicies,
         clock: Callable[[], float] = time.time,
     ):
         self.store = store
@@ -83,7 +85,9 @@ class ContextService:
         self.clock = clock
         self.compiler = PolicyCompiler(config.history_limit)
         self._write_locks = [asyncio.Lock() for _ in range(WRITE_LOCKS)]
-        self.policies = PolicyBook(store, self.compiler, config.policies, self.cache, self.bus)
+        self.policies = PolicyBook(
+            store, self.compiler, config.policies, self.cache, self.bus, registered
+        )
         self._purger: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -381,6 +385,27 @@ class ContextService:
         without context. With only a session, the profile is the session's user's.
         """
         policy = self.compiler.compile(allow if isinstance(allow, tuple) else tuple(allow))
+        return await self._resolve(tenant, user_id, session_id, policy)
+
+    async def resolve_for_consumer(
+        self,
+        *,
+        tenant: str,
+        consumer: str,
+        registered: Sequence[str] | None,
+        user_id: str | None,
+        session_id: str | None,
+    ) -> Json:
+        """The inference path's resolve: what the policy book gives ``consumer`` (the same
+        decision ``POST /v1/context/resolve`` makes); unknown ids give an empty bundle."""
+        if user_id is None and session_id is None:
+            return {}
+        policy = await self.policies.policy_for(tenant, consumer, registered)
+        return await self._resolve(tenant, user_id, session_id, policy)
+
+    async def _resolve(
+        self, tenant: str, user_id: str | None, session_id: str | None, policy: CompiledPolicy
+    ) -> Json:
         if not policy.sections and not policy.last:
             return {}
         if user_id is not None and not policy.needs_session:
@@ -400,7 +425,7 @@ class ContextService:
             check_id("user_id", user_id)
         if session_id is not None:
             check_id("session_id", session_id)
-        policy = await self.policies.policy_for(tenant, consumer)
+        policy = await self.policies.lookup(tenant, consumer)
         profile, view = await self._bundle(tenant, user_id, session_id, policy.last)
         if session_id is not None and view is None:
             raise ContextNotFound(f"no session {session_id!r} of this user (unknown or expired)")

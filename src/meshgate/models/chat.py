@@ -69,7 +69,8 @@ class ChatFlow:
         bundle = await enrichment.resolve(
             self.context,
             tenant=caller.tenant,
-            allow=rt.allow,
+            model=rt.name,
+            registered=rt.allow,
             user_id=caller.user_id,
             session_id=caller.session_id,
         )

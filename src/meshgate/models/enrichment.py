@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from meshgate.context.ports import ContextReader
+from meshgate.context.ports import ContextReader, model_consumer
 from meshgate.errors import NotFound
 from meshgate.models.config import Signature
 from meshgate.models.errors import InvalidInput
@@ -25,15 +25,21 @@ async def resolve(
     context: ContextReader,
     *,
     tenant: str,
-    allow: tuple[str, ...],
+    model: str,
+    registered: tuple[str, ...],
     user_id: str | None,
     session_id: str | None,
 ) -> dict[str, Any]:
-    if not allow or (user_id is None and session_id is None):
+    """What the policy book lets ``model`` see; ``registered`` is its ``context_policy``."""
+    if user_id is None and session_id is None:
         return {}
     try:
-        bundle = await context.resolve(
-            tenant=tenant, user_id=user_id, session_id=session_id, allow=list(allow)
+        bundle = await context.resolve_for_consumer(
+            tenant=tenant,
+            consumer=model_consumer(model),
+            registered=registered,
+            user_id=user_id,
+            session_id=session_id,
         )
     except NotFound:
         return {}

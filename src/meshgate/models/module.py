@@ -12,9 +12,11 @@ from meshgate.governance.ports import AuditRecorder
 from meshgate.models import demo
 from meshgate.models.artifacts import ArtifactStore
 from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonProvider
+from meshgate.models.context_policies import RegisteredModelPolicies
 from meshgate.models.deployment_routing import cooldowns_for, key_envs
 from meshgate.models.gate import Gate
 from meshgate.models.providers.http import AiohttpTransport
+from meshgate.models.registry import Registry
 from meshgate.models.routes import hot_routes, routers
 from meshgate.models.runtime import ProviderFactory
 from meshgate.models.service import BreakerListener, ModelService
@@ -24,6 +26,11 @@ from meshgate.sql import SqlStore
 
 ROUTERS: list[APIRouter] = routers()
 HOT_ROUTES: list[HotRoute] = hot_routes()
+
+
+def registered_context_policies(sql: SqlStore) -> RegisteredModelPolicies:
+    """The models' context policies, for the Context Mesh's policy book."""
+    return RegisteredModelPolicies(Registry(sql))
 
 
 def artifact_store(settings: Settings, sql: SqlStore) -> ArtifactStore:

@@ -97,6 +97,13 @@ class Registry:
         )
         return [await self.get_model(tenant, r["name"]) for r in rows]
 
+    async def context_policies(self, tenant: str) -> dict[str, list[str]]:
+        """Each model's ``context_policy`` allow list, by model name."""
+        rows = await self.sql.fetch_all(
+            "SELECT name, spec FROM model_models WHERE tenant = ? ORDER BY name", (tenant,)
+        )
+        return {r["name"]: list(orjson.loads(r["spec"])["context_policy"]["allow"]) for r in rows}
+
     async def model_names(self, tenant: str) -> list[tuple[str, str, str]]:
         rows = await self.sql.fetch_all(
             "SELECT name, spec, created_at FROM model_models WHERE tenant = ? ORDER BY name",
