@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of as registered
@@ -20,7 +21,7 @@ PATH_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 DatasetId = Annotated[str, Path(pattern=PATH_ID, description="Dataset id (ds_...).")]
 JobId = Annotated[str, Path(pattern=PATH_ID, description="Job id (job_... or ds_...).")]
 ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
-TIME = {"format": "date-time"}
+TIME: JsonDict = {"format": "date-time"}
 
 
 class Strict(BaseModel):
