@@ -26,6 +26,8 @@ from meshgate.core.health import Readiness
 from meshgate.core.state import provide
 from meshgate.delivery import module as delivery_module
 from meshgate.delivery.flag_service import FlagService
+from meshgate.delivery.rollout_controller import RolloutController
+from meshgate.delivery.rollout_service import RolloutService
 from meshgate.economics import module as economics_module
 from meshgate.economics.service import EconomicsService
 from meshgate.events import module as events_module
@@ -97,6 +99,9 @@ class Services:
     training: TrainingService
     jobs: JobRunner
     """Runs dataset builds and training jobs where its lease is held (one per cluster)."""
+    rollouts: RolloutService
+    rollout_controller: RolloutController
+    """Once per cluster (a lease): advances, holds or rolls back running rollouts."""
 
     @property
     def settings(self) -> Settings:
@@ -139,6 +144,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
     spend = economics_module.SpendConsumer(events, economics.spend)
     artifacts = models_module.artifact_store(settings, sql)
+    flags = delivery_module.build_flags(sql, events=events, audit=audit, context=context)
     models = models_module.build_models(
         settings,
         sql,
@@ -150,11 +156,11 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         context=context,
         on_breaker=metrics.set_breaker,
         gate=economics.gate,
+        choose_model=flags.choose_model,
     )
     monitoring = monitoring_module.build_monitoring(
         settings, sql, metrics, events=events, readiness=readiness, leases=leases
     )
-    flags = delivery_module.build_flags(sql, events=events, audit=audit, context=context)
     training, jobs = training_module.build_training(
         settings,
         sql,
@@ -163,6 +169,9 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         models=models,
         artifacts=artifacts,
         leases=leases,
+    )
+    rollouts, rollout_controller = delivery_module.build_rollouts(
+        sql, events=events, audit=audit, models=models, leases=leases
     )
     readiness.add("sql", sql.ping)
     if settings.limiter_backend_url != "memory://":
@@ -190,6 +199,8 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         flags=flags,
         training=training,
         jobs=jobs,
+        rollouts=rollouts,
+        rollout_controller=rollout_controller,
     )
 
 
@@ -223,6 +234,8 @@ async def start_all(s: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(s.flags.close)
     await s.jobs.start()
     stack.push_async_callback(s.jobs.close)
+    await s.rollout_controller.start()
+    stack.push_async_callback(s.rollout_controller.close)
     s.runtime.start()
     stack.push_async_callback(s.runtime.close)
     # What start-up built lives as long as the process: moved out of the collector's reach,
@@ -277,6 +290,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             services.monitoring,
             services.flags,
             services.training,
+            services.rollouts,
         ],
         ports={
             AuditRecorder: services.audit,

@@ -14,6 +14,7 @@ from meshgate.auth.keys import MIGRATIONS as AUTH_MIGRATIONS
 from meshgate.config import Settings
 from meshgate.core.secrets import load_secret_file
 from meshgate.delivery.flag_service import MIGRATIONS as FLAG_MIGRATIONS
+from meshgate.delivery.rollout_store import MIGRATIONS as ROLLOUT_MIGRATIONS
 from meshgate.economics import budgets, policies, prices, spend
 from meshgate.events.crypto import MIGRATIONS as EVENT_KEY_MIGRATIONS
 from meshgate.events.leases import MIGRATIONS as LEASE_MIGRATIONS
@@ -49,6 +50,7 @@ MIGRATIONS: list[Migration] = (
     + MONITORING_MIGRATIONS
     + JOB_MIGRATIONS
     + SLO_MIGRATIONS
+    + ROLLOUT_MIGRATIONS
 )
 
 

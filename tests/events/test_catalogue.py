@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 import meshgate
 from meshgate.config import Settings
-from meshgate.events.catalogue import CATALOGUE, PREDICTION_MADE, PredictionMade
+from meshgate.events.catalogue import (
+    CATALOGUE,
+    PREDICTION_MADE,
+    ROLLOUT_ADVANCED,
+    ROLLOUT_ROLLED_BACK,
+    PredictionMade,
+)
 from tests.conftest import app_client
 from tests.economics.conftest import as_key, new_key, openai_client
 from tests.models.fake_openai import FakeOpenAI, UpstreamLoop
@@ -170,6 +176,8 @@ async def test_every_producer_writes_data_its_declared_type_accepts(
     for _ in range(6):
         await flaky.chat.completions.create(model="flaky", messages=HI)
     await wait_for_type(admin, "meshgate.alert.resolved")
+    # Rollouts last: their failing calls would fire an alert of their own.
+    await rollouts(admin, provider)
 
     events = [e for e in await all_events(admin) if e["type"].startswith("meshgate.")]
     for event in events:
@@ -197,6 +205,59 @@ async def test_every_producer_writes_data_its_declared_type_accepts(
     assert len(chats) == 2
     assert {(p.key_id, p.tenant) for p in chats} == {(key_id, "default")}
     assert {p.stream for p in chats} == {None, "ok"}
+
+
+async def rollouts(admin: httpx.AsyncClient, provider: dict[str, Any]) -> None:
+    """Every rollout transition: by hand (paused, resumed, aborted, promoted) and by the
+    controller (advanced, rolled_back), which reads the predictions the log holds."""
+    await ok(admin.post("/v1/registry/models", json={"name": "rolled", "task": "chat"}), 201)
+    for version in ("1", "2"):
+        body = {"version": version, "provider": provider}
+        await ok(admin.post("/v1/registry/models/rolled/versions", json=body), 201)
+    url = "/v1/registry/models/rolled/rollouts"
+    only_errors = {"max_p95_ratio": None, "min_accuracy_delta": None, "max_drift_psi": None}
+    body = {
+        "candidate": "2",
+        "baseline": "1",
+        "steps": [10, 50, 100],
+        "interval_seconds": 0.1,
+        "min_requests": 30,
+        "analysis": only_errors,
+    }
+    by_hand = await ok(admin.post(url, json=body), 201)
+    for action in ("pause", "resume", "abort"):
+        await ok(admin.post(f"{url}/{by_hand['id']}/{action}"))
+    watched = await ok(admin.post(url, json=body), 201)
+    await predictions(admin, {"1": False, "2": False})
+    await wait_for_type(admin, ROLLOUT_ADVANCED.name)
+    await ok(admin.post(f"{url}/{watched['id']}/promote"))
+    await ok(admin.post(url, json={**body, "candidate": "1", "baseline": "2"}), 201)
+    await predictions(admin, {"1": True, "2": False})
+    await wait_for_type(admin, ROLLOUT_ROLLED_BACK.name)
+
+
+async def predictions(admin: httpx.AsyncClient, failing: dict[str, bool]) -> None:
+    """40 calls of each version of ``rolled``, as the model service records them."""
+    events = admin.app.state.services.events  # type: ignore[attr-defined]
+    for n in range(40):
+        for version, error in failing.items():
+            made = PredictionMade(
+                prediction_id=f"pred_rolled_{version}_{error}_{n}",
+                tenant="default",
+                model="rolled",
+                version=version,
+                task="chat",
+                status="error" if error else "ok",
+                shadow=False,
+                latency_ms=12.0,
+                trace_id=None,
+                context_fields=[],
+                inputs_hash="h",
+            )
+            data = PREDICTION_MADE.data(made)
+            await events.publish(
+                PREDICTION_MADE.name, tenant="default", subject="models/rolled", data=data
+            )
 
 
 def test_a_payload_class_refuses_what_it_does_not_declare() -> None:

@@ -169,6 +169,24 @@ async def _dataset(client: httpx.AsyncClient) -> str:
     raise AssertionError(f"the dataset was not built: {state}")
 
 
+async def _rollout(client: httpx.AsyncClient) -> str:
+    """A running rollout of mx: a second version against the first, once."""
+    name = await _model(client)
+    running = (await client.get(f"/v1/registry/models/{name}/rollouts")).json()["rollouts"]
+    if running:
+        return str(running[0]["id"])
+    model = (await client.get(f"/v1/registry/models/{name}")).json()
+    second = {**model["versions"][0], "version": "2"}
+    for kept in ("registered_by", "created_at"):
+        second.pop(kept, None)
+    added = await client.post(f"/v1/registry/models/{name}/versions", json=second)
+    assert added.status_code == 201, added.text
+    body = {"candidate": "2", "baseline": "1", "interval_seconds": 3600}
+    response = await client.post(f"/v1/registry/models/{name}/rollouts", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 CREATORS: dict[str, Creator] = {
     "key_id": _key,
     "user_id": _user,
@@ -187,6 +205,7 @@ CREATORS: dict[str, Creator] = {
     "flag_key": _flag,
     "dataset_id": _dataset,
     "job_id": _dataset,
+    "rollout_id": _rollout,
 }
 
 

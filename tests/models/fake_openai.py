@@ -27,6 +27,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.fail_status: int | None = None
+        self.fail_every: int | None = None
+        """Every n-th chat call answers 500 (a version with a steady error rate)."""
         self.open_streams = 0
         self.streams_started = 0
         self.lock = threading.Lock()
@@ -63,6 +65,8 @@ class FakeOpenAI:
         body = await self._record(request)
         if self.fail_status is not None:
             return self._error(self.fail_status, f"{self.name} is failing", "server_error")
+        if self.fail_every and self.calls() % self.fail_every == 0:
+            return self._error(500, f"{self.name} failed this one", "server_error")
         last = body["messages"][-1]["content"]
         if last.startswith("sleep "):
             await asyncio.sleep(float(last.split()[1]))

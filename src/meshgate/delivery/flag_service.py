@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 
 from meshgate.delivery.flags import Evaluation, Flag, FlagSpec
-from meshgate.errors import NotFound
+from meshgate.errors import BadRequest, NotFound
 from meshgate.events.base import Filter
 from meshgate.events.catalogue import FLAG_CHANGED, FlagAction, FlagChanged
 from meshgate.events.envelope import Event
@@ -148,6 +148,23 @@ class FlagService:
             if profile is not None:
                 context["attributes"], context["preferences"] = profile
         return {k: flags[k].evaluate(context, user_id) for k in keys}
+
+    async def choose_model(self, tenant: str, user_id: str | None, key: str) -> str:
+        """The model a flag gives this user (``"model": "flag:<key>"`` in a chat call): the
+        flag's value, which must be a string naming a model."""
+        flag = (await self.flags(tenant)).get(key)
+        if flag is None:
+            raise NotFound(
+                f"no flag {key!r} to choose the model", code="model_not_found", param="model"
+            )
+        found = await self.evaluate(tenant, user_id, [key])
+        value = found[key].value
+        if not isinstance(value, str) or not value:
+            raise BadRequest(
+                f"flag {key!r} gives {found[key].variant!r}, which is not a model name",
+                param="model",
+            )
+        return value
 
     # --- changes -------------------------------------------------------------------------
 

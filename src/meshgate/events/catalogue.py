@@ -197,6 +197,46 @@ class FlagChanged(Payload):
 FLAG_CHANGED = EventType("meshgate.flag.changed", FlagChanged)
 
 
+class RolloutTransition(Payload):
+    """A rollout moved: by its controller (with the analysis figures that decided it) or by
+    hand (with the latest figures)."""
+
+    id: str
+    model: str
+    candidate: str
+    baseline: str
+    mode: Literal["canary", "shadow_then_canary", "blue_green"]
+    state: Literal["pending", "progressing", "paused", "promoted", "rolled_back", "aborted"]
+    phase: Literal["shadow", "canary", "switched"]
+    step: int
+    weight: int
+    reason: str
+    actor: str
+    figures: dict[str, Any]
+
+
+ROLLOUT_STARTED = EventType("meshgate.rollout.started", RolloutTransition)
+ROLLOUT_ADVANCED = EventType("meshgate.rollout.advanced", RolloutTransition)
+ROLLOUT_PROMOTED = EventType("meshgate.rollout.promoted", RolloutTransition)
+ROLLOUT_ROLLED_BACK = EventType("meshgate.rollout.rolled_back", RolloutTransition)
+ROLLOUT_PAUSED = EventType("meshgate.rollout.paused", RolloutTransition)
+ROLLOUT_RESUMED = EventType("meshgate.rollout.resumed", RolloutTransition)
+ROLLOUT_ABORTED = EventType("meshgate.rollout.aborted", RolloutTransition)
+ROLLOUT_EVENTS: dict[str, EventType[RolloutTransition]] = {
+    t.name.removeprefix("meshgate.rollout."): t
+    for t in (
+        ROLLOUT_STARTED,
+        ROLLOUT_ADVANCED,
+        ROLLOUT_PROMOTED,
+        ROLLOUT_ROLLED_BACK,
+        ROLLOUT_PAUSED,
+        ROLLOUT_RESUMED,
+        ROLLOUT_ABORTED,
+    )
+}
+"""Each rollout transition (``started``, ``rolled_back``...) with its event type."""
+
+
 # --- context -----------------------------------------------------------------------------
 
 
@@ -265,24 +305,23 @@ TRAINING_SUCCEEDED = EventType("meshgate.training.succeeded", JobSucceeded)
 TRAINING_FAILED = EventType("meshgate.training.failed", JobFailed)
 
 
-CATALOGUE: dict[str, EventType[Any]] = {
-    t.name: t
-    for t in (
-        PREDICTION_MADE,
-        PREDICTION_FEEDBACK,
-        MODEL_REGISTERED,
-        MODEL_VERSION_REGISTERED,
-        MODEL_TRAFFIC_CHANGED,
-        ALERT_FIRED,
-        ALERT_RESOLVED,
-        GUARDRAIL_TRIGGERED,
-        BUDGET_THRESHOLD_REACHED,
-        FLAG_CHANGED,
-        CONTEXT_UPDATED,
-        CONTEXT_ERASED,
-        TRAINING_QUEUED,
-        TRAINING_SUCCEEDED,
-        TRAINING_FAILED,
-    )
-}
+_TYPES: tuple[EventType[Any], ...] = (
+    PREDICTION_MADE,
+    PREDICTION_FEEDBACK,
+    MODEL_REGISTERED,
+    MODEL_VERSION_REGISTERED,
+    MODEL_TRAFFIC_CHANGED,
+    ALERT_FIRED,
+    ALERT_RESOLVED,
+    GUARDRAIL_TRIGGERED,
+    BUDGET_THRESHOLD_REACHED,
+    FLAG_CHANGED,
+    *ROLLOUT_EVENTS.values(),
+    CONTEXT_UPDATED,
+    CONTEXT_ERASED,
+    TRAINING_QUEUED,
+    TRAINING_SUCCEEDED,
+    TRAINING_FAILED,
+)
+CATALOGUE: dict[str, EventType[Any]] = {t.name: t for t in _TYPES}
 """Every ``meshgate.*`` event type by name."""

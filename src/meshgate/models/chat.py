@@ -62,7 +62,12 @@ class ChatFlow:
 
     async def chat(self, body: bytes, request: dict[str, Any], caller: Caller) -> Served:
         check_messages(request)
-        rt = await self.inference.runtime(caller, request["model"])
+        chosen = await self.inference.chosen_model(caller, request["model"])
+        if chosen != request["model"]:
+            # A flag chose the model: the body names it, as if the caller had.
+            request["model"] = chosen
+            body = orjson.dumps(request)
+        rt = await self.inference.runtime(caller, chosen)
         require_task(rt, ("chat",), "/v1/chat/completions")
         chain = self.inference.chain(rt, caller)
         user_turn = last_user_turn(request) if caller.session_id else None

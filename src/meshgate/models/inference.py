@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("meshgate.models")
 T = TypeVar("T")
 Charge = Callable[[int], Awaitable[None]]
+ModelChooser = Callable[[str, "str | None", str], Awaitable[str]]
+"""(tenant, end user, flag key) -> the model a feature flag chooses for that user."""
+FLAG_PREFIX = "flag:"
 
 
 @dataclass(slots=True)
@@ -84,14 +87,25 @@ class Inference:
         events: EventPublisher,
         context: ContextReader,
         gate: Gate,
+        choose_model: ModelChooser | None = None,
     ):
         self.service = service
         self.events = events
         self.context = context
         self.gate = gate
         """Cost and safety checks around each chat call (the economics gate, or an open one)."""
+        self.choose_model = choose_model
+        """Evaluates a feature flag for ``"model": "flag:<key>"``."""
 
     # --- choosing ----------------------------------------------------------------------
+
+    async def chosen_model(self, caller: Caller, name: str) -> str:
+        """``flag:<key>``: the model the flag gives the caller's end user; else ``name``."""
+        if not name.startswith(FLAG_PREFIX):
+            return name
+        if self.choose_model is None:
+            raise BadRequest("feature flags are not available here", param="model")
+        return await self.choose_model(caller.tenant, caller.user_id, name[len(FLAG_PREFIX) :])
 
     async def runtime(self, caller: Caller, name: str) -> ModelRuntime:
         """The model ``name`` of the caller's tenant, when the caller's key may call it."""

@@ -15,6 +15,7 @@ from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonPro
 from meshgate.models.context_policies import RegisteredModelPolicies
 from meshgate.models.deployment_routing import cooldowns_for, key_envs
 from meshgate.models.gate import Gate
+from meshgate.models.inference import ModelChooser
 from meshgate.models.providers.http import AiohttpTransport
 from meshgate.models.registry import Registry
 from meshgate.models.routes import hot_routes, routers
@@ -77,6 +78,7 @@ def build_models(
     context: ContextReader,
     on_breaker: BreakerListener,
     gate: Gate,
+    choose_model: ModelChooser | None = None,
 ) -> ModelService:
     """The model service, not yet started (start it with :func:`declared_models`)."""
     factory = factory_for(
@@ -91,6 +93,7 @@ def build_models(
         context=context,
         on_breaker=on_breaker,
         gate=gate,
+        choose_model=choose_model,
     )
 
 

@@ -36,6 +36,7 @@ from meshgate.models.config import (
 )
 from meshgate.models.errors import UpstreamUnavailable
 from meshgate.models.gate import Gate
+from meshgate.models.inference import ModelChooser
 from meshgate.models.predictions import publish_feedback
 from meshgate.models.providers.http import HttpTransport
 from meshgate.models.registry import Registry, default_logging
@@ -69,6 +70,7 @@ class ModelService:
         on_breaker: BreakerListener,
         gate: Gate,
         refresh_seconds: float = 1.0,
+        choose_model: ModelChooser | None = None,
     ):
         self.registry = Registry(sql)
         self.events = events
@@ -87,7 +89,7 @@ class ModelService:
         from meshgate.models.inference import Inference
         from meshgate.models.tabular import TabularFlow
 
-        self.inference = Inference(self, events, context, gate)
+        self.inference = Inference(self, events, context, gate, choose_model)
         self.chat = ChatFlow(self.inference)
         self.tabular = TabularFlow(self.inference)
 
