@@ -32,7 +32,7 @@ from tests.models.fake_openai import FakeOpenAI, UpstreamLoop
 pytestmark = pytest.mark.timeout(600)
 
 VENV_BIN = ROOT / ".venv" / "bin"
-BLOCK_TIMEOUT = 90
+BLOCK_TIMEOUT = 180  # a block of a dozen CLI calls on a machine shared by several test runs
 DOCUMENTED = re.compile(r"\b(localhost|127\.0\.0\.1):8080\b")
 BOOTSTRAP = re.compile(rb"^\s+(mg_\S+)\s*$", re.M)
 
