@@ -16,8 +16,11 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import resource
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -169,7 +172,21 @@ def run(workdir: Path) -> dict[str, Any]:
     }
 
 
+def die_with_parent() -> None:
+    """End this process when the server that started it is gone (killed, not stopped)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main() -> int:
+    die_with_parent()
     workdir = Path(sys.argv[1])
     limits = json.loads((workdir / "limits.json").read_text())
     limit(limits["memory_mb"], limits["cpu_seconds"])
