@@ -52,6 +52,7 @@ async def test_a_rollout_starts_at_its_first_step_and_is_controlled_by_hand(
     made = await client.post(URL, json={"candidate": "2", "baseline": "1", "interval_seconds": 60})
     assert made.status_code == 201, made.text
     rollout = made.json()
+    assert rollout["traffic_applied"] is True
     assert (rollout["state"], rollout["step"], rollout["current_step"], rollout["weight"]) == (
         "progressing",
         0,
@@ -208,6 +209,11 @@ async def wait_state(
             await asyncio.sleep(0.05)
 
 
+def applied(rollout: dict[str, Any]) -> bool:
+    """The traffic of the rollout's state is set (it follows the state's write)."""
+    return bool(rollout["traffic_applied"])
+
+
 def fast(**extra: Any) -> dict[str, Any]:
     return {
         "candidate": "2",
@@ -234,7 +240,9 @@ async def test_worse_accuracy_from_feedback_rolls_back(client: httpx.AsyncClient
             subject=f"predictions/{prediction}",
             data={"prediction_id": prediction, "label": "yes" if right else "no"},
         )
-    done = await wait_state(client, rollout_id, lambda r: r["state"] != "progressing")
+    done = await wait_state(
+        client, rollout_id, lambda r: r["state"] != "progressing" and applied(r)
+    )
     assert done["state"] == "rolled_back", done
     assert "accuracy" in done["reason"]
     checks = done["figures"]["checks"]
@@ -262,12 +270,12 @@ async def test_a_paused_rollout_holds_and_a_healthy_one_is_promoted(
     )
     assert paused["state"] == "paused" and paused["step"] == 0, "it looks, but holds"
     await client.post(f"{URL}/{rollout_id}/resume")
-    advanced = await wait_state(client, rollout_id, lambda r: r["step"] == 1)
+    advanced = await wait_state(client, rollout_id, lambda r: r["step"] == 1 and applied(r))
     assert advanced["weight"] == 50
     assert (await model(client))["traffic"]["split"] == {"1": 50, "2": 50}
     for i in range(200):
         await predict(s, "2" if i % 2 else "1")
-    done = await wait_state(client, rollout_id, lambda r: r["state"] == "promoted")
+    done = await wait_state(client, rollout_id, lambda r: r["state"] == "promoted" and applied(r))
     assert [h["transition"] for h in done["steps_analysis"]] == [
         "started",
         "paused",
@@ -290,7 +298,7 @@ async def test_shadow_first_then_canary_with_agreement(client: httpx.AsyncClient
     for _ in range(60):
         primary = await predict(s, "1", label="yes")
         await predict(s, "2", label="yes", shadow_of=primary)
-    canary = await wait_state(client, rollout_id, lambda r: r["phase"] == "canary")
+    canary = await wait_state(client, rollout_id, lambda r: r["phase"] == "canary" and applied(r))
     assert canary["weight"] == 20 and canary["steps_analysis"][-1]["reason"].startswith("shadow")
     assert canary["figures"]["candidate"]["agreement"] == 1.0
     split = await model(client)

@@ -93,14 +93,9 @@ def drive(
     raise AssertionError(f"rollout {rollout_id} did not finish: {found}")
 
 
-def until(admin: httpx.Client, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while True:
-        model: dict[str, Any] = admin.get(MODEL).json()
-        if ready(model) or time.monotonic() > deadline:
-            assert ready(model), model
-            return model
-        time.sleep(0.05)
+def finished(rollout: dict[str, Any]) -> bool:
+    """Ended, and the traffic of its end set (that follows the state's write)."""
+    return rollout["state"] != "progressing" and bool(rollout["traffic_applied"])
 
 
 def test_a_failing_candidate_is_rolled_back_and_a_healthy_one_promoted(stack: Stack) -> None:
@@ -116,14 +111,14 @@ def test_a_failing_candidate_is_rolled_back_and_a_healthy_one_promoted(stack: St
     made = admin.post(ROLLOUTS, json=body)
     assert made.status_code == 201, made.text
     assert admin.get(MODEL).json()["traffic"]["split"] == {"1": 50, "2": 50}
-    rolled = drive(stack, made.json()["id"], lambda r: r["state"] != "progressing")
+    rolled = drive(stack, made.json()["id"], finished)
     assert rolled["state"] == "rolled_back", rolled
     assert rolled["step"] == 0, "rolled back at the first step, before it had its 600 calls"
     errors = rolled["figures"]["checks"]["error_rate"]
     assert errors["worse"] is True and errors["difference"]["lower"] > 0
     assert rolled["figures"]["candidate"]["errors"] > 0
     assert rolled["figures"]["baseline"]["errors"] == 0
-    until(admin, lambda m: m["traffic"]["split"] == {"1": 100})
+    assert admin.get(MODEL).json()["traffic"]["split"] == {"1": 100}
     served = asyncio.run(chat_many(stack.server.url, 40))
     assert {r.headers["x-model-version"] for r in served} == {"1"}, "traffic is back on v1"
     event = admin.get("/v1/events", params={"type": "meshgate.rollout.rolled_back"}).json()
@@ -135,13 +130,12 @@ def test_a_failing_candidate_is_rolled_back_and_a_healthy_one_promoted(stack: St
     body = {**body, "candidate": "3", "steps": [25, 50, 100], "min_requests": 60}
     made = admin.post(ROLLOUTS, json=body)
     assert made.status_code == 201, made.text
-    promoted = drive(stack, made.json()["id"], lambda r: r["state"] != "progressing")
+    promoted = drive(stack, made.json()["id"], finished)
     assert promoted["state"] == "promoted", promoted
     moves = [(h["transition"], h["weight"]) for h in promoted["steps_analysis"]]
     assert moves == [("started", 25), ("advanced", 50), ("promoted", 100)]
-    # The state is written first, then the traffic and the alias it implies are set.
-    model = until(admin, lambda m: m["aliases"]["production"] == "3")
-    assert model["traffic"]["split"] == {"3": 100}
+    model = admin.get(MODEL).json()
+    assert model["traffic"]["split"] == {"3": 100} and model["aliases"]["production"] == "3"
     served = asyncio.run(chat_many(stack.server.url, 20))
     assert {r.headers["x-model-version"] for r in served} == {"3"}
     found = admin.get("/v1/events", params={"type": "meshgate.rollout.promoted"}).json()

@@ -34,6 +34,8 @@ class RolloutView(BaseModel):
     step: int
     current_step: int | None
     weight: int
+    traffic_applied: bool
+    """False for the moment between a transition and the traffic change it implies."""
     reason: str
     figures: dict[str, JsonValue]
     steps_analysis: list[dict[str, JsonValue]]

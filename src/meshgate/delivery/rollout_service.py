@@ -214,6 +214,7 @@ class RolloutService:
         if saved is None:
             return None
         await self.apply(saved, actor)
+        saved = replace(saved, applied=saved.revision)
         event = ROLLOUT_EVENTS[kind]
         data = event.data(
             RolloutTransition(

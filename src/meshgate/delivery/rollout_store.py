@@ -100,6 +100,7 @@ class Rollout:
             "step": self.step,
             "current_step": self.spec.steps[self.step] if self.step >= 0 else None,
             "weight": self.weight,
+            "traffic_applied": self.applied >= self.revision,
             "reason": self.reason,
             "figures": self.figures,
             "steps_analysis": self.history,
