@@ -127,7 +127,7 @@ async def test_malformed_json_wrong_media_type_and_bad_ids(api: httpx.AsyncClien
 
 async def test_users_are_partitioned_by_tenant_and_scoped(api: httpx.AsyncClient) -> None:
     await patch(api, "u1", {"attributes": {"tier": "gold"}})
-    other = await make_key(api, ["context:read", "context:write"], tenant="globex")
+    other = await make_key(api, ["context:read", "context:write", "users:assert"], tenant="globex")
     r = await api.get("/v1/context/users/u1", headers=as_key(other))
     assert r.status_code == 404
     r = await api.patch(

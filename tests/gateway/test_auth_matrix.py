@@ -225,10 +225,12 @@ def fill(path: str, value: str = "x") -> str:
     return re.sub(r"\{[^}]+\}", value, path)
 
 
-async def keys_by_scope(client: httpx.AsyncClient, tenant: str) -> dict[str, str]:
+async def keys_by_scope(client: httpx.AsyncClient, tenant: str, *also: str) -> dict[str, str]:
+    """A key of ``tenant`` per scope, each also holding the scopes ``also``."""
     keys = {}
     for scope in SCOPES:
-        created = await client.post("/v1/admin/keys", json={"tenant": tenant, "scopes": [scope]})
+        scopes = sorted({scope, *also})
+        created = await client.post("/v1/admin/keys", json={"tenant": tenant, "scopes": scopes})
         keys[scope] = created.json()["key"]
     return keys
 
@@ -266,7 +268,8 @@ async def test_every_scoped_route_refuses_a_key_without_its_scope(
 
 
 async def test_another_tenants_resource_is_not_found(client: httpx.AsyncClient) -> None:
-    other = await keys_by_scope(client, "intruder")
+    # The intruder speaks for its users (users:assert): only the tenant boundary stops it.
+    other = await keys_by_scope(client, "intruder", "users:assert")
     for method, path, route in http_routes(client.app):  # type: ignore[attr-defined]
         params = re.findall(r"\{([^}:]+)", path)
         if not params:

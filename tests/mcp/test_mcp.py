@@ -89,7 +89,7 @@ async def test_resources_show_a_users_context_as_the_consumers_policy_allows(
 
 
 async def test_tools_write_with_context_write_and_refuse_without(server: Server) -> None:
-    writer = make_key(server, "context:write", "context:read")
+    writer = make_key(server, "context:write", "context:read", "users:assert")
     async with session(server, writer) as mcp:
         names = {t.name for t in (await mcp.list_tools()).tools}
         assert names == {"remember_preference", "add_interaction", "forget_user"}
@@ -106,6 +106,18 @@ async def test_tools_write_with_context_write_and_refuse_without(server: Server)
         assert http.get("/v1/context/users/ben").json()["preferences"] == {"tone": "brief"}
         said = http.get(f"/v1/context/sessions/{session_id}/interactions").json()
         assert [(i["role"], i["content"]) for i in said["interactions"]] == [("user", "hello")]
+
+    # context:write alone does not speak for a user.
+    unproven = make_key(server, "context:write", "context:read")
+    async with session(server, unproven) as mcp:
+        for name, args in [
+            ("remember_preference", {"user_id": "ben", "key": "tone", "value": "long"}),
+            ("add_interaction", {"user_id": "ben", "role": "user", "content": "x"}),
+            ("forget_user", {"user_id": "ben"}),
+        ]:
+            refused = await mcp.call_tool(name, args)
+            assert refused.is_error, name
+            assert "users:assert" in tool_text(refused), tool_text(refused)
 
     reader = make_key(server, "context:read")
     async with session(server, reader) as mcp:

@@ -4,6 +4,10 @@ A user is proven in one of two ways: the caller *is* that user (``Principal.user
 user's token), or the caller is a trusted backend whose key holds ``users:assert`` and names
 the user (``x-user-id`` or OpenAI's ``user``). Any other key that names a user, or that uses
 a session of a user it has not proven, gets a 403; it is never silently trusted.
+
+The same holds for writing a user's context (profile, sessions, interactions, erasure):
+``context:write`` says a key may write context at all, :func:`writes_for` that it may write
+this user's.
 """
 
 from __future__ import annotations
@@ -51,3 +55,9 @@ def session_user(principal: Principal, user_id: str | None, owner: str) -> str:
         param="x-session-id",
         code="user_not_proven",
     )
+
+
+def writes_for(principal: Principal, user_id: str, *, param: str = "user_id") -> None:
+    """A caller writes a user's context only as that user or asserting users (403 otherwise):
+    a ``context:write`` key alone could plant preferences or history that models then read."""
+    end_user(principal, user_id, param=param)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from meshgate.auth.identity import session_user
+from meshgate.auth.identity import session_user, writes_for
 from meshgate.context.model import ID_PATTERN, ContextNotFound, Json
 from meshgate.context.schemas import (
     ErasureReceipt,
@@ -124,6 +124,7 @@ PATCH_BODY = {
 )
 async def patch_user(user_id: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
+    writes_for(current_principal(request), user_id)
     patch = await _merge_patch(request)
     user, created = await _service(request).patch_user(
         tenant, user_id, patch, if_match=request.headers.get("if-match"), actor=actor
@@ -150,6 +151,7 @@ async def export_user(user_id: Id, request: Request) -> Response:
 )
 async def erase_user(user_id: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
+    writes_for(current_principal(request), user_id)
     return _json(await _service(request).erase_user(tenant, user_id, actor=actor))
 
 
@@ -165,6 +167,7 @@ async def erase_user(user_id: Id, request: Request) -> Response:
 )
 async def create_session(body: SessionCreate, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
+    writes_for(current_principal(request), body.user_id)
     service = _service(request)
     session = await service.create_session(
         tenant,
@@ -217,7 +220,9 @@ SESSION_PATCH_BODY = {
 async def patch_session(session_id: Id, request: Request) -> Response:
     tenant, actor = _tenant_actor(request)
     service = _service(request)
-    await service.get_session(tenant, session_id)  # unknown: a 404 before the body is read
+    # Unknown: a 404 before the body is read. A session is bound to its user.
+    owner = (await service.get_session(tenant, session_id)).session.user_id
+    session_user(current_principal(request), None, owner)
     view = await service.patch_session(tenant, session_id, await _merge_patch(request), actor=actor)
     return _json({**view.session.to_api(), "interactions_count": len(view.interactions)})
 

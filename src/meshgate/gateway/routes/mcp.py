@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from meshgate.auth import Principal
+from meshgate.auth.identity import writes_for
 from meshgate.context.service import ContextService
 from meshgate.core.scope import PRINCIPAL
 from meshgate.core.state import service_of
@@ -40,7 +41,8 @@ Read `context://users/{user_id}/as/{consumer}`: what the consumer's context poli
 of the user (deny by default; the same answer as `POST /v1/context/resolve`). Needs a key with
 `context:read`.
 
-Tools `remember_preference`, `add_interaction` and `forget_user` need `context:write`;
+Tools `remember_preference`, `add_interaction` and `forget_user` need `context:write` and,
+for a user other than the caller itself, `users:assert` (a key speaking for its users);
 `forget_user` erases the user everywhere and cannot be undone.
 """
 
@@ -69,6 +71,13 @@ def _principal(ctx: Context, scope: str) -> tuple[Principal, ContextService]:
     except KeyError as exc:
         raise McpError(BackendUnavailable("the Context Mesh is not running").detail) from exc
     return principal, service
+
+
+def _writes_for(principal: Principal, user_id: str) -> None:
+    try:
+        writes_for(principal, user_id)
+    except MeshgateError as exc:
+        raise McpError(exc.detail) from exc
 
 
 async def _run(work: Any) -> Any:
@@ -111,6 +120,7 @@ def build_server() -> MCPServer:
         user_id: str, key: str, value: Any, ctx: Context
     ) -> dict[str, Any]:
         principal, service = _principal(ctx, "context:write")
+        _writes_for(principal, user_id)
         patch = {"preferences": {key: value}}
         profile, _ = await _run(
             service.patch_user(
@@ -132,6 +142,7 @@ def build_server() -> MCPServer:
         session_id: str | None = None,
     ) -> dict[str, Any]:
         principal, service = _principal(ctx, "context:write")
+        _writes_for(principal, user_id)
         if session_id is None:
             session = await _run(
                 service.create_session(
@@ -161,6 +172,7 @@ def build_server() -> MCPServer:
     )
     async def forget_user(user_id: str, ctx: Context) -> dict[str, Any]:
         principal, service = _principal(ctx, ERASE_SCOPE)
+        _writes_for(principal, user_id)
         receipt: dict[str, Any] = await _run(
             service.erase_user(principal.tenant, user_id, actor=principal.key_id)
         )
