@@ -26,6 +26,7 @@ SECTIONS = [
     "scaleout",
     "context_store",
     "event_log",
+    "datasets",
     "v2_inference",
     "cache",
     "translations",
