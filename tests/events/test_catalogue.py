@@ -309,3 +309,23 @@ def _is_module_or_logger(value: str) -> bool:
         return importlib.util.find_spec(value) is not None
     except ModuleNotFoundError:
         return False
+
+
+async def test_the_audit_record_of_a_chat_call_names_the_key_that_made_it(
+    admin: httpx.AsyncClient,
+) -> None:
+    key_id, key = await new_key(admin, ["inference"])
+    await openai_client(admin, key).chat.completions.create(model="flaky", messages=HI)
+    made = await admin.get("/v1/events", params={"type": PREDICTION_MADE.name})
+    (event,) = made.json()["events"]
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        found = await admin.get("/v1/audit", params={"action": "prediction.made"})
+        assert found.status_code == 200, found.text
+        records = found.json()["records"]
+        if records or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    (record,) = records
+    assert record["actor"] == key_id and record["tenant"] == "default"
+    assert record["details"]["event_id"] == event["id"]
