@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from meshgate.cli import audit, datasets, events, models
+from meshgate.cli import audit, datasets, events, models, rollouts
 from meshgate.cli.api import TYPER, api, print_json, print_table
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(keys_app, name="keys")
 config_app = typer.Typer(**TYPER, help="Inspect the settings.")
 app.add_typer(config_app, name="config")
 app.add_typer(models.app, name="models", help="Model registry.")
+app.add_typer(rollouts.app, name="rollouts", help="Rollouts: start, follow, promote, abort.")
 app.add_typer(events.app, name="events", help="Event log: list, tail, export and replay.")
 app.add_typer(audit.app, name="audit", help="Audit trail: browse, verify and export.")
 app.add_typer(datasets.app, name="datasets", help="Training sets built from the event log.")

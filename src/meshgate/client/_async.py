@@ -45,6 +45,7 @@ class AsyncClient:
         self._http.headers.update(default_headers(key))
         self.keys = AsyncKeys(self)
         self.models = AsyncModels(self)
+        self.rollouts = AsyncRollouts(self)
         self.inference = AsyncInference(self)
         self.context = AsyncContext(self)
         self.events = AsyncEvents(self)
@@ -169,6 +170,33 @@ class AsyncModels(_Part):
     async def feedback(self, prediction_id: str, **fields: Any) -> m.Feedback:
         """Ground truth for a prediction: ``label``, ``score``, ``comment``."""
         return await self._call(ops.feedback(prediction_id, fields))
+
+
+class AsyncRollouts(_Part):
+    """Rollouts of a model: start one, follow it, move it by hand."""
+
+    async def start(self, model: str, candidate: str, baseline: str, **fields: Any) -> m.Rollout:
+        """``mode``, ``steps``, ``interval_seconds``, ``min_requests``, ``analysis``."""
+        body = {"candidate": candidate, "baseline": baseline, **fields}
+        return await self._call(ops.start_rollout(model, body))
+
+    async def list(self, model: str) -> builtins.list[m.Rollout]:
+        return await self._call(ops.list_rollouts(model))
+
+    async def get(self, model: str, rollout_id: str) -> m.Rollout:
+        return await self._call(ops.get_rollout(model, rollout_id))
+
+    async def pause(self, model: str, rollout_id: str) -> m.Rollout:
+        return await self._call(ops.control_rollout(model, rollout_id, "pause"))
+
+    async def resume(self, model: str, rollout_id: str) -> m.Rollout:
+        return await self._call(ops.control_rollout(model, rollout_id, "resume"))
+
+    async def promote(self, model: str, rollout_id: str) -> m.Rollout:
+        return await self._call(ops.control_rollout(model, rollout_id, "promote"))
+
+    async def abort(self, model: str, rollout_id: str) -> m.Rollout:
+        return await self._call(ops.control_rollout(model, rollout_id, "abort"))
 
 
 class AsyncInference(_Part):

@@ -154,6 +154,23 @@ def model_history(name: str) -> Op[list[m.ModelChange]]:
     return Op("GET", f"{REGISTRY}/{seg(name)}/history", many(m.ModelChange, "history"))
 
 
+def list_rollouts(name: str) -> Op[list[m.Rollout]]:
+    return Op("GET", f"{REGISTRY}/{seg(name)}/rollouts", many(m.Rollout, "rollouts"))
+
+
+def get_rollout(name: str, rollout_id: str) -> Op[m.Rollout]:
+    return Op("GET", f"{REGISTRY}/{seg(name)}/rollouts/{seg(rollout_id)}", one(m.Rollout))
+
+
+def start_rollout(name: str, fields: Mapping[str, Any]) -> Op[m.Rollout]:
+    return Op("POST", f"{REGISTRY}/{seg(name)}/rollouts", one(m.Rollout), json=clean(fields))
+
+
+def control_rollout(name: str, rollout_id: str, action: str) -> Op[m.Rollout]:
+    path = f"{REGISTRY}/{seg(name)}/rollouts/{seg(rollout_id)}/{action}"
+    return Op("POST", path, one(m.Rollout))
+
+
 def feedback(prediction_id: str, fields: Mapping[str, Any]) -> Op[m.Feedback]:
     path = f"/v1/predictions/{seg(prediction_id)}/feedback"
     return Op("POST", path, one(m.Feedback), json=clean(fields))

@@ -45,6 +45,7 @@ class Client:
         self._http.headers.update(default_headers(key))
         self.keys = Keys(self)
         self.models = Models(self)
+        self.rollouts = Rollouts(self)
         self.inference = Inference(self)
         self.context = Context(self)
         self.events = Events(self)
@@ -169,6 +170,33 @@ class Models(_Part):
     def feedback(self, prediction_id: str, **fields: Any) -> m.Feedback:
         """Ground truth for a prediction: ``label``, ``score``, ``comment``."""
         return self._call(ops.feedback(prediction_id, fields))
+
+
+class Rollouts(_Part):
+    """Rollouts of a model: start one, follow it, move it by hand."""
+
+    def start(self, model: str, candidate: str, baseline: str, **fields: Any) -> m.Rollout:
+        """``mode``, ``steps``, ``interval_seconds``, ``min_requests``, ``analysis``."""
+        body = {"candidate": candidate, "baseline": baseline, **fields}
+        return self._call(ops.start_rollout(model, body))
+
+    def list(self, model: str) -> builtins.list[m.Rollout]:
+        return self._call(ops.list_rollouts(model))
+
+    def get(self, model: str, rollout_id: str) -> m.Rollout:
+        return self._call(ops.get_rollout(model, rollout_id))
+
+    def pause(self, model: str, rollout_id: str) -> m.Rollout:
+        return self._call(ops.control_rollout(model, rollout_id, "pause"))
+
+    def resume(self, model: str, rollout_id: str) -> m.Rollout:
+        return self._call(ops.control_rollout(model, rollout_id, "resume"))
+
+    def promote(self, model: str, rollout_id: str) -> m.Rollout:
+        return self._call(ops.control_rollout(model, rollout_id, "promote"))
+
+    def abort(self, model: str, rollout_id: str) -> m.Rollout:
+        return self._call(ops.control_rollout(model, rollout_id, "abort"))
 
 
 class Inference(_Part):

@@ -86,6 +86,31 @@ class ModelChange(Resource):
     at: str
 
 
+class Rollout(Resource):
+    """A rollout of a candidate version against a baseline, with its analysis figures."""
+
+    id: str
+    model: str
+    candidate: str
+    baseline: str
+    mode: str
+    steps: list[int]
+    interval_seconds: float
+    min_requests: int
+    state: str
+    phase: str
+    step: int
+    current_step: int | None = None
+    weight: int
+    traffic_applied: bool = True
+    reason: str = ""
+    figures: dict[str, Any] = Field(default_factory=dict)
+    steps_analysis: list[dict[str, Any]] = Field(default_factory=list)
+    created_at: str
+    updated_at: str
+    evaluated_at: str | None = None
+
+
 class Tensor(Resource):
     name: str
     datatype: str
