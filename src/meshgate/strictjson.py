@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 import orjson
+from pydantic import BeforeValidator
 
 from meshgate.errors import BadRequest, UnsupportedMediaType
 
@@ -154,3 +155,15 @@ def parse_object(body: bytes, content_type: str | None = None) -> dict[str, Any]
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return value
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("an integer, not a boolean")
+    return value
+
+
+NotABoolean = BeforeValidator(_not_a_boolean)
+"""For an integer field of a request body: JSON's ``true`` is no ``1`` (the framework's lax
+integer takes it as one), while ``3.0`` is the integer JSON Schema says it is. Put it last:
+``Annotated[int | None, Field(ge=1), NotABoolean]`` (so the bounds reach the document)."""

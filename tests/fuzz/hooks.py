@@ -8,11 +8,13 @@ such bodies on purpose and checks the 400.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import schemathesis
 
 LOW, HIGH = -(2**63), 2**63 - 1
+KEYS = itertools.count()
 
 
 def fits_64_bits(value: Any) -> bool:
@@ -30,3 +32,16 @@ def fits_64_bits(value: Any) -> bool:
 @schemathesis.hook
 def filter_body(ctx: Any, body: Any) -> bool:
     return fits_64_bits(body)
+
+
+@schemathesis.hook
+def map_headers(ctx: Any, headers: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each generated request gets an Idempotency-Key of its own.
+
+    A key names one request: reused for another body it is refused with 422, by design
+    (gateway/middleware/idempotency.py; tests/gateway/test_idempotency.py covers reuse). A
+    generator that draws "0" for every key would only ever test that refusal.
+    """
+    if headers and "Idempotency-Key" in headers:
+        headers["Idempotency-Key"] = f"fuzz-{next(KEYS)}"
+    return headers

@@ -13,6 +13,7 @@ from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of
 from meshgate.delivery.flag_service import FlagService
 from meshgate.delivery.flags import FLAG_KEY, FlagSpec
+from meshgate.errors import MethodNotAllowed
 
 router = APIRouter(prefix="/v1/flags", tags=["feature flags"])
 FlagKey = Annotated[str, Path(pattern=FLAG_KEY, description="The flag's key.")]
@@ -61,6 +62,18 @@ class EvaluateResponse(BaseModel):
 
 def _service(request: Request) -> FlagService:
     return service_of(request, FlagService)
+
+
+@router.api_route(
+    "/evaluate",
+    methods=["GET", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+    dependencies=[require("inference")],
+)
+async def evaluate_other_methods() -> None:
+    """``/v1/flags/evaluate`` is POST only: the concrete path shadows ``/{flag_key}`` for
+    every method, as OpenAPI reads it, so no flag is named ``evaluate``."""
+    raise MethodNotAllowed("only POST evaluates flags", headers={"Allow": "POST"})
 
 
 @router.put(

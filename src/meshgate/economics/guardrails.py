@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meshgate.economics import pii
 from meshgate.errors import BadRequest
+from meshgate.strictjson import NotABoolean
 
 Action = Literal["block", "redact", "log"]
 
@@ -55,7 +56,9 @@ class DenyTermsCheck(_Check):
 class MaxInputCheck(_Check):
     check: Literal["max_input"]
     action: Literal["block", "log"] = "block"
-    max_chars: int = Field(ge=1, description="Characters of all messages together.")
+    max_chars: Annotated[int, NotABoolean] = Field(
+        ge=1, description="Characters of all messages together."
+    )
 
 
 class OutputSchemaCheck(_Check):

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from meshgate.gateway.problems import OPENAI_PREFIXES
+from meshgate.gateway.problems import ANTHROPIC_PATHS, OPENAI_PREFIXES
 
 PROBLEM = "application/problem+json"
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -58,6 +58,18 @@ OPENAI_ERROR_SCHEMA: dict[str, Any] = {
         }
     },
 }
+ANTHROPIC_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
 V2_ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -81,6 +93,9 @@ ID_FIELD = frozenset({"key_id", "sub_id"})
 
 
 def error_content(path: str) -> dict[str, Any]:
+    """The error shape of the route's family, as problems.render answers it."""
+    if path.startswith(ANTHROPIC_PATHS):
+        return {"application/json": {"schema": {"$ref": "#/components/schemas/AnthropicError"}}}
     if path.startswith(OPENAI_PREFIXES):
         return {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}
     if path == "/v2" or path.startswith("/v2/"):
@@ -115,6 +130,23 @@ def path_parameters(path: str, operation: dict[str, Any]) -> None:
             operation.setdefault("parameters", []).append(
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             )
+
+
+def not_null(operation: dict[str, Any]) -> None:
+    """A parameter is absent or a string on the wire, never null: ``X | None`` is ``X``.
+
+    The framework documents an optional parameter as ``anyOf: [X, null]``, which tells a
+    client (and a fuzzer) that the text ``null`` is a valid value, which the route refuses.
+    """
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        branches = schema.get("anyOf")
+        if not isinstance(branches, list):
+            continue
+        kept = [b for b in branches if b != {"type": "null"}]
+        if len(kept) == 1 and len(kept) < len(branches):
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            parameter["schema"] = {**kept[0], **rest}
 
 
 def body_properties(operation: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
@@ -168,9 +200,11 @@ def complete(doc: dict[str, Any], public_paths: list[str]) -> dict[str, Any]:
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas["OpenAIError"] = OPENAI_ERROR_SCHEMA
     schemas["V2Error"] = V2_ERROR_SCHEMA
+    schemas["AnthropicError"] = ANTHROPIC_ERROR_SCHEMA
     for path, item in doc["paths"].items():
         for operation in item.values():
             path_parameters(path, operation)
+            not_null(operation)
             complete_errors(path, operation, public=path in public_paths)
     add_links(doc["paths"], schemas)
     return doc

@@ -138,11 +138,21 @@ def validation_error(exc: RequestValidationError, content_type: str | None = Non
 
 
 def allowed_methods(scope: Scope) -> str:
-    """Every method some route serves on this path (the router names only the first route's)."""
+    """Every method some documented route serves on this path (the router names only the
+    first route's). A concrete path shadows the templated ones it matches, as OpenAPI reads
+    it: ``/v1/flags/evaluate`` is not ``/v1/flags/{flag_key}``."""
+    matching = [
+        ctx
+        for ctx in iter_route_contexts(scope["app"].routes)
+        if ctx.path
+        and ctx.methods
+        and getattr(ctx.original_route, "include_in_schema", True)
+        and compile_path(ctx.path)[0].match(scope["path"])
+    ]
+    concrete = [ctx for ctx in matching if "{" not in (ctx.path or "")]
     methods: set[str] = set()
-    for ctx in iter_route_contexts(scope["app"].routes):
-        if ctx.path and ctx.methods and compile_path(ctx.path)[0].match(scope["path"]):
-            methods |= set(ctx.methods)
+    for ctx in concrete or matching:
+        methods |= set(ctx.methods or ())
     return ", ".join(sorted(methods - {"HEAD"}))
 
 

@@ -72,6 +72,10 @@ class EgressPolicy:
             raise EgressRefused(f"{param}: not a valid URL", param=param) from exc
         if parts.scheme not in ("http", "https") or not host:
             raise EgressRefused(f"{param}: an http or https URL with a host", param=param)
+        try:
+            host.encode("idna")  # what the resolver sends: a name it cannot encode is no host
+        except UnicodeError as exc:
+            raise EgressRefused(f"{param}: {host!r} is not a valid host name", param=param) from exc
         if self.host_allowed(host):
             return
         for ip in await resolve(host, port or 80):

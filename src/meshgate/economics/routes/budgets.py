@@ -3,7 +3,7 @@ used in the current period, ``DELETE`` lifts."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 
@@ -12,11 +12,13 @@ from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of
 from meshgate.economics.budgets import BudgetSet, utc_now
 from meshgate.economics.routes.common import economics_of
-from meshgate.errors import NotFound, ValidationFailed
+from meshgate.errors import NotFound
 
 router = APIRouter(prefix="/v1/budgets", tags=["spend"], dependencies=[require("admin")])
 SCOPES = ("key", "tenant", "user")
-ScopeName = Annotated[str, Path(description="What is budgeted: key, tenant or user.")]
+ScopeName = Annotated[
+    Literal["key", "tenant", "user"], Path(description="What is budgeted: key, tenant or user.")
+]
 Subject = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9._@:-]{1,128}$", description="Key id, tenant or user id.")
 ]
@@ -52,10 +54,6 @@ async def _view(request: Request, tenant: str, scope: str, subject: str) -> dict
 async def put_budget(
     budget_scope: ScopeName, budget_id: Subject, body: BudgetSet, request: Request
 ) -> dict[str, Any]:
-    if budget_scope not in SCOPES:
-        raise ValidationFailed(
-            f"budget_scope: {budget_scope!r} is none of {', '.join(SCOPES)}", param="budget_scope"
-        )
     tenant = await _owner(request, budget_scope, budget_id)
     economics = economics_of(request)
     actor = current_principal(request).key_id

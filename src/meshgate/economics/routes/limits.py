@@ -19,10 +19,12 @@ from meshgate.core.state import port_of, service_of
 from meshgate.errors import Forbidden, NotFound
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import NAME
+from meshgate.strictjson import NotABoolean
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
 TenantName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Tenant id.")]
 ModelName = Annotated[str, Field(pattern=NAME)]
+Count = Annotated[int | None, Field(ge=1), NotABoolean]
 
 
 class KeyPatch(BaseModel):
@@ -34,8 +36,8 @@ class KeyPatch(BaseModel):
         description="The only models the key may call (and that GET /v1/models lists); "
         "null lifts the list.",
     )
-    rpm: int | None = Field(None, ge=1, description="Requests per minute; null: the default.")
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute; null: the default.")
+    rpm: Count = Field(None, description="Requests per minute; null: the default.")
+    tpm: Count = Field(None, description="Tokens per minute; null: the default.")
 
 
 class KeyView(BaseModel):
@@ -55,8 +57,8 @@ class KeyView(BaseModel):
 class TenantLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rpm: int | None = Field(None, ge=1, description="Requests per minute; null: the default.")
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute; null: the default.")
+    rpm: Count = Field(None, description="Requests per minute; null: the default.")
+    tpm: Count = Field(None, description="Tokens per minute; null: the default.")
 
 
 class TenantView(BaseModel):

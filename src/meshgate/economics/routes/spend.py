@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -82,17 +82,38 @@ async def put_price(
 async def get_spend(
     request: Request,
     group_by: Annotated[Literal["key", "tenant", "user", "model"], Query()] = "model",
-    since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601.")] = None,
-    until: Annotated[datetime | None, Query(description="To (exclusive), ISO 8601.")] = None,
+    since: Annotated[str | None, moment_query("From (inclusive)")] = None,
+    until: Annotated[str | None, moment_query("To (exclusive)")] = None,
 ) -> dict[str, Any]:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationFailed(f"{name}: give a time zone (e.g. Z)", param=name)
+    lo, hi = instant("since", since), instant("until", until)
     principal = current_principal(request)
     groups = await economics_of(request).spend.report(
         tenant=None if principal.is_root else principal.tenant,
         group_by=group_by,
-        since=stamp(since) if since else None,
-        until=stamp(until) if until else None,
+        since=stamp(lo) if lo else None,
+        until=stamp(hi) if hi else None,
     )
-    return {"group_by": group_by, "since": since, "until": until, "groups": groups}
+    return {"group_by": group_by, "since": lo, "until": hi, "groups": groups}
+
+
+# RFC 3339 with its offset: a bare number is no time (the framework's parser would read one
+# as seconds since the epoch), and a time without a zone is ambiguous.
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
+
+
+def moment_query(what: str) -> Any:
+    return Query(
+        pattern=RFC3339,
+        description=f"{what}, RFC 3339 with its offset (2026-01-31T12:00:00Z).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
+def instant(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        return moment.astimezone(UTC)  # an offset past year 1 or 9999 overflows here
+    except (ValueError, OverflowError) as exc:
+        raise ValidationFailed(f"{name}: {exc}", param=name) from None

@@ -13,6 +13,7 @@ from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
 from meshgate.errors import Conflict, Forbidden
 from meshgate.governance.ports import AuditRecorder
+from meshgate.strictjson import NotABoolean
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
 
@@ -30,11 +31,11 @@ class KeyCreate(BaseModel):
     scopes: list[Annotated[str, Field(json_schema_extra={"enum": list(SCOPES)})]] = Field(
         ..., min_length=1
     )
-    rpm: int | None = Field(
-        None, ge=1, le=10**9, description="Requests per minute; default from config."
+    rpm: Annotated[int | None, Field(ge=1, le=10**9), NotABoolean] = Field(
+        None, description="Requests per minute; default from config."
     )
-    tpm: int | None = Field(
-        None, ge=1, le=10**12, description="Tokens per minute; default from config."
+    tpm: Annotated[int | None, Field(ge=1, le=10**12), NotABoolean] = Field(
+        None, description="Tokens per minute; default from config."
     )
     expires_at: datetime | None = Field(
         None, description="RFC 3339 time; the key is refused from then on."
