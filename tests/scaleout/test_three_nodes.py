@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -34,6 +35,7 @@ from tests.conftest import (
     unavailable,
 )
 from tests.events.conftest import drop_nats_stream
+from tests.models.fake_openai import UpstreamLoop
 from tests.scaleout.cluster import (
     Balancer,
     Node,
@@ -241,3 +243,68 @@ def test_the_readme_procedure_is_the_one_tested() -> None:
         "tests/scaleout/test_three_nodes.py",
     ):
         assert needed in section, needed
+
+
+def test_a_rollout_continues_when_its_controllers_node_is_killed(cluster: Cluster) -> None:
+    """The node holding the rollout lease is SIGKILLed after the first step; another node
+    takes the lease over and continues from the second step to the promotion."""
+    loop = UpstreamLoop()
+    try:
+        upstream = loop.fake("relay-upstream")
+        with cluster.client() as admin:
+            assert admin.post("/v1/registry/models", json={"name": "relay"}).status_code == 201
+            for version in ("1", "2"):
+                provider = {"type": "openai", "base_url": upstream.base_url, "model": version}
+                body = {"version": version, "provider": provider}
+                assert admin.post("/v1/registry/models/relay/versions", json=body).is_success
+            assert admin.put(
+                "/v1/registry/models/relay/traffic", json={"split": {"1": 100}}
+            ).is_success
+            body = {
+                "candidate": "2",
+                "baseline": "1",
+                "steps": [20, 50, 100],
+                "interval_seconds": 1,
+                "min_requests": 40,
+                "analysis": {"max_p95_ratio": None, "min_accuracy_delta": None},
+            }
+            made = admin.post("/v1/registry/models/relay/rollouts", json=body)
+            assert made.status_code == 201, made.text
+        url = f"/v1/registry/models/relay/rollouts/{made.json()['id']}"
+
+        def drive_until(node_url: str, done: str, seconds: float = 120) -> dict[str, Any]:
+            deadline = time.monotonic() + seconds
+            auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            chat = {"model": "relay", "messages": [{"role": "user", "content": "hi"}]}
+            with httpx.Client(base_url=node_url, headers=auth, timeout=30) as http:
+                while time.monotonic() < deadline:
+                    found: dict[str, Any] = http.get(url).json()
+                    if eval_done(found, done):
+                        return found
+                    for _ in range(20):
+                        http.post("/v1/chat/completions", json=chat)
+            raise AssertionError(f"the rollout did not reach {done}: {found}")
+
+        advanced = drive_until(cluster.balancer.url, "step 1")
+        actor = str(advanced["steps_analysis"][-1]["actor"])
+        pid = int(actor.split(":")[-2])
+        victim = next(n for n in cluster.nodes if n.proc is not None and n.proc.pid == pid)
+        victim.kill()
+        survivor = next(n for n in cluster.nodes if n is not victim)
+        done = drive_until(survivor.url, "promoted")
+        history = done["steps_analysis"]
+        assert [h["step"] for h in history] == [0, 1, 1], "continued from the second step"
+        assert history[-1]["actor"] != actor, "another node decided the promotion"
+    finally:
+        loop.close()
+        for node in cluster.nodes:
+            if node.proc is not None and node.proc.poll() is not None:
+                node.start()
+                node.wait_ready()
+        cluster.balancer.wait_serving({n.name for n in cluster.nodes})
+
+
+def eval_done(rollout: dict[str, Any], done: str) -> bool:
+    if done == "step 1":
+        return rollout["step"] == 1 and rollout["traffic_applied"] is True
+    return rollout["state"] == done

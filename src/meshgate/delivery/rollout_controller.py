@@ -44,6 +44,8 @@ class RolloutController:
         self.log_reader = log_reader
         self.leases = leases
         self.holder = holder_name()
+        self.actor = f"{ACTOR}@{self.holder}"
+        """Who the audit trail names for this node's decisions (which node made them)."""
         self.clock = clock
         self.sleep = sleep
         self._evidence: dict[str, Evidence] = {}
@@ -102,10 +104,10 @@ class RolloutController:
 
     async def _work(self, rollout: Rollout) -> None:
         if rollout.state == "pending":
-            await self.service.start(rollout, ACTOR)
+            await self.service.start(rollout, self.actor)
             return
         if rollout.applied < rollout.revision:
-            await self.service.apply(rollout, ACTOR)
+            await self.service.apply(rollout, self.actor)
         if not rollout.running:
             return
         evidence = self._evidence.get(rollout.id)
@@ -164,7 +166,7 @@ class RolloutController:
         self, before: Rollout, after: Rollout, kind: str, reason: str, figures: dict[str, object]
     ) -> None:
         moved = await self.service.transition(
-            before, after, kind, ACTOR, reason=reason, figures=figures
+            before, after, kind, self.actor, reason=reason, figures=figures
         )
         if moved is None:
             log.info("rollout %s moved elsewhere meanwhile; read again next round", before.id)
