@@ -33,6 +33,7 @@ SECTIONS = [
     "profile",
     "soak",
     "surfaces",
+    "delivery",
 ]
 RESULTS = Path(__file__).resolve().parent / "results"
 LATEST = "<!-- latest -->"
