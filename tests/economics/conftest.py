@@ -41,6 +41,10 @@ def declarations(upstream: FakeOpenAI) -> list[dict[str, Any]]:
         chat_model("priced", upstream, "gpt-4o-mini"),
         {**chat_model("cached", upstream), "context_policy": {"allow": ["preferences.language"]}},
         {**chat_model("cached", upstream), "tenant": "other"},
+        {**chat_model("semantic", upstream), "context_policy": {"allow": ["preferences.language"]}},
+        {**chat_model("semantic", upstream), "tenant": "other"},
+        {**chat_model("embedder", upstream, "embed-1"), "task": "embedding"},
+        {**chat_model("embedder", upstream, "embed-1"), "task": "embedding", "tenant": "other"},
     ]
 
 

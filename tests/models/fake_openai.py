@@ -8,14 +8,27 @@ connection was left behind.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
+import zlib
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from tests.conftest import free_port
+
+DIMENSIONS = 32
+
+
+def bag_of_words(text: str) -> list[float]:
+    """The fake's embedding: word counts hashed into a few dimensions, so texts with the same
+    words (whatever their case and punctuation) are close and others are not."""
+    vector = [0.0] * DIMENSIONS
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        vector[zlib.crc32(word.encode()) % DIMENSIONS] += 1.0
+    return vector
 
 
 class FakeOpenAI:
@@ -131,7 +144,7 @@ class FakeOpenAI:
             return self._error(self.fail_status, f"{self.name} is failing", "server_error")
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
-            {"object": "embedding", "index": i, "embedding": [0.5, float(len(str(text))), 1.0]}
+            {"object": "embedding", "index": i, "embedding": bag_of_words(str(text))}
             for i, text in enumerate(inputs)
         ]
         return web.json_response(

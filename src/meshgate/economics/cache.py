@@ -1,4 +1,5 @@
-"""The response cache, opt-in per model: ``exact`` mode keys on the normalised request.
+"""The response cache, opt-in per model: ``exact`` mode keys on the normalised request,
+``semantic`` mode also serves a stored answer to a question that means the same.
 
 The key is a digest of the tenant, the model, the version that would serve and the request
 as the upstream would see it: messages (with the context the platform injected, and with
@@ -17,9 +18,10 @@ from collections import OrderedDict
 from typing import Any, Literal, Protocol
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.exceptions import RedisError
 
+from meshgate.models.config import NAME
 from meshgate.outage import redis_client
 
 IGNORED = ("stream", "stream_options", "user")
@@ -28,10 +30,30 @@ IGNORED = ("stream", "stream_options", "user")
 class CacheSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["exact", "off"] = Field(
-        description="exact: identical normalised requests share an answer; off: no cache."
+    mode: Literal["exact", "semantic", "off"] = Field(
+        description="exact: identical normalised requests share an answer; semantic: also a"
+        " request whose last user message is close in meaning (cosine of embeddings) to a"
+        " stored one, everything else equal; off: no cache."
     )
     ttl_seconds: int = Field(300, ge=1, le=30 * 86_400, description="How long an answer lives.")
+    embedding_model: str | None = Field(
+        None,
+        pattern=NAME,
+        description="semantic: the Meshgate embedding model (task embedding, same tenant) that"
+        " embeds the last user message.",
+    )
+    similarity: float = Field(
+        0.95,
+        ge=0.5,
+        le=1.0,
+        description="semantic: the least cosine similarity at which a stored answer is served.",
+    )
+
+    @model_validator(mode="after")
+    def _semantic_needs_a_model(self) -> CacheSet:
+        if self.mode == "semantic" and self.embedding_model is None:
+            raise ValueError("embedding_model is required when mode is semantic")
+        return self
 
 
 def cache_key(tenant: str, model: str, version: str, request: dict[str, Any]) -> str:

@@ -22,20 +22,29 @@ from meshgate.economics.budgets import (
     BudgetExceeded,
     utc_now,
 )
-from meshgate.economics.cache import AnswerCache, cache_key
+from meshgate.economics.cache import AnswerCache, CacheSet, cache_key
 from meshgate.economics.counters import Counters, Line
 from meshgate.economics.guardrails import Decision, GuardrailBlocked, Pipeline, Redactions
 from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import Price, PriceBook
+from meshgate.economics.semantic import (
+    SemanticIndex,
+    Vector,
+    answer_key,
+    partition_of,
+    split_question,
+    unit,
+)
 from meshgate.economics.streams import StreamWatch
 from meshgate.economics.usage import Usage, estimate, note_spend, usage_of, usage_of_body
+from meshgate.errors import MeshgateError
 from meshgate.events.catalogue import (
     BUDGET_THRESHOLD_REACHED,
     GUARDRAIL_TRIGGERED,
     BudgetThresholdReached,
     GuardrailTriggered,
 )
-from meshgate.models.gate import Admission
+from meshgate.models.gate import Admission, Embed
 from meshgate.models.predictions import Prediction
 from meshgate.models.providers.base import JsonReply
 
@@ -115,11 +124,16 @@ class CallAdmission:
         self.cache: str | None = None
         self.cache_key: str | None = None
         self.cache_ttl = 0
+        self.question: tuple[str, Vector] | None = None
+        """Semantic mode: the request's partition and its question's embedding."""
+        self.similarity: float | None = None
         self.watch: StreamWatch | None = None
 
     async def finish(self, prediction: Prediction, reply: JsonReply) -> JsonReply:
         if self.cached is not None:  # a hit: nothing was spent, the answer was checked before
             note_spend(prediction, self.caller.key_id, None, Usage(0, 0))
+            if self.similarity is not None:
+                prediction.extra["cache_similarity"] = round(self.similarity, 4)
             return self._restored(reply)
         usage = usage_of_body(reply.body) or estimate(reply.tokens, self.input_guess)
         cost = note_spend(prediction, self.caller.key_id, self.price, usage)
@@ -132,9 +146,15 @@ class CallAdmission:
             raise
         if decisions:
             await self.gate.reporter.report(self.rt, self.caller, decisions, self.ref)
-        if self.cache_key is not None and prediction.status == "ok":
+        if prediction.status == "ok":
             # Stored with its placeholders: each hit puts back its own caller's values.
-            await self.gate.answers.put(self.cache_key, reply.body, self.cache_ttl)
+            if self.cache_key is not None:
+                await self.gate.answers.put(self.cache_key, reply.body, self.cache_ttl)
+            elif self.question is not None:
+                partition, vector = self.question
+                entry = answer_key(partition, self.ref)
+                await self.gate.answers.put(entry, reply.body, self.cache_ttl)
+                await self.gate.questions.add(partition, self.ref, vector, self.cache_ttl)
         return self._restored(reply)
 
     def _restored(self, reply: JsonReply) -> JsonReply:
@@ -177,6 +197,7 @@ class EconomicsGate:
         budgets: BudgetBook,
         counters: Counters,
         answers: AnswerCache,
+        questions: SemanticIndex,
         reporter: GuardrailReporter,
         events: EventPublisher | None,
     ):
@@ -185,6 +206,7 @@ class EconomicsGate:
         self.budgets = budgets
         self.counters = counters
         self.answers = answers
+        self.questions = questions
         self.reporter = reporter
         self.events = events
 
@@ -195,6 +217,7 @@ class EconomicsGate:
         caller: Caller,
         request: dict[str, Any],
         prediction_id: str,
+        embed: Embed,
     ) -> Admission:
         policy = await self.policies.policy(rt.tenant, rt.name)
         upstream_model = getattr(rt.versions[version].provider, "model", None) or rt.name
@@ -214,9 +237,13 @@ class EconomicsGate:
         )
         if policy.cache is not None and not request.get("stream"):
             admission.cache, admission.cache_ttl = "miss", policy.cache.ttl_seconds
-            admission.cache_key = cache_key(rt.tenant, rt.name, version, request)
-            if not caller.no_cache:
-                admission.cached = await self.answers.get(admission.cache_key)
+            question = split_question(request) if policy.cache.mode == "semantic" else None
+            if question is not None:
+                await self._look_up_question(admission, policy.cache, version, question, embed)
+            else:
+                admission.cache_key = cache_key(rt.tenant, rt.name, version, request)
+                if not caller.no_cache:
+                    admission.cached = await self.answers.get(admission.cache_key)
             if admission.cached is not None:
                 admission.cache = "hit"
                 return admission
@@ -228,6 +255,40 @@ class EconomicsGate:
         admission.input_guess = guess
         admission.hold = await self._reserve(budgets, price, guess, request) if budgets else None
         return admission
+
+    async def _look_up_question(
+        self,
+        admission: CallAdmission,
+        cache: CacheSet,
+        version: str,
+        question: tuple[str, dict[str, Any]],
+        embed: Embed,
+    ) -> None:
+        """Semantic mode: the closest stored question of the same partition, if close enough.
+        Without an embedding the call goes on uncached: the cache only ever saves work."""
+        text, rest = question
+        rt = admission.rt
+        try:
+            vector = unit(await embed(cache.embedding_model or "", text))
+        except MeshgateError as exc:
+            log.warning("semantic cache of %s: no embedding (%s)", rt.name, exc.detail)
+            return
+        if vector is None:
+            log.warning("semantic cache of %s: the embedding is not a usable vector", rt.name)
+            return
+        partition = partition_of(rt.tenant, rt.name, version, rest)
+        admission.question = (partition, vector)
+        if admission.caller.no_cache:
+            return
+        found = await self.questions.nearest(partition, vector)
+        # float32 rounding: the same question may score a hair under 1.0.
+        if found is None or found[1] < cache.similarity - 1e-6:
+            return
+        answer = await self.answers.get(answer_key(partition, found[0]))
+        if answer is None:
+            await self.questions.forget(partition, found[0])
+            return
+        admission.cached, admission.similarity = answer, found[1]
 
     async def _reserve(
         self, budgets: list[Budget], price: Price | None, guess: int, request: dict[str, Any]

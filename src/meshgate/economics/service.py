@@ -12,6 +12,7 @@ from meshgate.economics.counters import open_counters
 from meshgate.economics.gate import EconomicsGate, GuardrailReporter
 from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import PriceBook
+from meshgate.economics.semantic import open_index
 from meshgate.economics.spend import SpendLedger
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
@@ -37,12 +38,14 @@ class EconomicsService:
         self.budgets = BudgetBook(sql)
         self.counters = open_counters(shared_url, namespace=namespace)
         self.answers = open_cache(shared_url, namespace=namespace)
+        self.questions = open_index(shared_url, namespace=namespace)
         self.gate = EconomicsGate(
             self.policies,
             self.prices,
             self.budgets,
             self.counters,
             self.answers,
+            self.questions,
             GuardrailReporter(events, registry),
             events,
         )
@@ -50,6 +53,7 @@ class EconomicsService:
     async def close(self) -> None:
         await self.counters.close()
         await self.answers.close()
+        await self.questions.close()
 
     async def audit(
         self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]

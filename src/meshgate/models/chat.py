@@ -6,12 +6,14 @@ context is added); the body goes upstream as sent otherwise, and the answer come
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from typing import Any
 
 import orjson
 
-from meshgate.errors import BadRequest, MeshgateError
+from meshgate.errors import BadRequest, MeshgateError, UpstreamError
 from meshgate.models import enrichment
 from meshgate.models.gate import Admission
 from meshgate.models.inference import Caller, Inference, Relay, Served, require_task
@@ -82,7 +84,9 @@ class ChatFlow:
         rewrite = enrichment.with_system_message(request, bundle)
         context_fields = enrichment.fields_of(bundle) if rewrite else []
         prediction_id = new_prediction_id()
-        admission = await self.inference.gate.admit(rt, chain[0], caller, request, prediction_id)
+        admission = await self.inference.gate.admit(
+            rt, chain[0], caller, request, prediction_id, functools.partial(self._embed, caller)
+        )
         rewrite = rewrite or admission.rewrite
         started = time.perf_counter()
         if admission.cached is not None:
@@ -176,6 +180,22 @@ class ChatFlow:
         served = Served(version.version, prediction_id, reply)
         self.inference.after_response(served, rt, caller, None, reply.tokens)
         return served
+
+    async def _embed(self, caller: Caller, model: str, text: str) -> list[float]:
+        """An embedding the platform asks for (the semantic cache): a prediction of ``model``
+        like any other, charged to the caller, whatever models the caller's key may call."""
+        request = {"model": model, "input": text}
+        internal = dataclasses.replace(caller, version=None, models=None)
+        served = await self.embeddings(orjson.dumps(request), request, internal)
+        for step in served.after:
+            await step()
+        try:
+            vector = orjson.loads(served.value.body)["data"][0]["embedding"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise UpstreamError(f"model {model!r} answered no embedding") from exc
+        if not isinstance(vector, list):
+            raise UpstreamError(f"model {model!r} answered no embedding")
+        return vector
 
     # --- helpers -----------------------------------------------------------------------
 

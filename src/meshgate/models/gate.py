@@ -9,7 +9,7 @@ an economics module the open gate lets everything through unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from meshgate.models.predictions import Prediction
@@ -45,6 +45,11 @@ class Admission(Protocol):
         ...
 
 
+Embed = Callable[[str, str], Awaitable[list[float]]]
+"""``embed(model, text)``: the embedding of ``text`` by the caller's tenant's model ``model``
+(the semantic cache asks for it)."""
+
+
 class Gate(Protocol):
     async def admit(
         self,
@@ -53,6 +58,7 @@ class Gate(Protocol):
         caller: Caller,
         request: dict[str, Any],
         prediction_id: str,
+        embed: Embed,
     ) -> Admission: ...
 
 
@@ -85,5 +91,6 @@ class OpenGate:
         caller: Caller,
         request: dict[str, Any],
         prediction_id: str,
+        embed: Embed,
     ) -> Admission:
         return OPEN_ADMISSION

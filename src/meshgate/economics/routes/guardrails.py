@@ -8,10 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from meshgate.core.routing import current_principal, require
+from meshgate.core.state import service_of
 from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet
 from meshgate.economics.routes.common import economics_of, existing_model
+from meshgate.errors import ValidationFailed
 from meshgate.models.config import NAME
+from meshgate.models.service import ModelService
 
 router = APIRouter(prefix="/v1/registry/models", tags=["registry"])
 ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
@@ -48,12 +51,24 @@ async def get_cache(name: ModelName, request: Request) -> dict[str, Any]:
 @router.put(
     "/{name}/cache",
     dependencies=[require("registry:write")],
-    summary="Turn the model's response cache on (exact) or off",
+    summary="Turn the model's response cache on (exact or semantic) or off",
 )
 async def put_cache(name: ModelName, body: CacheSet, request: Request) -> dict[str, Any]:
     tenant = await existing_model(request, name)
+    if body.embedding_model is not None:
+        await embedding_model(request, tenant, body.embedding_model)
     actor = current_principal(request).key_id
     economics = economics_of(request)
     stored = await economics.policies.set_cache(tenant, name, body, actor)
     await economics.audit(actor, tenant, "model.cache.set", f"models/{name}", stored)
     return stored
+
+
+async def embedding_model(request: Request, tenant: str, name: str) -> None:
+    """The semantic cache's embedding model must be an embedding model of the same tenant."""
+    found = await service_of(request, ModelService).registry.find_model(tenant, name)
+    if found is None or found.get("task") != "embedding":
+        raise ValidationFailed(
+            f"embedding_model: {name!r} is not an embedding model of this tenant",
+            param="embedding_model",
+        )
