@@ -83,6 +83,8 @@ class PredictionMade(Payload):
     stream: str | None = None
     """How a streamed answer ended (``ok`` when the client got all of it)."""
     cache: Literal["hit", "miss"] | None = None
+    cache_similarity: float | None = None
+    """A semantic cache hit: the cosine of the question with the stored one it was served."""
     shadow_of: str | None = None
     usage: TokenUsage | None = None
     cost: Cost | None = None
