@@ -130,7 +130,11 @@ class RolloutController:
 
     async def look(self, rollout: Rollout, evidence: Evidence) -> None:
         spec = rollout.spec
-        verdict = analyse(evidence.candidate, evidence.baseline, spec.analysis.bounds())
+        # Sorting latencies and binning values: CPU work, off the event loop (nothing else
+        # touches this rollout's evidence while the round waits for it).
+        verdict = await asyncio.to_thread(
+            analyse, evidence.candidate, evidence.baseline, spec.analysis.bounds()
+        )
         step_requests = evidence.candidate.requests - rollout.step_base
         figures = {**verdict.figures, "step_requests": step_requests}
         if rollout.state == "paused":
