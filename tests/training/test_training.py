@@ -59,7 +59,16 @@ async def test_retraining_beats_production_on_drifted_inputs(
                 "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": rows[0]}]
             },
         )
+        strange = await client.post(
+            f"/v2/models/iris/versions/{job['result']['version']}/infer",
+            json={
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [50, 3, 4, 1]}
+                ]
+            },
+        )
         trained = await events_of(client, "meshgate.training.succeeded")
+        made = await events_of(client, "meshgate.prediction.made")
         audit = (await client.get("/v1/audit", params={"action": "training.*"})).json()
 
     result = job["result"]
@@ -89,6 +98,15 @@ async def test_retraining_beats_production_on_drifted_inputs(
     assert model["aliases"]["production"] == "1"  # moving it is the rollout's work
     assert served.status_code == 200, served.text
     assert served.json()["outputs"][0]["data"] == [labels[0]]
+    # Data validation: expectations learned from the dataset; the demo's action is warn.
+    expected = version["metadata"]["expectations"]
+    assert expected["action"] == "warn" and expected["dataset"] == dataset["id"]
+    assert expected["features"]["input[0]"]["max"] < 50
+    assert "x-meshgate-validation" not in served.headers
+    assert (
+        strange.status_code == 200 and "input[0] above" in strange.headers["x-meshgate-validation"]
+    )
+    assert made[-1]["data"]["violations"] == [strange.headers["x-meshgate-validation"]]
     assert [e["data"]["job"] for e in trained] == [dataset["id"], job["id"]]
     assert trained[1]["data"]["version"] == "3" and trained[1]["data"]["metrics"] == metrics
     actions = [r["action"] for r in audit["records"]]

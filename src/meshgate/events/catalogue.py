@@ -78,6 +78,8 @@ class PredictionMade(Payload):
     fallback_from: str | None = None
     tokens: int | None = None
     session_id: str | None = None
+    violations: list[str] | None = None
+    """Input expectations of the version the call broke (data validation)."""
     inputs: Any = None
     outputs: Any = None
     stream: str | None = None

@@ -126,6 +126,7 @@ async def declarations(settings: Settings, artifacts: ArtifactStore) -> list[Mod
                     "entrypoint": "meshgate.training.demo:train_iris",
                     "params": {"C": 1.0},
                     "timeout_seconds": 300,
+                    "validation": "warn",
                     "promote": {
                         "metric": "accuracy",
                         "margin": 0.02,

@@ -71,6 +71,8 @@ class Served:
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     cache: str | None = None
     """``hit`` or ``miss`` when the model caches answers (the ``x-cache`` header)."""
+    validation: list[str] | None = None
+    """Input expectations the call violated, when the version's action is ``warn``."""
 
     async def run_after(self) -> None:
         for step in self.after:

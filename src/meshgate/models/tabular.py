@@ -4,11 +4,13 @@ that takes and returns named tensors."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
-from meshgate.errors import BadRequest
+from meshgate.errors import BadRequest, ValidationFailed
 from meshgate.models import enrichment
+from meshgate.models.expectations import violations
 from meshgate.models.inference import Caller, Inference, Served, require_task
 from meshgate.models.predictions import Prediction, digest, jsonable, new_prediction_id
 from meshgate.models.providers.base import Call, TensorProvider, Tensors
@@ -33,6 +35,8 @@ class TabularFlow:
         request = parse_request(body, header_length)
         validate(request, rt.versions[chain[0]].signature)
         inputs = dict(request.inputs)
+        expected = rt.versions[chain[0]].spec.metadata.get("expectations")
+        violated = check_expectations(expected, inputs) if expected else []
         context_fields: list[str] = []
         if needs_context(rt, chain[0], inputs):
             bundle = await enrichment.resolve(
@@ -84,6 +88,8 @@ class TabularFlow:
             fallback_from=chain[0] if version.version != chain[0] else None,
             key_id=caller.key_id,
         )
+        if violated:
+            prediction.extra["violations"] = violated
         await self.inference.record(prediction)
         binary = request.binary_outputs | (set(outputs) if request.binary_default else set())
         served = Served(
@@ -93,8 +99,21 @@ class TabularFlow:
                 rt.name, version.version, request.request_id or prediction_id, outputs, binary
             ),
         )
+        if violated and expected and expected.get("action") == "warn":
+            served.validation = violated
         self.inference.after_response(served, rt, caller, shadow_work(inputs, inputs_hash))
         return served
+
+
+def check_expectations(expected: dict[str, Any], inputs: Tensors) -> list[str]:
+    """The violations of the version's input expectations; raises when its action blocks."""
+    found = violations(expected, inputs)
+    if found and expected.get("action") == "block":
+        raise ValidationFailed(
+            "the inputs are outside what this version was trained on: " + "; ".join(found),
+            param="inputs",
+        )
+    return found
 
 
 def needs_context(rt: ModelRuntime, version: str, inputs: Tensors) -> bool:

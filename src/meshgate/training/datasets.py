@@ -38,6 +38,7 @@ FEEDBACK = PREDICTION_FEEDBACK.name
 PAGE = 1000
 FIXED = ("prediction_id", "predicted_at", "version")
 TAIL = ("predicted", "label", "score", "feedback_at")
+MAX_CATEGORIES = 100
 FEEDBACK_RULE = "latest feedback recorded at or before the cut-off"
 Progress = Callable[[int, int], Awaitable[None]]
 """Told (sequences read, sequences to read) as the build goes."""
@@ -145,6 +146,7 @@ async def build(events: EventService, query: DatasetQuery, progress: Progress) -
         "format": "parquet",
         "query": query.describe(end),
         "left_out": left,
+        "expectations": learn([r.features for r, _ in joined]),
     }
     return Built(data, manifest, left)
 
@@ -203,6 +205,28 @@ def _take_feedback(event: Event, query: DatasetQuery, labels: dict[str, _Label])
         else None,
         at=event.time,
     )
+
+
+def learn(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per input feature: the range of a numeric one, the categories of a text one (up to
+    ``MAX_CATEGORIES``), and the share of rows that miss it. What inference checks a version
+    trained on these rows against (``meshgate.models.expectations``)."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    learned: dict[str, dict[str, Any]] = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        present = [v for v in values if v is not None]
+        rule: dict[str, Any] = {"missing": round(1 - len(present) / len(values), 6)}
+        numbers = [v for v in present if isinstance(v, int | float) and not isinstance(v, bool)]
+        if present and len(numbers) == len(present):
+            rule.update(min=min(numbers), max=max(numbers))
+        else:
+            kinds = sorted({str(v) for v in present})
+            rule["categories"] = kinds if len(kinds) <= MAX_CATEGORIES else None
+        learned[name] = rule
+    return learned
 
 
 def _column_type(values: list[Any]) -> pa.DataType:

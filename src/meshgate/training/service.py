@@ -287,7 +287,14 @@ class TrainingService:
                         **({"trusted": result["trusted"]} if spec.format == "skops" else {}),
                     },
                     "signature": parent.get("signature", {}) if parent else {},
-                    "metadata": {"lineage": lineage},
+                    "metadata": {
+                        "lineage": lineage,
+                        "expectations": {
+                            "action": spec.validation,
+                            "dataset": dataset.id,
+                            "features": manifest.get("expectations", {}),
+                        },
+                    },
                 }
             ),
             job.created_by,

@@ -45,6 +45,12 @@ class TrainerSpec(_Strict):
     )
     timeout_seconds: float = Field(600.0, gt=0, le=86_400, description="Wall-clock limit.")
     memory_mb: int = Field(2048, ge=256, le=1_048_576, description="Address-space limit.")
+    validation: Literal["log", "warn", "block"] = Field(
+        "log",
+        description="What inference does with a call outside the expectations learned from "
+        "the training data: log it (in the prediction event), warn (a response header too) "
+        "or block it (422).",
+    )
     promote: PromotionRule | None = Field(
         default_factory=PromotionRule,
         description="When a new version starts a rollout; null: never automatically.",

@@ -77,6 +77,8 @@ def served_headers(request: Request, model: str, served: Served) -> dict[str, st
     headers = {"x-model-version": served.version, "x-prediction-id": served.prediction_id}
     if served.cache is not None:
         headers["x-cache"] = served.cache
+    if served.validation:
+        headers["x-meshgate-validation"] = "; ".join(served.validation)
     return headers
 
 
