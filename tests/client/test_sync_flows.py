@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from meshgate.client import (
@@ -67,8 +69,14 @@ def test_registry_traffic_inference_and_feedback(mesh: Client) -> None:
     with pytest.raises(ValidationError):
         mesh.models.set_traffic("iris", {"1": 70})
     assert mesh.models.get("iris").traffic.split == {"1": 100}  # type: ignore[union-attr]
-    monitored = mesh.monitoring.model("iris")
-    assert {v["version"] for v in monitored.versions} >= {"1", "2"}
+    # Monitoring reads the log, so the report follows the calls within a moment.
+    deadline = time.monotonic() + 10
+    while True:
+        monitored = {v["version"] for v in mesh.monitoring.model("iris").versions}
+        if monitored >= {"1", "2"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert monitored >= {"1", "2"}
 
 
 def test_context_policy_sessions_and_erasure(mesh: Client) -> None:
