@@ -161,6 +161,9 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     monitoring = monitoring_module.build_monitoring(
         settings, sql, metrics, events=events, readiness=readiness, leases=leases
     )
+    rollouts, rollout_controller = delivery_module.build_rollouts(
+        sql, events=events, audit=audit, models=models, leases=leases
+    )
     training, jobs = training_module.build_training(
         settings,
         sql,
@@ -169,9 +172,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         models=models,
         artifacts=artifacts,
         leases=leases,
-    )
-    rollouts, rollout_controller = delivery_module.build_rollouts(
-        sql, events=events, audit=audit, models=models, leases=leases
+        rollouts=rollouts,
     )
     readiness.add("sql", sql.ping)
     if settings.limiter_backend_url != "memory://":

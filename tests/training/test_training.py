@@ -69,6 +69,11 @@ async def test_retraining_beats_production_on_drifted_inputs(
         )
         trained = await events_of(client, "meshgate.training.succeeded")
         made = await events_of(client, "meshgate.prediction.made")
+        rollout = (
+            await client.get(
+                f"/v1/registry/models/iris/rollouts/{job['result']['rollout']['rollout']}"
+            )
+        ).json()
         audit = (await client.get("/v1/audit", params={"action": "training.*"})).json()
 
     result = job["result"]
@@ -84,9 +89,11 @@ async def test_retraining_beats_production_on_drifted_inputs(
     metrics, baseline = result["metrics"], result["baseline"]
     assert set(metrics) == {"accuracy", "f1", "auc"} and baseline["version"] == "1"
     assert metrics["accuracy"] >= baseline["accuracy"] + 0.3, (metrics, baseline)
-    # Better by the margin; the rollout itself needs the rollout service.
-    assert result["rollout"]["started"] is False and result["rollout"]["metric"] == "accuracy"
-    assert "rollout service" in result["rollout"]["reason"]
+    # Better by the margin: a rollout of the new version against its parent has started.
+    assert result["rollout"]["started"] is True and result["rollout"]["metric"] == "accuracy"
+    assert rollout["candidate"] == "3" and rollout["baseline"] == "1"
+    assert rollout["state"] == "progressing" and rollout["steps"] == [10, 50, 100]
+    assert model["traffic"]["split"] == {"1": 90, "3": 10}
 
     version = next(v for v in model["versions"] if v["version"] == "3")
     assert version["provider"]["type"] == "sklearn"

@@ -18,6 +18,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from meshgate.delivery.rollout_spec import RolloutCreate
 from meshgate.delivery.rollout_store import Rollout, RolloutStore
 from meshgate.errors import Conflict, NotFound, ValidationFailed
@@ -127,6 +129,19 @@ class RolloutService:
             log.exception("starting rollout %s failed; the controller retries", rollout.id)
             return rollout
         return started or rollout
+
+    async def start_rollout(
+        self, tenant: str, model: str, body: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        """A rollout from a plain body (training starts one for a version that beat its
+        parent): validated as the API validates it."""
+        try:
+            spec = RolloutCreate.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(p) for p in first["loc"]) or "rollout"
+            raise ValidationFailed(f"rollout {name}: {first['msg']}", param=name) from None
+        return (await self.create(tenant, model, spec, actor)).view()
 
     async def start(self, rollout: Rollout, actor: str) -> Rollout | None:
         """pending -> progressing: the first step's traffic (or the shadow, or the switch)."""
