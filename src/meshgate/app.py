@@ -205,8 +205,18 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     )
 
 
+STARTUP_PATIENCE_SECONDS = 30.0
+"""How long a start-up statement may wait: nodes starting together wait on each other's
+migrations, and a busy database answers slowly (requests keep backend_timeout_seconds)."""
+
+
 async def start_all(s: Services, stack: AsyncExitStack) -> None:
     """Start every service in order; ``stack`` closes what started, in reverse."""
+    with s.sql.patient(STARTUP_PATIENCE_SECONDS):
+        await _start_each(s, stack)
+
+
+async def _start_each(s: Services, stack: AsyncExitStack) -> None:
     await s.sql.start()
     stack.push_async_callback(s.sql.close)
     await s.limiter.start()

@@ -7,7 +7,7 @@ Migrations carry ``{blob}`` and ``{autoinc}`` for the two types the dialects spe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +40,11 @@ class SqlStore(SqlSession, Protocol):
     async def ping(self) -> None: ...
     def transaction(self) -> AbstractAsyncContextManager[SqlSession]: ...
     def render(self, ddl: str) -> str: ...
+
+    def patient(self, seconds: float) -> AbstractContextManager[None]:
+        """Inside, a statement or a wait for a connection may take up to ``seconds``: start-up
+        work, where nodes starting together wait on each other's migrations."""
+        ...
 
 
 async def migrate(store: SqlStore, migrations: Sequence[Migration]) -> list[Migration]:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -113,6 +113,14 @@ class PostgresStore:
             # instead of waiting out a backoff grown while the server was away.
             reconnect_timeout=RECONNECT_GIVE_UP,
         )
+
+    @contextlib.contextmanager
+    def patient(self, seconds: float) -> Iterator[None]:
+        before, self.timeout = self.timeout, max(self.timeout, seconds)
+        try:
+            yield
+        finally:
+            self.timeout = before
 
     async def start(self) -> None:
         await self._pool.open(wait=False)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -75,6 +76,9 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self.fetch_one("SELECT 1 AS ok")
+
+    def patient(self, seconds: float) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process's file: nobody to wait for
 
     def render(self, ddl: str) -> str:
         return ddl.format(blob="BLOB", autoinc="INTEGER PRIMARY KEY AUTOINCREMENT")
