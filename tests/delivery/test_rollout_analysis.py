@@ -83,3 +83,12 @@ def test_drift_of_inputs_and_outputs_is_a_psi_threshold() -> None:
     assert found["inputs.age"] > 1.0 and found["outputs"] < 0.01
     assert analyse(candidate, baseline, Bounds()).worse == ("drift",)
     assert psi(["a"] * 100, ["a"] * 100) == 0.0
+
+
+def test_a_rollback_gives_the_candidates_share_to_the_baseline_and_keeps_the_rest() -> None:
+    from meshgate.delivery.rollout_service import back_to_baseline
+
+    assert back_to_baseline({"1": 90, "2": 10}, "2", "1") == {"1": 100}
+    assert back_to_baseline({"1": 70, "3": 20, "2": 10}, "2", "1") == {"1": 80, "3": 20}
+    assert back_to_baseline({"3": 100}, "2", "1") == {"3": 100}
+    assert back_to_baseline(None, "2", "1") == {"1": 100}

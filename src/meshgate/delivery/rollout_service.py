@@ -284,7 +284,7 @@ def desired_traffic(rollout: Rollout) -> dict[str, Any]:
     running_sticky = sticky if sticky != "none" else "user"
     state, phase, weight = rollout.state, rollout.phase, rollout.weight
     if state in ("rolled_back", "aborted"):
-        return _policy({base: 100}, others, sticky, fallback)
+        return _policy(back_to_baseline(before.get("split"), cand, base), others, sticky, fallback)
     if state == "promoted":
         return _policy({cand: 100}, others, sticky, [v for v in fallback if v != cand])
     if phase == "shadow" or state == "pending":
@@ -295,6 +295,16 @@ def desired_traffic(rollout: Rollout) -> dict[str, Any]:
         return _policy({cand: 100}, [*others, base], running_sticky, fallback)
     split = {base: 100 - weight, cand: weight} if weight < 100 else {cand: 100}
     return _policy({v: w for v, w in split.items() if w > 0}, others, running_sticky, fallback)
+
+
+def back_to_baseline(split: dict[str, int] | None, candidate: str, baseline: str) -> dict[str, int]:
+    """The split from before the rollout, with the candidate's share given to the baseline:
+    other versions keep what they had."""
+    restored = {v: w for v, w in (split or {}).items() if v != candidate and w > 0}
+    moved = 100 - sum(restored.values())
+    if moved > 0 or baseline not in restored:
+        restored[baseline] = restored.get(baseline, 0) + moved
+    return {v: w for v, w in restored.items() if w > 0} or {baseline: 100}
 
 
 def _policy(
