@@ -130,7 +130,12 @@ async def declarations(settings: Settings, artifacts: ArtifactStore) -> list[Mod
                     "promote": {
                         "metric": "accuracy",
                         "margin": 0.02,
-                        "rollout": {"mode": "canary", "steps": [10, 50, 100]},
+                        "rollout": {
+                            "mode": "canary",
+                            "steps": [10, 50, 100],
+                            "interval_seconds": 30,
+                            "min_requests": 50,
+                        },
                     },
                 },
             }

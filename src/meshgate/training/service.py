@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from meshgate import __version__
-from meshgate.errors import Conflict, NotFound, ValidationFailed
+from meshgate.errors import Conflict, MeshgateError, NotFound, ValidationFailed
 from meshgate.events.catalogue import (
     TRAINING_FAILED,
     TRAINING_QUEUED,
@@ -338,7 +338,15 @@ class TrainingService:
                 **decision,
             }
         body = {**rule.rollout, "candidate": version, "baseline": parent["version"]}
-        rollout = await self.rollouts.start_rollout(job.tenant, job.model, body, job.created_by)
+        try:
+            rollout = await self.rollouts.start_rollout(job.tenant, job.model, body, job.created_by)
+        except MeshgateError as exc:
+            # The version is registered either way; a rollout can be started by hand.
+            return {
+                "started": False,
+                "reason": f"the rollout did not start: {exc.detail}",
+                **decision,
+            }
         return {"started": True, "rollout": rollout.get("id"), **decision}
 
     def _work_dir(self) -> Path:
