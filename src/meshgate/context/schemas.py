@@ -123,7 +123,7 @@ class ErasureReceipt(BaseModel):
 class PolicyOut(BaseModel):
     consumer: str
     allow: list[str]
-    source: Literal["api", "config"]
+    source: Literal["api", "config", "registry"]
 
 
 class PoliciesOut(BaseModel):
