@@ -7,8 +7,9 @@ state, whichever process appended them. Nothing is committed: a process starts f
 snapshot of that state was taken (or from the beginning) and follows from there.
 
 ``apply`` is synchronous and the position moves only after a whole batch is applied, so
-between two awaits the state and :attr:`LogFollower.position` always agree (a snapshot taken
-then is exact). Records are not decrypted: personal parts stay sealed.
+between two awaits the state and :attr:`LogFollower.position` always agree; inside
+:meth:`LogFollower.paused` nothing is applied, so a snapshot may take its time (in a worker
+thread) and still be exact. Records are not decrypted: personal parts stay sealed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.envelope import Record
@@ -47,6 +48,7 @@ class LogFollower:
         self.position = 0
         """Every matching record up to this sequence is applied."""
         self._moved = asyncio.Event()
+        self._applying = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def start(self, after: int) -> None:
@@ -59,6 +61,12 @@ class LogFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[int]:
+        """Nothing is applied inside: yields the position the state is at."""
+        async with self._applying:
+            yield self.position
 
     async def caught_up(self, within: float) -> bool:
         """Whether everything appended before this call is applied (waiting up to ``within``)."""
@@ -91,8 +99,9 @@ class LogFollower:
             end = await self.log.last_sequence()
             records = await self.log.read(self.position, self.batch, self.where)
             if records:
-                self.apply(records)
-                self._advance(records[-1].sequence)
+                async with self._applying:
+                    self.apply(records)
+                    self._advance(records[-1].sequence)
                 continue
             # Nothing matched up to ``end``: skip ahead so a filtered follower stays cheap.
             self._advance(max(self.position, end))

@@ -138,7 +138,10 @@ class MonitoringService:
         await self.webhooks.close()
 
     async def save_snapshot(self) -> None:
-        position, state = self.follower.position, self.state.dump()
+        # Serialized off the event loop (a large state takes a while), with nothing applied
+        # meanwhile so it is exactly the state at ``position``.
+        async with self.follower.paused() as position:
+            state = await asyncio.to_thread(self.state.dump)
         await self.snapshots.save(SNAPSHOT, position, state)
         self._snapshot_at = time.monotonic()
 
