@@ -93,6 +93,7 @@ class Services:
     artifacts: ArtifactStore
     economics: EconomicsService
     spend: economics_module.SpendConsumer
+    """The spend ledger's consumer group (one runner a cluster, under a lease)."""
     models: ModelService
     monitoring: MonitoringService
     flags: FlagService
@@ -142,7 +143,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         clock=clock,
     )
     economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
-    spend = economics_module.SpendConsumer(events, economics.spend)
+    spend = economics_module.SpendConsumer(events, leases, economics.spend)
     artifacts = models_module.artifact_store(settings, sql)
     flags = delivery_module.build_flags(sql, events=events, audit=audit, context=context)
     models = models_module.build_models(

@@ -1,21 +1,21 @@
 """Spend, aggregated from the log: a consumer of ``meshgate.prediction.made``.
 
 Each prediction is one row, keyed by its event id, so handling an event twice (at-least-once
-delivery, or two processes running the consumer) counts it once. Queries group the rows by
+delivery, or the moment of a handover between two processes) counts it once. One process of
+the cluster runs the consumer at a time, under a lease (``economics.module.SpendConsumer``).
+An erased user's rows keep their amounts and lose the user id. Queries group the rows by
 key, tenant, user or model over a time range. The Prometheus counter grows only by rows
 actually added.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
-from meshgate.events.base import Filter
 from meshgate.events.catalogue import PREDICTION_MADE
 from meshgate.events.envelope import Event
 from meshgate.sql import Migration, SqlStore
@@ -77,12 +77,11 @@ class SpendLedger:
         usage = usage if isinstance(usage, dict) else {}
         cost = data.get("cost")
         cost = cost if isinstance(cost, dict) else {}
-        personal = event.personal if isinstance(event.personal, dict) else {}
         row = (
             event.id,
             event.tenant,
             data.get("key_id"),
-            personal.get("user_id"),
+            user_of(event),
             str(data.get("model")),
             str(data.get("version")),
             stamp(event.time),
@@ -106,6 +105,24 @@ class SpendLedger:
                 self.spent.labels(event.tenant, model, row[11]).inc(row[10])
             for kind, n in (("input", row[7]), ("output", row[8]), ("cached", row[9])):
                 self.tokens.labels(event.tenant, model, kind).inc(n)
+
+    async def forget_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: the user's rows keep their amounts (the tenant's cost) and lose the user
+        id; they then count under no user, like calls that named none. Returns the rows."""
+        return await self.sql.execute(
+            "UPDATE economics_spend SET user_id = NULL WHERE tenant = ? AND user_id = ?",
+            (tenant, user_id),
+        )
+
+    async def unname(self, prediction_ids: list[str]) -> None:
+        """Rows whose user was erased while they were being written lose the user id too."""
+        for start in range(0, len(prediction_ids), 200):
+            chunk = prediction_ids[start : start + 200]
+            marks = ", ".join("?" * len(chunk))
+            await self.sql.execute(
+                f"UPDATE economics_spend SET user_id = NULL WHERE prediction_id IN ({marks})",
+                chunk,
+            )
 
     async def report(
         self, *, tenant: str | None, group_by: GroupBy, since: str | None, until: str | None
@@ -149,15 +166,8 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def run_consumer(events: Any, ledger: SpendLedger) -> None:
-    """The ledger as a consumer group of the log: resumes after its committed offset."""
-    while True:
-        try:
-            await events.consume(
-                GROUP, ledger.handle, where=Filter(type_prefix=PREDICTION_MADE.name)
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("the spend consumer failed; resuming in a second")
-            await asyncio.sleep(1)
+def user_of(event: Event) -> str | None:
+    """The user id in the event's personal part; None when there is none or it was erased."""
+    personal = event.personal if isinstance(event.personal, dict) else {}
+    user = personal.get("user_id")
+    return user if isinstance(user, str) else None
