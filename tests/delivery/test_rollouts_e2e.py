@@ -2,7 +2,8 @@
 and fake upstreams that are real HTTP servers.
 
 v1 is healthy; v2 fails one call in twenty (5 %) and is rolled back by the controller at its
-first step; v3 is healthy and goes through every step to 100 %, then is promoted.
+first step; v3 is healthy and goes through every step to 100 %, then is promoted. A candidate
+whose answers users score lower (feedback through the API) is rolled back too.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "/v1/registry/models/support-next/versions", json=version("1", fakes["v3"])
             )
             assert nxt.status_code == 201, nxt.text
+            assert admin.post("/v1/registry/models", json={"name": "graded"}).is_success
+            for name, fake in (("a", "v1"), ("b", "v3")):
+                graded = admin.post(
+                    "/v1/registry/models/graded/versions", json=version(name, fakes[fake])
+                )
+                assert graded.status_code == 201, graded.text
+            assert admin.put(
+                "/v1/registry/models/graded/traffic", json={"split": {"a": 100}}
+            ).is_success
             traffic = {"split": {"1": 100}, "sticky": "user"}
             assert admin.put(f"{MODEL}/traffic", json=traffic).status_code == 200
             assert admin.put(f"{MODEL}/aliases/production", json={"version": "1"}).status_code
@@ -177,3 +187,45 @@ def test_a_flag_chooses_the_model_per_end_user(stack: Stack) -> None:
         admin.put("/v1/flags/not-a-model", json=boolean)
         wrong = chat("gold-1", "flag:not-a-model")
         assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "model"
+
+
+async def graded_calls(url: str, n: int) -> None:
+    """``n`` chat calls of ``graded``, each scored by a user: version b's answers half as
+    well as a's."""
+    body = {"model": "graded", "messages": [{"role": "user", "content": "grade me"}]}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
+
+        async def one(i: int) -> None:
+            answer = await http.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 200, answer.text
+            good = answer.headers["x-model-version"] == "a" or i % 2 == 0
+            prediction = answer.headers["x-prediction-id"]
+            feedback = {"score": 1.0 if good else 0.0}
+            sent = await http.post(f"/v1/predictions/{prediction}/feedback", json=feedback)
+            assert sent.status_code == 201, sent.text
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def test_worse_accuracy_from_feedback_is_rolled_back(stack: Stack) -> None:
+    with stack.server.client() as admin:
+        body = {
+            "candidate": "b",
+            "baseline": "a",
+            "steps": [50, 100],
+            "interval_seconds": 0.5,
+            "min_requests": 100_000,
+            "analysis": {"max_p95_ratio": None, "max_drift_psi": None, "min_accuracy_delta": -0.05},
+        }
+        made = admin.post("/v1/registry/models/graded/rollouts", json=body)
+        assert made.status_code == 201, made.text
+        url = f"/v1/registry/models/graded/rollouts/{made.json()['id']}"
+        deadline = time.monotonic() + 60
+        while not finished(found := admin.get(url).json()) and time.monotonic() < deadline:
+            asyncio.run(graded_calls(stack.server.url, 40))
+        assert found["state"] == "rolled_back", found
+        accuracy = found["figures"]["checks"]["accuracy"]
+        assert accuracy["worse"] is True and accuracy["candidate"] < accuracy["baseline"]
+        assert found["reason"] == "candidate worse: accuracy"
+        assert admin.get("/v1/registry/models/graded").json()["traffic"]["split"] == {"a": 100}
