@@ -161,34 +161,38 @@ class RolloutService:
     async def control(
         self, tenant: str, model: str, rollout_id: str, action: str, actor: str
     ) -> Rollout:
-        """pause, resume, promote or abort; a rollout that has ended cannot be moved."""
-        rollout = await self.get(tenant, model, rollout_id)
+        """pause, resume, promote or abort; a rollout that has ended cannot be moved.
+
+        When the controller moves the rollout at the same moment, the request is tried again
+        on what the rollout has become (an abort still aborts a rollout that just advanced)."""
         allowed = {
             "pause": ("progressing",),
             "resume": ("paused",),
             "promote": ("pending", "progressing", "paused"),
             "abort": ("pending", "progressing", "paused"),
         }[action]
-        if rollout.state not in allowed:
-            raise Conflict(
-                f"rollout {rollout_id} is {rollout.state}; it cannot be {action}d now",
-                param="state",
-            )
-        target = {
+        state, kind = {
             "pause": ("paused", "paused"),
             "resume": ("progressing", "resumed"),
             "promote": ("promoted", "promoted"),
             "abort": ("aborted", "aborted"),
         }[action]
-        after = replace(rollout, state=target[0])
-        if action == "promote":
-            after = replace(after, weight=100)
-        elif action == "abort":
-            after = replace(after, weight=0)
-        moved = await self.transition(rollout, after, target[1], actor, reason=f"{action} by hand")
-        if moved is None:  # the controller moved it meanwhile: answer what it is now
-            return await self.get(tenant, model, rollout_id)
-        return moved
+        for _ in range(5):
+            rollout = await self.get(tenant, model, rollout_id)
+            if rollout.state not in allowed:
+                raise Conflict(
+                    f"rollout {rollout_id} is {rollout.state}; it cannot be {action}d now",
+                    param="state",
+                )
+            after = replace(rollout, state=state)
+            if action == "promote":
+                after = replace(after, weight=100)
+            elif action == "abort":
+                after = replace(after, weight=0)
+            moved = await self.transition(rollout, after, kind, actor, reason=f"{action} by hand")
+            if moved is not None:
+                return moved
+        raise Conflict(f"rollout {rollout_id} keeps changing; try again", param="state")
 
     # --- transitions -------------------------------------------------------------------
 
