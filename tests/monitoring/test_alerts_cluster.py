@@ -77,3 +77,51 @@ async def test_an_alert_both_nodes_see_fires_once(
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+async def test_an_open_alert_is_not_fired_again_by_the_next_leaseholder(
+    make_settings: Callable[..., Settings],
+    webhook_receiver: Receiver,
+    postgres_url: str,
+    nats_url: str,
+    namespace: str,
+) -> None:
+    def node_settings() -> Settings:
+        return alert_settings(
+            lambda **kw: make_settings(
+                database_url=postgres_url,
+                namespace=namespace,
+                events={"url": nats_url},
+                key_pepper="cluster-pepper",
+                **kw,
+            ),
+            webhook_receiver.url,
+        )
+
+    nodes = [app_client(node_settings()), app_client(node_settings())]
+    clients = [await node.__aenter__() for node in nodes]
+    try:
+        platforms = [platform_of(c) for c in clients]
+        await asyncio.gather(
+            *(predict(platforms[0], "chat", "1", latency_ms=20) for _ in range(15)),
+            *(predict(platforms[1], "chat", "1", error="boom") for _ in range(5)),
+        )
+        await webhook_receiver.wait_for(lambda: len(webhook_receiver.requests) >= 1)
+        # One node holds the lease and evaluates; the other stands by. The holder stops,
+        # handing the lease over at once.
+        (leader,) = [i for i, p in enumerate(platforms) if p.monitoring.evaluations > 0]
+        standby = 1 - leader
+        await nodes[leader].__aexit__(None, None, None)
+        nodes.pop(leader)
+        async with asyncio.timeout(30):
+            while platforms[standby].monitoring.evaluations < 5:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        # The new holder knows the alert is open (from its event): nothing fires again.
+        fired = await platforms[standby].events.read(where=Filter(type="meshgate.alert.fired"))
+        assert len(fired) == 1 and len(webhook_receiver.requests) == 1
+        report = await report_when(clients[standby], "chat", requests_at_least("1", 20))
+        assert [a["id"] for a in report["alerts"]] == [fired[0].data["id"]]
+    finally:
+        for node in nodes:
+            await node.__aexit__(None, None, None)
+        await drop_nats_stream(nats_url, namespace)
