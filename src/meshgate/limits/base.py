@@ -55,13 +55,18 @@ class Limiter(Protocol):
         ...
 
 
+ROUNDING = 1e-6
+"""Seconds of float rounding forgiven: ``(now + period) - period`` can exceed ``now`` by an
+ulp, which would refuse a full bucket's last (or a one-per-period key's first) request."""
+
+
 def evaluate(tat: float, now: float, bucket: Bucket) -> tuple[bool, float, Decision]:
     """One bucket's verdict: (allowed, new TAT, decision). Pure, shared by every backend."""
     interval = bucket.period / bucket.limit
     tat = max(tat, now)
     new_tat = tat + bucket.cost * interval
     allow_at = new_tat - bucket.period
-    if now < allow_at:
+    if now + ROUNDING < allow_at:
         remaining = max(0, int((bucket.period - (tat - now)) / interval))
         return False, tat, Decision(False, bucket.limit, remaining, tat - now, allow_at - now)
     remaining = max(0, int((bucket.period - (new_tat - now)) / interval + 1e-9))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from meshgate.limits.base import Bucket, Decision, evaluate, most_restrictive
+from meshgate.limits.base import ROUNDING, Bucket, Decision, evaluate, most_restrictive
 
 
 class MemoryLimiter:
@@ -46,7 +46,7 @@ class MemoryLimiter:
             if tat < now:
                 tat = now
             new_tat = tat + b.cost * interval
-            if now < new_tat - b.period:
+            if now + ROUNDING < new_tat - b.period:
                 return None
             new_tats.append(new_tat)
             remaining = max(0, int((b.period - (new_tat - now)) / interval + 1e-9))

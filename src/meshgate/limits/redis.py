@@ -31,7 +31,7 @@ for i = 1, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
   new_tat[i] = tat + cost * period / limit
-  if now < new_tat[i] - period then admitted = 0 end
+  if now + 0.000001 < new_tat[i] - period then admitted = 0 end  -- forgive float rounding
   rel[i] = tostring(tat - now)
 end
 if admitted == 1 then
