@@ -79,6 +79,20 @@ def test_cli_builds_and_trains_and_a_job_survives_its_node(
     shown = json.loads(meshgate(first, tmp_path, "datasets", "show", manifest["id"]).stdout)
     assert shown["sha256"] == manifest["sha256"]
 
+    # An MLflow model directory, registered through the CLI.
+    model_dir = tmp_path / "mlflow-model"
+    model_dir.mkdir()
+    (model_dir / "model.onnx").write_bytes(
+        (first.log.parent / "models" / "iris-1.onnx").read_bytes()
+    )
+    mlmodel = {"flavors": {"onnx": {"data": "model.onnx"}}, "run_id": "run-42"}
+    (model_dir / "MLmodel").write_text(json.dumps(mlmodel))  # JSON is YAML
+    imported = meshgate(
+        first, tmp_path, "models", "import-mlflow", "iris", str(model_dir), "--version", "m1"
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "registered iris version m1 (MLflow run run-42)" in imported.stdout
+
     # A training queued through the CLI; its node dies while the training process runs.
     queued = meshgate(
         first, tmp_path, "models", "train", "iris", "--dataset", manifest["id"],
@@ -96,4 +110,4 @@ def test_cli_builds_and_trains_and_a_job_survives_its_node(
         versions = [v["version"] for v in http.get("/v1/registry/models/iris").json()["versions"]]
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 2 and done["result"]["parameters"] == {"C": 0.5}
-    assert versions == ["1", "2", "3"]
+    assert sorted(versions) == ["1", "2", "3", "m1"]

@@ -33,6 +33,7 @@ app.add_typer(events.app, name="events", help="Event log: list, tail, export and
 app.add_typer(audit.app, name="audit", help="Audit trail: browse, verify and export.")
 app.add_typer(datasets.app, name="datasets", help="Training sets built from the event log.")
 models.app.command("train")(datasets.train)
+models.app.command("import-mlflow")(datasets.import_mlflow)
 
 # uvicorn drains in-flight requests this long on SIGTERM; deploy/ sizes its grace periods on it.
 GRACEFUL_SHUTDOWN_SECONDS = 30

@@ -156,3 +156,34 @@ def train(
         typer.echo(f"job {job['id']}: {job['status']}")
     if job["status"] == "failed":
         raise typer.Exit(1)
+
+
+def import_mlflow(
+    model: str,
+    directory: Annotated[Path, typer.Argument(help="An MLflow model directory (with MLmodel).")],
+    version: Annotated[str, typer.Option(help="The version to register.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Register an MLflow model directory (onnx, or sklearn saved with skops) as a version."""
+    import io
+    import zipfile
+
+    if not (directory / "MLmodel").is_file():
+        raise typer.BadParameter(f"{directory} has no MLmodel file", param_hint="DIRECTORY")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            z.write(path, path.relative_to(directory).as_posix())
+    with api() as mesh:
+        created = mesh.send(
+            "POST",
+            f"/v1/registry/models/{model}/imports/mlflow",
+            params={"version": version},
+            content=archive.getvalue(),
+            headers={"content-type": "application/zip"},
+        ).json()
+    if as_json:
+        print_json(created)
+        return
+    run_id = created["metadata"]["lineage"].get("run_id")
+    typer.echo(f"registered {model} version {created['version']} (MLflow run {run_id})")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of as registered
+from meshgate.errors import UnsupportedMediaType
 from meshgate.models.config import NAME
 from meshgate.training.service import TrainingService
 
@@ -111,6 +112,43 @@ async def train(name: ModelName, body: TrainCreate, request: Request, response: 
     job = await service_of(request).request_training(p.tenant, name, body.model_dump(), p.key_id)
     response.headers["Location"] = f"/v1/jobs/{job['id']}"
     return job
+
+
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+
+
+@router.post(
+    "/registry/models/{name}/imports/mlflow",
+    status_code=201,
+    dependencies=[require("registry:write")],
+    tags=["registry"],
+    summary="Register a zipped MLflow model directory (onnx, or sklearn saved with skops)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/zip", "application/octet-stream")
+            },
+        }
+    },
+)
+async def import_mlflow(
+    name: ModelName,
+    request: Request,
+    version: Annotated[str, Query(pattern=NAME, description="The version to register.")],
+) -> Any:
+    """The MLmodel's run id, model uuid and flavour go into the version's lineage; its tensor
+    signature, when it has one, becomes the version's (else the production version's)."""
+    p = current_principal(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip()
+    if media not in ZIP_TYPES:
+        raise UnsupportedMediaType(
+            f"send the MLflow model directory as application/zip, not {media or 'nothing'!r}",
+            field="content-type",
+        )
+    archive = await request.body()
+    return await service_of(request).import_mlflow(p.tenant, name, version, archive, p.key_id)
 
 
 @router.get(

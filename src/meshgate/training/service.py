@@ -36,7 +36,7 @@ from meshgate.events.service import EventService
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models.artifacts import ArtifactStore
 from meshgate.models.config import VersionCreate
-from meshgate.training import datasets
+from meshgate.training import datasets, mlflow
 from meshgate.training.jobs import Job, JobStore
 from meshgate.training.ports import ModelRegistrar, RolloutStarter
 from meshgate.training.process import run_trainer
@@ -150,6 +150,36 @@ class TrainingService:
         await self._queued(job, actor)
         self.wake.set()
         return job.public()
+
+    async def import_mlflow(
+        self, tenant: str, model: str, version: str, archive: bytes, actor: str
+    ) -> dict[str, Any]:
+        """A zipped MLflow model directory as a new version of ``model`` (run id in lineage)."""
+        found = await self.registrar.model(tenant, model)
+        if any(v["version"] == version for v in found["versions"]):
+            raise Conflict(f"version {version!r} of {model!r} exists; versions are immutable")
+        imported = mlflow.read(archive)
+        await mlflow.check_loads(imported)
+        ref = await self.blobs.put(imported.data)
+        parent = _production(found)
+        signature = imported.signature or (parent.get("signature", {}) if parent else {})
+        provider: dict[str, Any] = {"type": imported.kind, "artifact": ref}
+        if imported.kind == "sklearn":
+            provider["trusted"] = imported.trusted
+        lineage = {**imported.lineage, "parent_version": parent["version"] if parent else None}
+        return await self.registrar.register(
+            tenant,
+            model,
+            VersionCreate.model_validate(
+                {
+                    "version": version,
+                    "provider": provider,
+                    "signature": signature,
+                    "metadata": {"lineage": lineage},
+                }
+            ),
+            actor,
+        )
 
     async def job(self, tenant: str, job_id: str) -> dict[str, Any]:
         job = await self.jobs.get(tenant, job_id)
