@@ -18,6 +18,7 @@ from meshgate.delivery.rollout_store import MIGRATIONS as ROLLOUT_MIGRATIONS
 from meshgate.economics import budgets, policies, prices, spend
 from meshgate.events.crypto import MIGRATIONS as EVENT_KEY_MIGRATIONS
 from meshgate.events.leases import MIGRATIONS as LEASE_MIGRATIONS
+from meshgate.events.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from meshgate.events.sealing import Sealer
 from meshgate.events.subscriptions import MIGRATIONS as SUBSCRIPTION_MIGRATIONS
 from meshgate.gateway.middleware.idempotency import MIGRATIONS as IDEMPOTENCY_MIGRATIONS
@@ -42,6 +43,7 @@ MIGRATIONS: list[Migration] = (
     + ARTIFACT_MIGRATIONS
     + IDEMPOTENCY_MIGRATIONS
     + LEASE_MIGRATIONS
+    + OUTBOX_MIGRATIONS
     + policies.MIGRATIONS
     + prices.MIGRATIONS
     + spend.MIGRATIONS

@@ -9,6 +9,7 @@ from meshgate.config import Settings
 from meshgate.events import routes, webhook_routes
 from meshgate.events.backends import open_event_log
 from meshgate.events.crypto import DataKeys
+from meshgate.events.outbox import EventOutbox
 from meshgate.events.sealing import Sealer, derive
 from meshgate.events.service import EventService
 from meshgate.events.subscriptions import SubscriptionStore
@@ -36,7 +37,7 @@ def build_events(settings: Settings, sql: SqlStore, pepper: bytes) -> EventServi
         derive(pepper, "user-pseudonyms"),
         cache_seconds=config.key_cache_seconds,
     )
-    return EventService(backend, keys)
+    return EventService(backend, keys, EventOutbox(sql))
 
 
 def build_webhooks(

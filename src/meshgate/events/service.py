@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
-from meshgate.errors import ValidationFailed
+from meshgate.errors import BackendUnavailable, ValidationFailed
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.crypto import DataKeys
 from meshgate.events.envelope import ERASED, Event, Record, check_type, format_time, now
+from meshgate.events.outbox import EventOutbox, OutboxRelay
 
 log = logging.getLogger("meshgate.events")
 Handler = Callable[[Event], Awaitable[None]]
@@ -31,9 +32,11 @@ _CHECKED_TYPES: set[str] = set()
 
 
 class EventService:
-    def __init__(self, log_backend: EventLog, keys: DataKeys):
+    def __init__(self, log_backend: EventLog, keys: DataKeys, outbox: EventOutbox | None = None):
         self.log = log_backend
         self.keys = keys
+        self.outbox = outbox
+        self._relay = OutboxRelay(outbox, log_backend) if outbox is not None else None
         self._handlers: list[tuple[str, Handler]] = []
         self._local: asyncio.Queue[Event] = asyncio.Queue(LOCAL_QUEUE_LIMIT)
         self._dispatcher: asyncio.Task[None] | None = None
@@ -45,8 +48,12 @@ class EventService:
         await self.log.start()
         self._local = asyncio.Queue(LOCAL_QUEUE_LIMIT)
         self._dispatcher = asyncio.create_task(self._dispatch_local(), name="events-local")
+        if self._relay is not None:
+            self._relay.start()
 
     async def close(self) -> None:
+        if self._relay is not None:
+            await self._relay.close()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
@@ -67,7 +74,11 @@ class EventService:
         source: str = "/meshgate",
         id: str | None = None,
     ) -> Event:
-        """Append one event; returns once it is durable, with its sequence."""
+        """Append one event; returns once it is durable, with its sequence.
+
+        While the log is down the event is kept in the outbox (durable too) and its sequence
+        is 0: the relay appends it once the log is back.
+        """
         if type not in _CHECKED_TYPES:
             check_type(type)
             if len(_CHECKED_TYPES) < 1024:
@@ -100,7 +111,15 @@ class EventService:
             owner=owner,
             personal=sealed,
         )
-        (stored,) = await self.log.append([record])
+        try:
+            (stored,) = await self.log.append([record])
+        except BackendUnavailable:
+            if self.outbox is None:
+                raise
+            # The write this event reports has happened: keep the event for the relay rather
+            # than answer an error for it (sequence 0 until the relay appends it).
+            await self.outbox.keep(record)
+            stored = record
         event = _to_event(stored, personal, user_id=user_id if owner else None, moment=moment)
         self._notify(event)
         return event

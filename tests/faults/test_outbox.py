@@ -1,0 +1,80 @@
+"""An answer tells the truth while the event log (NATS) is down: writes and their events.
+
+A context write whose event the log cannot take keeps the event in the outbox (the SQL store)
+and is acknowledged; the relay appends the event once NATS is back, from this process or the
+next one. So no write is answered with an error after it happened, and no acknowledged write
+is without its event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from tests.conftest import Server
+from tests.faults.conftest import BOUND, SLACK, sigterm, wait_ready
+from tests.faults.servers import NatsInstance
+
+PATCH = {"content-type": "application/merge-patch+json"}
+USER = "u-outbox"
+UPDATED = "meshgate.context.updated"
+
+
+def write(http: httpx.Client, i: int) -> tuple[int, float]:
+    started = time.monotonic()
+    response = http.patch(
+        f"/v1/context/users/{USER}", json={"attributes": {f"k{i}": i}}, headers=PATCH
+    )
+    return response.status_code, time.monotonic() - started
+
+
+def reported(http: httpx.Client) -> set[str]:
+    """The attribute names the log's context.updated events report as changed."""
+    changed: set[str] = set()
+    after = 0
+    while True:
+        page = http.get("/v1/events", params={"after": after, "limit": 1000, "type": UPDATED})
+        assert page.status_code == 200, page.text
+        events = page.json()["events"]
+        if not events:
+            return changed
+        for event in events:
+            changed |= set(event["data"].get("changed") or [])
+        after = page.json()["next_after"]
+
+
+def test_writes_while_nats_is_down_are_acknowledged_and_their_events_follow(
+    serve: Callable[..., Server], nats_instance: NatsInstance
+) -> None:
+    nats_instance.start()
+    server = serve({"MESHGATE_EVENTS__URL": nats_instance.url})
+    wait_ready(server)
+    answers: dict[int, int] = {}
+    with server.client() as http:
+        for i in range(5):
+            answers[i], _ = write(http, i)
+
+        nats_instance.kill()  # mid-load: the next writes find the log gone
+        for i in range(5, 15):
+            answers[i], elapsed = write(http, i)
+            assert elapsed < BOUND + SLACK, f"write {i} answered after {elapsed:.2f} s"
+        assert all(status in (200, 201) for status in answers.values()), answers
+        profile = http.get(f"/v1/context/users/{USER}").json()
+        assert set(profile["attributes"]) == {f"k{i}" for i in answers}
+
+    # The process stops with the events still kept; the next one (same data directory, so
+    # the same SQL store) appends them once NATS is back.
+    sigterm(server)
+    nats_instance.start()  # same store directory: what NATS acknowledged is still there
+    server = serve({"MESHGATE_EVENTS__URL": nats_instance.url})
+    wait_ready(server)
+    with server.client() as http:
+        for i in range(15, 18):
+            answers[i], _ = write(http, i)
+        expected = {f"attributes.k{i}" for i in answers}
+        deadline = time.monotonic() + 10 + SLACK
+        while not expected <= (found := reported(http)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert expected <= found, f"events missing for {sorted(expected - found)}"
