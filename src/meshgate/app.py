@@ -135,14 +135,15 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     webhooks = events_module.build_webhooks(settings, sql, pepper, events, egress)
     audit = governance_module.build_audit(settings, sql)
     audit_references = governance_module.build_prediction_references(events, leases, audit)
+    economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
     context = context_module.build_context(
         settings,
         events=events,
         audit=audit,
         registered=models_module.registered_context_policies(sql),
         clock=clock,
+        erasure=[economics],
     )
-    economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
     spend = economics_module.SpendConsumer(events, leases, economics.spend)
     artifacts = models_module.artifact_store(settings, sql)
     flags = delivery_module.build_flags(sql, events=events, audit=audit, context=context)

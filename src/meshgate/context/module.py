@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter
 
@@ -14,7 +14,7 @@ from meshgate.context.cache import ContextCache
 from meshgate.context.handle import HandleSigner, load_secret
 from meshgate.context.invalidation import InvalidationBus, LocalBus, RedisBus
 from meshgate.context.notify import Events, Notifier
-from meshgate.context.ports import RegisteredPolicies
+from meshgate.context.ports import ErasureListener, RegisteredPolicies
 from meshgate.context.routes import HOT, router
 from meshgate.context.service import ContextService
 from meshgate.core.routing import HotRoute
@@ -41,9 +41,11 @@ def build_context(
     audit: AuditRecorder,
     registered: RegisteredPolicies,
     clock: Callable[[], float] | None = None,
+    erasure: Sequence[ErasureListener] = (),
 ) -> ContextService:
     """The context service over the configured store, not yet started. ``clock`` is the wall
-    clock of sessions and profiles (tests inject one to expire sessions)."""
+    clock of sessions and profiles (tests inject one to expire sessions); ``erasure`` are the
+    domains told of each erased user."""
     config = settings.context
     url = store_url(settings)
     timeout = settings.backend_timeout_seconds
@@ -75,4 +77,5 @@ def build_context(
         notifier=Notifier(signer, events, audit),
         registered=registered,
         clock=clock or time.time,
+        erasure=erasure,
     )

@@ -1,6 +1,7 @@
 """What the inference path needs of the Context Mesh: read what a model may see, hand out
 session handles, and append a chat's turns to its session. And what the Context Mesh needs of
-the registry: the context policy each model was registered with."""
+the registry: the context policy each model was registered with; and of the domains that hold
+something of a user: to forget it when the user is erased."""
 
 from __future__ import annotations
 
@@ -53,4 +54,14 @@ class RegisteredPolicies(Protocol):
 
     async def registered_policies(self, tenant: str) -> dict[str, list[str]]:
         """Every registered consumer of the tenant with its allow list."""
+        ...
+
+
+class ErasureListener(Protocol):
+    """A domain that holds something of users outside the Context Mesh (spend, budgets,
+    cached answers): told of each erasure, after the user's event key was destroyed."""
+
+    async def erase_user(self, tenant: str, user_id: str, session_ids: Sequence[str]) -> int:
+        """Forget ``user_id`` (and what was held for their ``session_ids``); returns how many
+        things were changed or removed."""
         ...

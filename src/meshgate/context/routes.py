@@ -147,6 +147,12 @@ async def export_user(user_id: Id, request: Request) -> Response:
     "/users/{user_id}",
     dependencies=WRITE,
     summary="Erase a user everywhere",
+    description="Removes the user's profile, sessions and interactions and destroys the key of"
+    " the personal parts of their events (which then read as erased). Spend keeps its amounts"
+    " (they are the tenant's cost) but no longer names the user: their calls count under no"
+    " user in `GET /v1/spend?group_by=user`. The user's budget and its running total are"
+    " removed, and answers the response cache stored for the user's requests (or sessions)"
+    " are deleted, never served again. 404 when nothing is held on the user anywhere.",
     responses=documented(ErasureReceipt),
 )
 async def erase_user(user_id: Id, request: Request) -> Response:

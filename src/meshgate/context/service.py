@@ -41,7 +41,7 @@ from meshgate.context.model import (
 from meshgate.context.notify import Notifier
 from meshgate.context.policies import PolicyBook
 from meshgate.context.policy import CompiledPolicy, PolicyCompiler
-from meshgate.context.ports import RegisteredPolicies
+from meshgate.context.ports import ErasureListener, RegisteredPolicies
 from meshgate.errors import Conflict
 
 log = logging.getLogger("meshgate.context")
@@ -75,6 +75,7 @@ class ContextService:
         notifier: Notifier,
         registered: RegisteredPolicies,
         clock: Callable[[], float] = time.time,
+        erasure: Sequence[ErasureListener] = (),
     ):
         self.store = store
         self.config = config
@@ -83,6 +84,8 @@ class ContextService:
         self.bus = bus
         self.notify = notifier
         self.clock = clock
+        self.erasure = list(erasure)
+        """Other domains told of each erasure (spend, budgets, cached answers)."""
         self.compiler = PolicyCompiler(config.history_limit)
         self._write_locks = [asyncio.Lock() for _ in range(WRITE_LOCKS)]
         self.policies = PolicyBook(
@@ -479,7 +482,11 @@ class ContextService:
         keys = [(tenant, "u", user_id)] + [(tenant, "s", s) for s in erased.session_ids]
         await self._changed(keys)
         shredded = await self.notify.shred(tenant, user_id)
-        if erased.records == 0 and shredded == 0:
+        # After the key is gone: nothing read from the log from now on names the user.
+        elsewhere = 0
+        for listener in self.erasure:
+            elsewhere += await listener.erase_user(tenant, user_id, erased.session_ids)
+        if erased.records == 0 and shredded == 0 and elsewhere == 0:
             raise ContextNotFound(f"nothing is held on user {user_id!r}")
         erased_at = iso(self.clock())
         await self.notify.erased(

@@ -70,8 +70,7 @@ class Budget:
     def line(self, at: datetime) -> Line:
         start, end = period_bounds(self.period, at)
         label = start.strftime("%Y-%m-%d" if self.period == "day" else "%Y-%m")
-        # The tenant as hash tag: every counter of one call lives in one Redis Cluster slot.
-        key = f"{{{self.tenant}}}:{self.scope}:{self.subject}:{label}"
+        key = budget_prefix(self.tenant, self.scope, self.subject) + label
         ttl = int((end - at).total_seconds()) + 86_400
         return Line(key, self.amount, self.amount * self.soft_at, self.hard, ttl)
 
@@ -84,6 +83,12 @@ class Budget:
             "soft_at": self.soft_at,
             "hard": self.hard,
         }
+
+
+def budget_prefix(tenant: str, scope: str, subject: str) -> str:
+    """A budget's counter key up to the period's label."""
+    # The tenant as hash tag: every counter of one call lives in one Redis Cluster slot.
+    return f"{{{tenant}}}:{scope}:{subject}:"
 
 
 def period_bounds(period: str, at: datetime) -> tuple[datetime, datetime]:

@@ -7,6 +7,10 @@ personal data already replaced by placeholders) and every parameter, minus what 
 change the answer (``stream``, ``user``). So no answer crosses tenants, nor users whose
 context differed. What is stored is the upstream's answer with its placeholders; each hit
 puts back its own caller's values. In memory on the embedded default, Redis on scale-out.
+
+Each answer is also filed under its holders: the user and the session whose request (and
+injected context) it was stored for, as keyed digests. Erasing a user deletes every answer
+filed under them or under one of their sessions, so none is served again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -22,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.exceptions import RedisError
 
 from meshgate.models.config import NAME
-from meshgate.outage import redis_client
+from meshgate.outage import redis_client, unavailable
 
 IGNORED = ("stream", "stream_options", "user")
 
@@ -62,9 +67,25 @@ def cache_key(tenant: str, model: str, version: str, request: dict[str, Any]) ->
     return hashlib.sha256(raw).hexdigest()
 
 
+def holders_of(tenant: str, user_id: str | None, session_id: str | None) -> list[str]:
+    """The digests an answer stored for this caller is filed under (never the ids)."""
+    found = [("u", user_id), ("s", session_id)]
+    return [holder(tenant, kind, value) for kind, value in found if value is not None]
+
+
+def holder(tenant: str, kind: str, value: str) -> str:
+    return hashlib.sha256(f"{tenant}\x1f{kind}\x1f{value}".encode()).hexdigest()[:40]
+
+
 class AnswerCache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
-    async def put(self, key: str, answer: bytes, ttl_seconds: int) -> None: ...
+    async def put(
+        self, key: str, answer: bytes, ttl_seconds: int, holders: Sequence[str] = ()
+    ) -> None: ...
+    async def forget_holders(self, holders: Sequence[str]) -> list[str]:
+        """Delete every answer filed under one of ``holders``; returns their keys."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -74,33 +95,70 @@ class MemoryCache:
     def __init__(self, limit: int = 10_000):
         self.limit = limit
         self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._filed: dict[str, set[str]] = {}
+        """holder -> the keys of the answers filed under it"""
+        self._holders: dict[str, set[str]] = {}
+        """key -> the holders its answer is filed under"""
 
     async def get(self, key: str) -> bytes | None:
         item = self._items.get(key)
         if item is None:
             return None
         if item[0] < time.monotonic():
-            del self._items[key]
+            self._drop(key)
             return None
         self._items.move_to_end(key)
         return item[1]
 
-    async def put(self, key: str, answer: bytes, ttl_seconds: int) -> None:
+    async def put(
+        self, key: str, answer: bytes, ttl_seconds: int, holders: Sequence[str] = ()
+    ) -> None:
         self._items[key] = (time.monotonic() + ttl_seconds, answer)
         self._items.move_to_end(key)
+        for h in holders:
+            self._filed.setdefault(h, set()).add(key)
+            self._holders.setdefault(key, set()).add(h)
         while len(self._items) > self.limit:
-            self._items.popitem(last=False)
+            self._drop(next(iter(self._items)))
+
+    async def forget_holders(self, holders: Sequence[str]) -> list[str]:
+        keys = sorted({key for h in holders for key in self._filed.get(h, ())})
+        for key in keys:
+            self._drop(key)
+        return keys
+
+    def _drop(self, key: str) -> None:
+        self._items.pop(key, None)
+        for h in self._holders.pop(key, ()):
+            filed = self._filed.get(h)
+            if filed is not None:
+                filed.discard(key)
+                if not filed:
+                    del self._filed[h]
 
     async def close(self) -> None:
         pass
 
 
+# KEYS: the holder's set; ARGV: the answer's key, its TTL. The set lives as long as its
+# longest-lived answer.
+FILE = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
 class RedisCache:
-    """A miss when Redis does not answer: the cache only ever saves work."""
+    """A miss when Redis does not answer: the cache only ever saves work. Erasure is the
+    exception: it must reach every answer, so a failure there is raised."""
 
     def __init__(self, url: str, *, prefix: str):
         self._redis = redis_client(url)
         self._prefix = prefix
+        self._file = self._redis.register_script(FILE)
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -109,9 +167,31 @@ class RedisCache:
             return None
         return value if isinstance(value, bytes) else None
 
-    async def put(self, key: str, answer: bytes, ttl_seconds: int) -> None:
+    async def put(
+        self, key: str, answer: bytes, ttl_seconds: int, holders: Sequence[str] = ()
+    ) -> None:
         with contextlib.suppress(RedisError, OSError):
+            # Filed first: an answer is never stored without its holders knowing of it.
+            for h in holders:
+                await self._file(keys=[self._held(h)], args=[key, ttl_seconds])
             await self._redis.set(self._prefix + key, answer, ex=ttl_seconds)
+
+    async def forget_holders(self, holders: Sequence[str]) -> list[str]:
+        keys: set[str] = set()
+        try:
+            for h in holders:
+                members = await self._redis.smembers(self._held(h))
+                keys |= {m.decode() for m in members if isinstance(m, bytes)}
+            if keys:
+                await self._redis.delete(*(self._prefix + key for key in keys))
+            if holders:
+                await self._redis.delete(*(self._held(h) for h in holders))
+        except (RedisError, OSError) as exc:
+            raise unavailable("the response cache (Redis)", exc) from exc
+        return sorted(keys)
+
+    def _held(self, holder: str) -> str:
+        return f"{self._prefix}held:{holder}"
 
     async def close(self) -> None:
         await self._redis.aclose()

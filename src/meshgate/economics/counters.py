@@ -12,6 +12,7 @@ Redis on scale-out (each step one Lua script).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +45,11 @@ class Counters(Protocol):
 
     async def used(self, key: str) -> float: ...
 
+    async def forget(self, prefix: str) -> int:
+        """Delete the counters of every period of one budget, ``prefix`` being its key up to
+        the period's label (an erased user's)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -71,6 +77,13 @@ class MemoryCounters:
 
     async def used(self, key: str) -> float:
         return self._used.get(key, 0.0)
+
+    async def forget(self, prefix: str) -> int:
+        keys = [k for k in self._used if of_budget(k, prefix)]
+        for key in keys:
+            del self._used[key]
+        self._warned = {k for k in self._warned if not of_budget(k, prefix)}
+        return len(keys)
 
     async def close(self) -> None:
         pass
@@ -146,8 +159,34 @@ class RedisCounters:
             raise unavailable("budgets (Redis)", exc) from exc
         return float(value or 0)
 
+    async def forget(self, prefix: str) -> int:
+        pattern = glob_escape(self._prefix + prefix) + "*"
+        try:
+            found = self._redis.scan_iter(match=pattern, count=1000)
+            start = len(self._prefix)
+            keys = [k async for k in found if of_budget(k.decode()[start:], prefix)]
+            if keys:
+                await self._redis.delete(*keys)
+        except (RedisError, OSError) as exc:
+            raise unavailable("budgets (Redis)", exc) from exc
+        return len(keys)
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def of_budget(key: str, prefix: str) -> bool:
+    """Whether ``key`` is a period's counter (or its soft-level mark) of budget ``prefix``:
+    not one of a user whose id merely starts the same."""
+    return key.startswith(prefix) and PERIOD.fullmatch(key[len(prefix) :]) is not None
+
+
+PERIOD = re.compile(r"\d{4}-\d{2}(-\d{2})?(:soft)?")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def open_counters(url: str, *, namespace: str) -> Counters:

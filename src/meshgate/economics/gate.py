@@ -22,7 +22,7 @@ from meshgate.economics.budgets import (
     BudgetExceeded,
     utc_now,
 )
-from meshgate.economics.cache import AnswerCache, CacheSet, cache_key
+from meshgate.economics.cache import AnswerCache, CacheSet, cache_key, holders_of
 from meshgate.economics.counters import Counters, Line
 from meshgate.economics.guardrails import Decision, GuardrailBlocked, Pipeline, Redactions
 from meshgate.economics.policies import PolicyStore
@@ -147,13 +147,15 @@ class CallAdmission:
         if decisions:
             await self.gate.reporter.report(self.rt, self.caller, decisions, self.ref)
         if prediction.status == "ok":
-            # Stored with its placeholders: each hit puts back its own caller's values.
+            # Stored with its placeholders: each hit puts back its own caller's values. Filed
+            # under the caller's user and session: erasing them deletes it.
+            holders = holders_of(self.rt.tenant, self.caller.user_id, self.caller.session_id)
             if self.cache_key is not None:
-                await self.gate.answers.put(self.cache_key, reply.body, self.cache_ttl)
+                await self.gate.answers.put(self.cache_key, reply.body, self.cache_ttl, holders)
             elif self.question is not None:
                 partition, vector = self.question
                 entry = answer_key(partition, self.ref)
-                await self.gate.answers.put(entry, reply.body, self.cache_ttl)
+                await self.gate.answers.put(entry, reply.body, self.cache_ttl, holders)
                 await self.gate.questions.add(partition, self.ref, vector, self.cache_ttl)
         return self._restored(reply)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from meshgate.economics.budgets import BudgetBook
-from meshgate.economics.cache import open_cache
+from meshgate.economics.budgets import BudgetBook, budget_prefix
+from meshgate.economics.cache import holder, open_cache
 from meshgate.economics.counters import open_counters
 from meshgate.economics.gate import EconomicsGate, GuardrailReporter
 from meshgate.economics.policies import PolicyStore
@@ -49,6 +50,21 @@ class EconomicsService:
             GuardrailReporter(events, registry),
             events,
         )
+
+    async def erase_user(self, tenant: str, user_id: str, session_ids: Sequence[str]) -> int:
+        """GDPR erasure: spend keeps its amounts without the user id; the user's budget and
+        its counters go; answers cached for the user or their sessions are deleted."""
+        changed = await self.spend.forget_user(tenant, user_id)
+        if await self.budgets.delete(tenant, "user", user_id):
+            changed += 1
+        changed += await self.counters.forget(budget_prefix(tenant, "user", user_id))
+        holders = [holder(tenant, "u", user_id), *(holder(tenant, "s", s) for s in session_ids)]
+        answers = await self.answers.forget_holders(holders)
+        for key in answers:
+            partition, _, entry = key.partition(":")
+            if entry:  # a semantic answer: its question goes too
+                await self.questions.forget(partition, entry)
+        return changed + len(answers)
 
     async def close(self) -> None:
         await self.counters.close()
