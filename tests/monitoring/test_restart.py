@@ -4,11 +4,17 @@ monitoring's state in the SQL store and follows the log after it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from meshgate.config import Settings
 from tests.conftest import app_client
 from tests.monitoring.helpers import feedback, platform_of, predict, report_when, version_of
+
+
+def drop_event_log(data_dir: Path) -> None:
+    for path in data_dir.glob("events.db*"):
+        path.unlink()
 
 
 def feedback_count(n: int) -> Callable[[dict[str, Any]], bool]:
@@ -43,3 +49,21 @@ async def test_a_restarted_process_shows_the_same_figures_and_counts_later_feedb
         await feedback(platform, made[4], label="a")
         after = await report_when(client, "iris", feedback_count(5))
         assert version_of(after, "1")["accuracy"]["value"] == 0.6
+
+
+async def test_a_snapshot_ahead_of_a_new_log_is_dropped_not_followed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    async with app_client(settings) as client:
+        platform = platform_of(client)
+        for _ in range(5):
+            await predict(platform, "iris", "1")
+        await report_when(client, "iris", lambda r: version_of(r, "1")["requests"] == 5)
+    drop_event_log(Path(settings.data_dir))  # as when a stream is dropped and created again
+    async with app_client(settings) as client:
+        platform = platform_of(client)
+        assert platform.monitoring.resumed_from == 0
+        await predict(platform, "iris", "1")
+        report = await report_when(client, "iris", lambda r: version_of(r, "1")["requests"] >= 1)
+        assert version_of(report, "1")["requests"] == 1

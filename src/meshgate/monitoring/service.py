@@ -110,6 +110,10 @@ class MonitoringService:
         after = 0
         try:
             found = await self.snapshots.load(SNAPSHOT)
+            if found is not None and await self._log_was_reset(found[0]):
+                log.warning("monitoring: the event log is behind the snapshot; rebuilding")
+                await self.snapshots.delete(SNAPSHOT)
+                found = None
             if found is not None:
                 self.state.load(found[1])
                 after = found[0]
@@ -121,6 +125,14 @@ class MonitoringService:
         self.follower.start(after)
         await self.slo.start()
         self._task = asyncio.create_task(self._evaluate_forever(), name="monitoring-alerts")
+
+    async def _log_was_reset(self, sequence: int) -> bool:
+        """A snapshot past the end of the log belongs to an earlier log (a stream dropped
+        and created again): following after it would skip every new event."""
+        try:
+            return await self.events.log.last_sequence() < sequence
+        except Exception:  # the log is down: it comes back where it was
+            return False
 
     async def close(self) -> None:
         self._closing = True

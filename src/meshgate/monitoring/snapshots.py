@@ -52,3 +52,6 @@ class SnapshotStore:
             " WHERE monitoring_snapshots.sequence < excluded.sequence",
             (name, sequence, state.decode(), time.time()),
         )
+
+    async def delete(self, name: str) -> None:
+        await self.sql.execute("DELETE FROM monitoring_snapshots WHERE name = ?", (name,))
