@@ -45,11 +45,21 @@ def reported(http: httpx.Client) -> set[str]:
         after = page.json()["next_after"]
 
 
+IRIS = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [5, 3, 1, 0]}]}
+
+
+def event_ids(http: httpx.Client, type: str) -> set[str]:
+    page = http.get("/v1/events", params={"type": type, "limit": 1000})
+    assert page.status_code == 200, page.text
+    return {e["id"] for e in page.json()["events"]}
+
+
 def test_writes_while_nats_is_down_are_acknowledged_and_their_events_follow(
     serve: Callable[..., Server], nats_instance: NatsInstance
 ) -> None:
     nats_instance.start()
-    server = serve({"MESHGATE_EVENTS__URL": nats_instance.url})
+    env = {"MESHGATE_EVENTS__URL": nats_instance.url, "MESHGATE_DEMO": "true"}
+    server = serve(env)
     wait_ready(server)
     answers: dict[int, int] = {}
     with server.client() as http:
@@ -63,12 +73,18 @@ def test_writes_while_nats_is_down_are_acknowledged_and_their_events_follow(
         assert all(status in (200, 201) for status in answers.values()), answers
         profile = http.get(f"/v1/context/users/{USER}").json()
         assert set(profile["attributes"]) == {f"k{i}" for i in answers}
+        # An inference answers once the model has: its prediction is recorded all the same.
+        inferred = http.post("/v2/models/iris/infer", json=IRIS)
+        assert inferred.status_code == 200, inferred.text
+        prediction = inferred.headers["x-prediction-id"]
+        feedback = http.post(f"/v1/predictions/{prediction}/feedback", json={"label": "setosa"})
+        assert feedback.status_code == 201, feedback.text
 
     # The process stops with the events still kept; the next one (same data directory, so
     # the same SQL store) appends them once NATS is back.
     sigterm(server)
     nats_instance.start()  # same store directory: what NATS acknowledged is still there
-    server = serve({"MESHGATE_EVENTS__URL": nats_instance.url})
+    server = serve(env)
     wait_ready(server)
     with server.client() as http:
         for i in range(15, 18):
@@ -78,3 +94,5 @@ def test_writes_while_nats_is_down_are_acknowledged_and_their_events_follow(
         while not expected <= (found := reported(http)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert expected <= found, f"events missing for {sorted(expected - found)}"
+        assert prediction in event_ids(http, "meshgate.prediction.made")
+        assert feedback.json()["id"] in event_ids(http, "meshgate.prediction.feedback")
