@@ -12,6 +12,7 @@ import pytest
 from meshgate.config import Settings
 from meshgate.models.demo import SIGNATURE, train
 from tests.conftest import app_client
+from tests.monitoring.helpers import report_when
 from tests.training.helpers import build_dataset, finished, give_feedback, predict
 
 # Each job starts a Python process that imports scikit-learn.
@@ -69,6 +70,13 @@ async def test_retraining_beats_production_on_drifted_inputs(
         )
         trained = await events_of(client, "meshgate.training.succeeded")
         made = await events_of(client, "meshgate.prediction.made")
+        # Violations feed monitoring: the report counts the calls that broke expectations.
+        report = await report_when(
+            client,
+            "iris",
+            lambda r: any(v["version"] == "3" and v["requests"] >= 2 for v in r["versions"]),
+        )
+        invalid = {v["version"]: v["invalid_inputs"] for v in report["versions"]}
         rollout = (
             await client.get(
                 f"/v1/registry/models/iris/rollouts/{job['result']['rollout']['rollout']}"
@@ -114,6 +122,7 @@ async def test_retraining_beats_production_on_drifted_inputs(
         strange.status_code == 200 and "input[0] above" in strange.headers["x-meshgate-validation"]
     )
     assert made[-1]["data"]["violations"] == [strange.headers["x-meshgate-validation"]]
+    assert invalid == {"1": 0, "2": 0, "3": 1}
     assert [e["data"]["job"] for e in trained] == [dataset["id"], job["id"]]
     assert trained[1]["data"]["version"] == "3" and trained[1]["data"]["metrics"] == metrics
     actions = [r["action"] for r in audit["records"]]

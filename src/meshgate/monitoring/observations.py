@@ -27,6 +27,8 @@ class Prediction:
     """ok, client_error (the call was refused as it was asked) or server_error."""
     features: dict[str, list[Any]]
     predicted: Any
+    invalid: bool = False
+    """The call broke its version's input expectations (data validation)."""
 
     @property
     def error(self) -> bool:
@@ -142,6 +144,7 @@ def prediction_of(tenant: str, data: Any, personal: Any = None) -> Prediction | 
         outcome=_outcome(data),
         features=features_of(inputs),
         predicted=predicted_label(data.get("outputs")),
+        invalid=bool(data.get("violations")),
     )
 
 

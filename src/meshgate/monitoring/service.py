@@ -201,6 +201,7 @@ class MonitoringService:
                     "requests": stats.requests,
                     "errors": stats.errors,
                     "rejected": stats.rejected,
+                    "invalid_inputs": stats.invalid,
                     "error_rate": stats.errors / stats.requests if stats.requests else 0.0,
                     "latency_ms": recent["latency_ms"],
                     "latency_sample": recent["requests"],

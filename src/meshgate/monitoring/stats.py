@@ -36,6 +36,8 @@ class VersionStats:
     requests: int = 0
     errors: int = 0
     rejected: int = 0
+    invalid: int = 0
+    """Calls that broke the version's input expectations."""
     recent: deque[tuple[float, float | None, bool]] = field(init=False)
     features: dict[str, FeatureWindows] = field(default_factory=dict)
     feedback_reference: list[float] = field(default_factory=list)
@@ -52,6 +54,7 @@ class VersionStats:
         self.requests += 1
         self.errors += prediction.error
         self.rejected += prediction.outcome == "client_error"
+        self.invalid += prediction.invalid
         self.recent.append((at, prediction.latency_seconds, prediction.error))
         for name, values in prediction.features.items():
             windows = self.features.get(name)
@@ -83,6 +86,7 @@ class VersionStats:
             "requests": self.requests,
             "errors": self.errors,
             "rejected": self.rejected,
+            "invalid": self.invalid,
             "recent": list(self.recent),
             "features": {n: [w.reference, list(w.current)] for n, w in self.features.items()},
             "feedback_reference": self.feedback_reference,
@@ -109,6 +113,7 @@ class VersionStats:
             requests=int(data["requests"]),
             errors=int(data["errors"]),
             rejected=int(data["rejected"]),
+            invalid=int(data.get("invalid", 0)),
             feedback_reference=[float(v) for v in data["feedback_reference"]],
             feedback_total=int(data["feedback_total"]),
             correct_total=float(data["correct_total"]),
