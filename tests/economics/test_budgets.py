@@ -102,6 +102,7 @@ async def test_user_and_tenant_budgets(admin: httpx.AsyncClient) -> None:
         ("/v1/budgets/user/u-1", {"amount": -1}, "amount"),
         ("/v1/budgets/user/u-1", {"amount": 5, "soft_at": 1.5}, "soft_at"),
         ("/v1/budgets/user/u-1", {"amount": 5, "period": "week"}, "period"),
+        ("/v1/budgets/user/u-1", {"amount": 5, "currency": "euros"}, "currency"),
         ("/v1/budgets/team/u-1", {"amount": 5}, "budget_scope"),
     ],
 )
@@ -119,3 +120,39 @@ async def test_a_budget_for_an_unknown_key_is_not_found(admin: httpx.AsyncClient
     response = await admin.put("/v1/budgets/key/key_nope", json={"amount": 3})
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_budget_counts_only_costs_in_its_own_currency(admin: httpx.AsyncClient) -> None:
+    euro = {**PRICE, "currency": "EUR"}
+    response = await admin.put("/v1/registry/models/alpha/versions/1/price", json=euro)
+    assert response.status_code == 200, response.text
+    await priced(admin, "beta")  # in USD
+    key_id, key = await new_key(admin)
+    budget = await admin.put(f"/v1/budgets/key/{key_id}", json={"amount": 100})
+    assert budget.json()["currency"] == "USD"  # unless set
+    client = openai_client(admin, key)
+    await client.chat.completions.create(model="beta", messages=HI, max_tokens=5)
+    with pytest.raises(openai.APIStatusError) as refused:  # EUR is never added to USD
+        await client.chat.completions.create(model="alpha", messages=HI, max_tokens=5)
+    assert refused.value.status_code == 409
+    body: Any = refused.value.body
+    assert body["code"] == "budget_currency_mismatch"
+    assert "EUR" in body["message"] and "USD" in body["message"]
+    assert (await admin.get(f"/v1/budgets/key/{key_id}")).json()["used"] == 5
+
+    # In EUR, the same budget counts the EUR call and refuses the USD one.
+    euros = await admin.put(f"/v1/budgets/key/{key_id}", json={"amount": 100, "currency": "EUR"})
+    assert euros.json()["currency"] == "EUR"
+    assert euros.json()["used"] == 0  # the 5 USD spent are not EUR
+    await client.chat.completions.create(model="alpha", messages=HI, max_tokens=5)
+    assert (await admin.get(f"/v1/budgets/key/{key_id}")).json()["used"] == 5
+    with pytest.raises(openai.APIStatusError) as other:
+        await client.chat.completions.create(model="beta", messages=HI, max_tokens=5)
+    assert other.value.status_code == 409
+
+    # A soft-only budget in another currency never refuses, and counts nothing of the call.
+    soft = {"amount": 100, "currency": "USD", "hard": False}
+    assert (await admin.put(f"/v1/budgets/key/{key_id}", json=soft)).is_success
+    used = (await admin.get(f"/v1/budgets/key/{key_id}")).json()["used"]
+    await client.chat.completions.create(model="alpha", messages=HI, max_tokens=5)
+    assert (await admin.get(f"/v1/budgets/key/{key_id}")).json()["used"] == used

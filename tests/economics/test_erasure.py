@@ -74,7 +74,7 @@ async def test_spend_keeps_the_amounts_without_the_user_and_the_budget_goes(
     assert (await node.put("/v1/registry/models/alpha/versions/1/price", json=PRICE)).is_success
     for user in ("erin", "frank"):
         await with_context(node, user)
-        budget = await node.put(f"/v1/budgets/user/{user}", json={"amount": 5})
+        budget = await node.put(f"/v1/budgets/user/{user}", json={"amount": 5, "currency": "EUR"})
         assert budget.status_code == 200, budget.text
     await asyncio.sleep(1.1)  # prices and budgets are read again after a second
     for user in ("erin", "erin", "frank"):
@@ -93,7 +93,7 @@ async def test_spend_keeps_the_amounts_without_the_user_and_the_budget_goes(
     assert (await node.get("/v1/budgets/user/erin")).status_code == 404
     assert (await node.get("/v1/budgets/user/frank")).json()["used"] > 0
     # Its running total went with it: a budget set again starts from nothing.
-    again = await node.put("/v1/budgets/user/erin", json={"amount": 5})
+    again = await node.put("/v1/budgets/user/erin", json={"amount": 5, "currency": "EUR"})
     assert again.json()["used"] == 0
     assert (await node.delete("/v1/budgets/user/erin")).is_success
     # Erasing again finds nothing left anywhere.

@@ -2,8 +2,13 @@
 
 A hard budget refuses calls once its running total reached the amount (402, OpenAI's
 ``insufficient_quota`` on the OpenAI routes); the soft level (a fraction of the amount)
-fires ``meshgate.budget.threshold_reached`` once per period. Amounts are in the currency of
-the model prices.
+fires ``meshgate.budget.threshold_reached`` once per period.
+
+A budget has a currency (ISO 4217, USD unless set), and amounts in two currencies are never
+added: a call priced in another currency than a hard budget it falls under is refused (409,
+``budget_currency_mismatch``) before the upstream; a soft-only budget in another currency is
+left out of the call (it alerts only on costs in its own currency). Unpriced calls cost
+nothing in any currency.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meshgate.economics.counters import Line
-from meshgate.errors import MeshgateError
+from meshgate.errors import Conflict, MeshgateError
 from meshgate.models.registry import now
 from meshgate.sql import Migration, SqlStore
 
@@ -40,12 +45,23 @@ MIGRATIONS = [
             PRIMARY KEY (tenant, scope, subject)
         )
         """,
-    )
+    ),
+    Migration(
+        "economics.budgets",
+        2,
+        "ALTER TABLE economics_budgets ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD'",
+    ),
 ]
 
 
 class BudgetExceeded(MeshgateError):
     status, title, slug = 402, "Budget exceeded", "budget-exceeded"
+
+
+class BudgetCurrencyMismatch(Conflict):
+    """The call is priced in another currency than a hard budget it falls under."""
+
+    title, slug = "Budget in another currency", "budget-currency-mismatch"
 
 
 class BudgetSet(BaseModel):
@@ -55,6 +71,14 @@ class BudgetSet(BaseModel):
     period: Literal["day", "month"] = Field("month", description="Calendar day or month, UTC.")
     soft_at: float = Field(0.8, ge=0, le=1, description="Fraction of the amount that alerts.")
     hard: bool = Field(True, description="Refuse calls once the amount is reached.")
+    currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of the amount. Only costs priced in this currency count; a"
+        " call priced in another currency is refused by a hard budget (409"
+        " budget_currency_mismatch), and left out of a soft-only one: amounts in two"
+        " currencies are never added.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +90,14 @@ class Budget:
     period: str
     soft_at: float
     hard: bool
+    currency: str = "USD"
 
     def line(self, at: datetime) -> Line:
         start, end = period_bounds(self.period, at)
         label = start.strftime("%Y-%m-%d" if self.period == "day" else "%Y-%m")
-        key = budget_prefix(self.tenant, self.scope, self.subject) + label
+        # The currency in the key: a budget set again in another currency starts from zero
+        # rather than adding its amounts to the old ones.
+        key = budget_prefix(self.tenant, self.scope, self.subject) + f"{self.currency}:{label}"
         ttl = int((end - at).total_seconds()) + 86_400
         return Line(key, self.amount, self.amount * self.soft_at, self.hard, ttl)
 
@@ -82,6 +109,7 @@ class Budget:
             "period": self.period,
             "soft_at": self.soft_at,
             "hard": self.hard,
+            "currency": self.currency,
         }
 
 
@@ -142,15 +170,25 @@ class BudgetBook:
     ) -> Budget:
         await self.sql.execute(
             "INSERT INTO economics_budgets (tenant, scope, subject, amount, period, soft_at, hard,"
-            " updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " currency, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant, scope, subject) DO UPDATE SET amount = excluded.amount,"
             " period = excluded.period, soft_at = excluded.soft_at, hard = excluded.hard,"
-            " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            " currency = excluded.currency, updated_by = excluded.updated_by,"
+            " updated_at = excluded.updated_at",
             (tenant, scope, subject, body.amount, body.period, body.soft_at, int(body.hard),
-             actor, now()),
+             body.currency, actor, now()),
         )  # fmt: skip
         self._cache.pop(tenant, None)
-        return Budget(tenant, scope, subject, body.amount, body.period, body.soft_at, body.hard)
+        return Budget(
+            tenant,
+            scope,
+            subject,
+            body.amount,
+            body.period,
+            body.soft_at,
+            body.hard,
+            body.currency,
+        )
 
     async def delete(self, tenant: str, scope: str, subject: str) -> bool:
         removed = await self.sql.execute(
@@ -170,6 +208,7 @@ def _budget(row: dict[str, Any]) -> Budget:
         row["period"],
         float(row["soft_at"]),
         bool(row["hard"]),
+        row["currency"],
     )
 
 

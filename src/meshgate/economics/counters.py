@@ -181,7 +181,7 @@ def of_budget(key: str, prefix: str) -> bool:
     return key.startswith(prefix) and PERIOD.fullmatch(key[len(prefix) :]) is not None
 
 
-PERIOD = re.compile(r"\d{4}-\d{2}(-\d{2})?(:soft)?")
+PERIOD = re.compile(r"([A-Z]{3}:)?\d{4}-\d{2}(-\d{2})?(:soft)?")
 
 
 def glob_escape(text: str) -> str:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from meshgate.economics.budgets import (
     Budget,
     BudgetBook,
+    BudgetCurrencyMismatch,
     BudgetExceeded,
     utc_now,
 )
@@ -183,6 +184,27 @@ class CallAdmission:
             await self.gate.settle(self.rt, hold, cost)
 
 
+def in_currency(budgets: list[Budget], price: Price | None, model: str) -> list[Budget]:
+    """The budgets a call priced by ``price`` counts against: amounts in two currencies are
+    never added. A hard budget in another currency refuses the call; a soft-only one is left
+    out of it."""
+    if price is None:  # an unpriced call costs nothing, in any currency
+        return budgets
+    other = [b for b in budgets if b.currency != price.currency]
+    if not other:
+        return budgets
+    hard = next((b for b in other if b.hard), None)
+    if hard is not None:
+        raise BudgetCurrencyMismatch(
+            f"the {hard.scope} budget is in {hard.currency} but {model} is priced in"
+            f" {price.currency}; amounts in two currencies are never added: set the budget in"
+            f" {price.currency} or price the model in {hard.currency}",
+            code="budget_currency_mismatch",
+            scope=hard.scope,
+        )
+    return [b for b in budgets if b.currency == price.currency]
+
+
 @dataclass(slots=True)
 class Hold:
     """What a call reserved on its budgets."""
@@ -255,6 +277,7 @@ class EconomicsGate:
         if budgets or request.get("stream"):
             guess = len(orjson.dumps(request.get("messages"))) // 4
         admission.input_guess = guess
+        budgets = in_currency(budgets, price, rt.name) if budgets else budgets
         admission.hold = await self._reserve(budgets, price, guess, request) if budgets else None
         return admission
 

@@ -50,7 +50,17 @@ async def _view(request: Request, tenant: str, scope: str, subject: str) -> dict
     return {**budget.view(), "used": round(used, 10)}
 
 
-@router.put("/{budget_scope}/{budget_id}", summary="Set a budget (per day or month, UTC)")
+@router.put(
+    "/{budget_scope}/{budget_id}",
+    summary="Set a budget (per day or month, UTC)",
+    description="A budget is in one currency (`currency`, ISO 4217, USD unless set) and only"
+    " costs priced in that currency count against it: amounts in two currencies are never"
+    " added, nor converted. A call to a model priced in another currency is refused before"
+    " the upstream by a hard budget it falls under (409 problem+json, code"
+    " `budget_currency_mismatch`, naming both currencies) and left out of a soft-only one."
+    " Unpriced calls cost nothing in any currency. Setting a budget again replaces it; its"
+    " running total for the period stays, unless the currency changed: then it starts at 0.",
+)
 async def put_budget(
     budget_scope: ScopeName, budget_id: Subject, body: BudgetSet, request: Request
 ) -> dict[str, Any]:
