@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Callable
 
 import httpx
@@ -14,6 +15,7 @@ from meshgate.config import Settings
 from tests.conftest import app_client
 from tests.training.helpers import (
     build_dataset,
+    finished,
     give_feedback,
     last_event_time,
     predict,
@@ -100,3 +102,34 @@ async def test_datasets_belong_to_their_tenant_and_bad_requests_change_nothing(
     assert (await client.get("/v1/datasets/ds_00000000000000000000")).status_code == 404
     assert (await client.get("/v1/datasets/nope")).status_code == 404
     assert (await client.get("/v1/datasets/a%20b")).status_code == 422
+
+
+async def test_jobs_a_stopped_runner_left_are_run_again_or_failed(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/v1/registry/models", json={"name": "m", "task": "regression"})
+    assert created.status_code == 201
+    platform = client.app.state.services  # type: ignore[attr-defined]
+    sql = platform.sql
+    request = {
+        "model": "m",
+        "versions": None,
+        "since": None,
+        "until": "2030-01-01T00:00:00.000000Z",
+    }
+    ids = [f"ds_{n:020x}" for n in (1, 2)]
+    for job_id, attempts in zip(ids, (1, 3), strict=True):
+        # As a runner on a node that died left it: running, under a name no runner has now.
+        await sql.execute(
+            "INSERT INTO jobs (id, tenant, kind, model, status, request, holder, attempts,"
+            " created_by, created_at) VALUES (?, 'default', 'dataset', 'm', 'running', ?,"
+            " 'gone:1', ?, 'test', '2026-12-01T00:00:00+00:00')",
+            (job_id, json.dumps(request), attempts),
+        )
+    await platform.jobs.recover()  # what a runner does when it takes the lease over
+    again = await finished(client, f"/v1/datasets/{ids[0]}")
+    given_up = (await client.get(f"/v1/datasets/{ids[1]}")).json()
+    failed = await client.get("/v1/events", params={"type": "meshgate.training.failed"})
+    assert again["status"] == "succeeded" and again["attempts"] == 2
+    assert given_up["status"] == "failed" and "3 attempts" in given_up["error"]
+    assert [e["data"]["job"] for e in failed.json()["events"]] == [ids[1]]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 
 from meshgate.errors import ValidationFailed
+from meshgate.models.demo import SIGNATURE, artifact_dir, train
 from meshgate.models.expectations import violations
 from meshgate.models.tabular import check_expectations
 from meshgate.training.datasets import learn
@@ -46,3 +48,37 @@ def test_the_block_action_refuses_the_call() -> None:
         "input[0] above 5",
         "plan is missing",
     ]
+
+
+async def test_a_blocking_version_refuses_calls_outside_its_expectations_over_http(
+    client: httpx.AsyncClient,
+) -> None:
+    platform = client.app.state.services  # type: ignore[attr-defined]
+    onnx, _ = train(artifact_dir(platform.settings))
+    created = await client.post(
+        "/v1/registry/models", json={"name": "strict", "task": "classification"}
+    )
+    assert created.status_code == 201
+    expectations = {
+        "action": "block",
+        "features": {"input[0]": {"missing": 0.0, "min": 4.0, "max": 8.0}},
+    }
+    version = {
+        "version": "1",
+        "provider": {"type": "onnx", "artifact": str(onnx)},
+        "signature": SIGNATURE,
+        "metadata": {"expectations": expectations},
+    }
+    assert (
+        await client.post("/v1/registry/models/strict/versions", json=version)
+    ).status_code == 201
+
+    def call(row: list[float]) -> dict[str, object]:
+        return {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row}]}
+
+    inside = await client.post("/v2/models/strict/infer", json=call([5.1, 3.5, 1.4, 0.2]))
+    assert inside.status_code == 200 and "x-meshgate-validation" not in inside.headers
+    outside = await client.post("/v2/models/strict/infer", json=call([9.5, 3.5, 1.4, 0.2]))
+    assert outside.status_code == 422 and "input[0] above 8" in outside.text, outside.text
+    made = await client.get("/v1/events", params={"type": "meshgate.prediction.made"})
+    assert len([e for e in made.json()["events"] if e["data"]["model"] == "strict"]) == 1

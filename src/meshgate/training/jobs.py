@@ -204,12 +204,13 @@ class JobStore:
             (job_id, previous_holder),
         )
 
-    async def abandon(self, job_id: str, previous_holder: str, reason: str) -> None:
-        await self.sql.execute(
+    async def abandon(self, job_id: str, previous_holder: str, reason: str) -> bool:
+        changed = await self.sql.execute(
             "UPDATE jobs SET status = 'failed', error = ?, finished_at = ?"
             " WHERE id = ? AND holder = ? AND status = 'running'",
             (reason, now(), job_id, previous_holder),
         )
+        return changed == 1
 
     async def holder_of(self, job_id: str) -> str | None:
         row = await self.sql.fetch_one("SELECT holder FROM jobs WHERE id = ?", (job_id,))

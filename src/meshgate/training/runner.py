@@ -68,7 +68,7 @@ class JobRunner:
             return
         if not self.holding:
             self.holding = True
-            await self._recover()
+            await self.recover()
         for kind in KINDS:
             busy = self._running.get(kind)
             if busy is not None and not busy.done():
@@ -81,12 +81,14 @@ class JobRunner:
                     )
                     break
 
-    async def _recover(self) -> None:
+    async def recover(self) -> None:
+        """Queue again (or fail) the jobs another runner left running."""
         for job in await self.jobs.orphans(self.holder):
             if job.holder is None:
                 continue
             if job.attempts >= self.config.max_attempts:
                 reason = f"its runner stopped during each of {job.attempts} attempts"
-                await self.jobs.abandon(job.id, job.holder, reason)
+                if await self.jobs.abandon(job.id, job.holder, reason):
+                    await self.service.tell_failed(job, reason)
             else:
                 await self.jobs.requeue(job.id, job.holder)

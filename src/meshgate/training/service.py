@@ -228,8 +228,11 @@ class TrainingService:
 
     async def _fail(self, job: Job, holder: str, reason: str) -> None:
         if await self.jobs.finish(job.id, holder, error=reason):
-            failed = JobFailedPayload(job=job.id, kind=_kind(job), model=job.model, reason=reason)
-            await self._tell(job, TRAINING_FAILED, failed)
+            await self.tell_failed(job, reason)
+
+    async def tell_failed(self, job: Job, reason: str) -> None:
+        failed = JobFailedPayload(job=job.id, kind=_kind(job), model=job.model, reason=reason)
+        await self._tell(job, TRAINING_FAILED, failed)
 
     async def _build(self, job: Job, holder: str) -> dict[str, Any]:
         r = job.request
@@ -262,6 +265,9 @@ class TrainingService:
         model = await self.registrar.model(job.tenant, job.model)
         parent = _production(model)
         path = await self.blobs.fetch(manifest["file"])
+        for stale in self._work_dir().glob(f"{job.id}-*"):
+            # Left by an earlier attempt whose node was killed.
+            shutil.rmtree(stale, ignore_errors=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir()))
         try:
             shutil.copyfile(path, workdir / "dataset.parquet")
@@ -430,6 +436,7 @@ def dataset_view(job: Job) -> dict[str, Any]:
         "request": job.request,
         "progress": job.progress,
         "error": job.error,
+        "attempts": job.attempts,
         "created_by": job.created_by,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
