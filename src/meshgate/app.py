@@ -135,7 +135,9 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     webhooks = events_module.build_webhooks(settings, sql, pepper, events, egress)
     audit = governance_module.build_audit(settings, sql)
     audit_references = governance_module.build_prediction_references(events, leases, audit)
-    economics = economics_module.build_economics(settings, sql, metrics, events=events, audit=audit)
+    economics = economics_module.build_economics(
+        settings, sql, metrics, events=events, audit=audit, pseudonyms=events
+    )
     context = context_module.build_context(
         settings,
         events=events,

@@ -96,6 +96,9 @@ async def test_spend_keeps_the_amounts_without_the_user_and_the_budget_goes(
     again = await node.put("/v1/budgets/user/erin", json={"amount": 5, "currency": "EUR"})
     assert again.json()["used"] == 0
     assert (await node.delete("/v1/budgets/user/erin")).is_success
+    # The audit trail, which outlives an erasure, names the user's budget only by pseudonym.
+    audit = await node.get("/v1/audit", params={"action": "budget.*"})
+    assert len(audit.json()["records"]) == 4 and "erin" not in audit.text
     # Erasing again finds nothing left anywhere.
     assert (await node.delete("/v1/context/users/erin")).status_code == 404
 

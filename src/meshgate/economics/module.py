@@ -14,7 +14,7 @@ from meshgate.events.catalogue import PREDICTION_MADE
 from meshgate.events.envelope import Record
 from meshgate.events.groups import LeasedGroup
 from meshgate.events.leases import Leases
-from meshgate.events.ports import EventPublisher
+from meshgate.events.ports import EventPublisher, Pseudonyms
 from meshgate.events.service import EventService
 from meshgate.governance.ports import AuditRecorder
 from meshgate.monitoring.metrics import Metrics
@@ -30,6 +30,7 @@ def build_economics(
     *,
     events: EventPublisher,
     audit: AuditRecorder,
+    pseudonyms: Pseudonyms,
 ) -> EconomicsService:
     return EconomicsService(
         sql,
@@ -38,6 +39,7 @@ def build_economics(
         registry=metrics.registry,
         events=events,
         audit=audit,
+        pseudonyms=pseudonyms,
     )
 
 

@@ -15,7 +15,7 @@ from meshgate.economics.policies import PolicyStore
 from meshgate.economics.prices import PriceBook
 from meshgate.economics.semantic import open_index
 from meshgate.economics.spend import SpendLedger
-from meshgate.events.ports import EventPublisher
+from meshgate.events.ports import EventPublisher, Pseudonyms
 from meshgate.governance.ports import AuditRecorder
 from meshgate.sql import SqlStore
 
@@ -30,9 +30,11 @@ class EconomicsService:
         registry: CollectorRegistry,
         events: EventPublisher,
         audit: AuditRecorder,
+        pseudonyms: Pseudonyms,
     ):
         """``shared_url`` is where counters and cached answers live (the limiter's URL)."""
         self.audit_recorder = audit
+        self.pseudonyms = pseudonyms
         self.policies = PolicyStore(sql)
         self.prices = PriceBook(sql)
         self.spend = SpendLedger(sql, registry)
@@ -70,6 +72,13 @@ class EconomicsService:
         await self.counters.close()
         await self.answers.close()
         await self.questions.close()
+
+    def audited_resource(self, tenant: str, scope: str, subject: str) -> str:
+        """A budget as the audit trail names it: a user only by pseudonym, since the trail
+        outlives an erasure."""
+        if scope == "user":
+            subject = "~" + self.pseudonyms.user_ref(tenant, subject)
+        return f"budgets/{scope}/{subject}"
 
     async def audit(
         self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]

@@ -1,4 +1,5 @@
-"""What other domains need of the event backbone: append an event, shred a user's key."""
+"""What other domains need of the event backbone: append an event, shred a user's key, name a
+user by pseudonym."""
 
 from __future__ import annotations
 
@@ -27,4 +28,11 @@ class EventPublisher(Protocol):
 class UserKeys(Protocol):
     async def shred_user(self, tenant: str, user_id: str) -> int:
         """Destroy the user's data key; their personal parts read as erased from now on."""
+        ...
+
+
+class Pseudonyms(Protocol):
+    def user_ref(self, tenant: str, user_id: str) -> str:
+        """The keyed pseudonym the log names ``user_id`` by: stable, not reversible without
+        the key; for records that outlive an erasure (the audit trail)."""
         ...

@@ -128,6 +128,10 @@ class EventService:
         """Call ``handler(event)`` for each event this process appends whose type matches."""
         self._handlers.append((type_prefix, handler))
 
+    def user_ref(self, tenant: str, user_id: str) -> str:
+        """The keyed pseudonym the log names ``user_id`` by (never the id itself)."""
+        return self.keys.owner_of(tenant, user_id)
+
     async def shred_user(self, tenant: str, user_id: str) -> int:
         """Destroy the user's data key: their personal parts read as erased from now on."""
         return await self.keys.shred(tenant, user_id)

@@ -68,9 +68,8 @@ async def put_budget(
     economics = economics_of(request)
     actor = current_principal(request).key_id
     await economics.budgets.put(tenant, budget_scope, budget_id, body, actor)
-    await economics.audit(
-        actor, tenant, "budget.set", f"budgets/{budget_scope}/{budget_id}", body.model_dump()
-    )
+    resource = economics.audited_resource(tenant, budget_scope, budget_id)
+    await economics.audit(actor, tenant, "budget.set", resource, body.model_dump())
     return await _view(request, tenant, budget_scope, budget_id)
 
 
@@ -91,7 +90,6 @@ async def delete_budget(
     if not await economics.budgets.delete(tenant, budget_scope, budget_id):
         raise NotFound(f"no {budget_scope} budget for {budget_id!r}")
     actor = current_principal(request).key_id
-    await economics.audit(
-        actor, tenant, "budget.deleted", f"budgets/{budget_scope}/{budget_id}", {}
-    )
+    resource = economics.audited_resource(tenant, budget_scope, budget_id)
+    await economics.audit(actor, tenant, "budget.deleted", resource, {})
     return {"deleted": True}
