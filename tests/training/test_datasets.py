@@ -133,3 +133,17 @@ async def test_jobs_a_stopped_runner_left_are_run_again_or_failed(
     assert again["status"] == "succeeded" and again["attempts"] == 2
     assert given_up["status"] == "failed" and "3 attempts" in given_up["error"]
     assert [e["data"]["job"] for e in failed.json()["events"]] == [ids[1]]
+
+
+async def test_a_dataset_on_postgresql(
+    make_settings: Callable[..., Settings], postgres_url: str
+) -> None:
+    async with app_client(make_settings(demo=True, database_url=postgres_url)) as client:
+        ids = [await predict(client, [v + n / 10 for v in FLOWER]) for n in range(3)]
+        for n, prediction in enumerate(ids):
+            await give_feedback(client, prediction, n)
+        manifest = await build_dataset(client, model="iris")
+        download = await client.get(f"/v1/datasets/{manifest['id']}/download")
+    assert hashlib.sha256(download.content).hexdigest() == manifest["sha256"]
+    rows = pq.read_table(io.BytesIO(download.content)).to_pylist()
+    assert {r["prediction_id"]: r["label"] for r in rows} == dict(zip(ids, range(3), strict=True))
