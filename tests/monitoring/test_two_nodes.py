@@ -123,7 +123,10 @@ def test_two_nodes_show_the_same_figures_fire_one_alert_and_survive_a_restart(
         # Both started at once, on one database, one Redis and one NATS stream.
         with ThreadPoolExecutor(2) as pool:
             starting = [pool.submit(PatientServer, env, tmp_path / name) for name in ("a", "b")]
-            nodes += [s.result() for s in starting]
+            # Every node that did start is kept (and stopped below), even when the other failed.
+            nodes += [s.result() for s in starting if s.exception() is None]
+            for s in starting:
+                s.result()
         with nodes[0].client() as admin:
             made = admin.post(
                 "/v1/admin/keys", json={"scopes": ["inference", "audit:read", "users:assert"]}
