@@ -124,3 +124,20 @@ async def test_answers_cached_for_the_user_are_never_served_again(
     # Only the erased user's answers went: another user's stays, and frank's own now hits.
     assert (await chat(node, "tell me a joke", "frank", model)).headers["x-cache"] == "hit"
     assert (await chat(node, "greet me", "gina", model)).headers["x-cache"] == "hit"
+
+
+async def test_an_answer_to_a_call_in_flight_at_the_erasure_is_not_stored(
+    node: httpx.AsyncClient, upstream: FakeOpenAI
+) -> None:
+    cache = {"mode": "exact", "ttl_seconds": 60}
+    assert (await node.put("/v1/registry/models/cached/cache", json=cache)).is_success
+    for user in ("erin", "frank"):  # the same context: they would share the answer
+        await with_context(node, user)
+    before = upstream.calls()
+    asked = asyncio.create_task(chat(node, "sleep 0.5", "erin", "cached"))
+    async with asyncio.timeout(10):
+        while upstream.calls() == before:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    await erase(node, "erin")  # while the upstream still thinks
+    assert (await asked).headers["x-cache"] == "miss"
+    assert (await chat(node, "sleep 0.5", "frank", "cached")).headers["x-cache"] == "miss"

@@ -10,7 +10,8 @@ puts back its own caller's values. In memory on the embedded default, Redis on s
 
 Each answer is also filed under its holders: the user and the session whose request (and
 injected context) it was stored for, as keyed digests. Erasing a user deletes every answer
-filed under them or under one of their sessions, so none is served again.
+filed under them or under one of their sessions, so none is served again; for a while after,
+an answer to a request that was in flight at the erasure is not stored under them either.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from meshgate.models.config import NAME
 from meshgate.outage import redis_client, unavailable
 
 IGNORED = ("stream", "stream_options", "user")
+GONE_SECONDS = 900
+"""How long an erased holder refuses new answers: longer than any call in flight takes."""
 
 
 class CacheSet(BaseModel):
@@ -99,6 +102,8 @@ class MemoryCache:
         """holder -> the keys of the answers filed under it"""
         self._holders: dict[str, set[str]] = {}
         """key -> the holders its answer is filed under"""
+        self._gone: dict[str, float] = {}
+        """erased holder -> until when it refuses answers"""
 
     async def get(self, key: str) -> bytes | None:
         item = self._items.get(key)
@@ -113,7 +118,10 @@ class MemoryCache:
     async def put(
         self, key: str, answer: bytes, ttl_seconds: int, holders: Sequence[str] = ()
     ) -> None:
-        self._items[key] = (time.monotonic() + ttl_seconds, answer)
+        now = time.monotonic()
+        if any(self._gone.get(h, 0.0) > now for h in holders):
+            return  # asked before its user was erased, answered after
+        self._items[key] = (now + ttl_seconds, answer)
         self._items.move_to_end(key)
         for h in holders:
             self._filed.setdefault(h, set()).add(key)
@@ -122,6 +130,9 @@ class MemoryCache:
             self._drop(next(iter(self._items)))
 
     async def forget_holders(self, holders: Sequence[str]) -> list[str]:
+        now = time.monotonic()
+        self._gone = {h: t for h, t in self._gone.items() if t > now}
+        self._gone.update({h: now + GONE_SECONDS for h in holders})
         keys = sorted({key for h in holders for key in self._filed.get(h, ())})
         for key in keys:
             self._drop(key)
@@ -171,14 +182,19 @@ class RedisCache:
         self, key: str, answer: bytes, ttl_seconds: int, holders: Sequence[str] = ()
     ) -> None:
         with contextlib.suppress(RedisError, OSError):
-            # Filed first: an answer is never stored without its holders knowing of it.
+            # Filed first, and checked for an erasure last: an erasure either finds the answer
+            # through its holders, or this sees the erasure's mark and takes the answer back.
             for h in holders:
                 await self._file(keys=[self._held(h)], args=[key, ttl_seconds])
             await self._redis.set(self._prefix + key, answer, ex=ttl_seconds)
+            if holders and await self._redis.exists(*(self._gone(h) for h in holders)):
+                await self._redis.delete(self._prefix + key)
 
     async def forget_holders(self, holders: Sequence[str]) -> list[str]:
         keys: set[str] = set()
         try:
+            for h in holders:
+                await self._redis.set(self._gone(h), b"1", ex=GONE_SECONDS)
             for h in holders:
                 members = await self._redis.smembers(self._held(h))
                 keys |= {m.decode() for m in members if isinstance(m, bytes)}
@@ -192,6 +208,9 @@ class RedisCache:
 
     def _held(self, holder: str) -> str:
         return f"{self._prefix}held:{holder}"
+
+    def _gone(self, holder: str) -> str:
+        return f"{self._prefix}gone:{holder}"
 
     async def close(self) -> None:
         await self._redis.aclose()
