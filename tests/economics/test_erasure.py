@@ -12,6 +12,9 @@ import httpx
 import pytest
 
 from meshgate.config import Settings
+from meshgate.economics.module import SpendConsumer
+from meshgate.events.base import Filter
+from meshgate.events.catalogue import PREDICTION_MADE
 from tests.conftest import app_client
 from tests.economics.conftest import declarations
 from tests.economics.test_semantic_cache import SEMANTIC, chat_calls
@@ -141,3 +144,38 @@ async def test_an_answer_to_a_call_in_flight_at_the_erasure_is_not_stored(
     await erase(node, "erin")  # while the upstream still thinks
     assert (await asked).headers["x-cache"] == "miss"
     assert (await chat(node, "sleep 0.5", "frank", "cached")).headers["x-cache"] == "miss"
+
+
+class OpenedBeforeTheErasure:
+    """The event service of a consumer that read its batch just before an erasure: its first
+    read gives the personal parts as they were, every later read as they are."""
+
+    def __init__(self, events: Any, opened: list[Any]):
+        self.events, self.opened = events, opened
+
+    async def open_records(self, records: list[Any]) -> list[Any]:
+        opened, self.opened = self.opened, []
+        return opened or list(await self.events.open_records(records))
+
+
+async def test_a_row_written_after_its_users_erasure_loses_the_user_id(
+    admin: httpx.AsyncClient,
+) -> None:
+    services = admin.app.state.services  # type: ignore[attr-defined]
+    await with_context(admin, "erin")
+    await chat(admin, "hi", "erin")
+    await spend_by_user(admin, 1)
+    records = await services.events.log.read(0, 100, Filter(type=PREDICTION_MADE.name))
+    opened = await services.events.open_records(records)
+    assert [e.personal["user_id"] for e in opened] == ["erin"]
+    # The row is not written yet when the erasure runs; it is written right after.
+    await services.sql.execute("DELETE FROM economics_spend")
+    await erase(admin, "erin")
+    late = SpendConsumer(
+        OpenedBeforeTheErasure(services.events, opened),  # type: ignore[arg-type]
+        services.leases,
+        services.economics.spend,
+    )
+    await late.handle(records)
+    groups = (await admin.get("/v1/spend", params={"group_by": "user"})).json()["groups"]
+    assert [(g["user"], g["requests"]) for g in groups] == [(None, 1)]
