@@ -78,6 +78,10 @@ async def put_price(
     "/spend",
     dependencies=[require("admin")],
     summary="Spend and tokens from the log, grouped by key, tenant, user or model",
+    description="Counted from `meshgate.prediction.made` by one process of the cluster, so the"
+    " last calls may show a moment later. Grouped by user, calls that named no user and calls"
+    " of users since erased count under `user: null`: an erasure keeps the amounts (the"
+    " tenant's cost) and drops the user id. Amounts are summed per currency, never across.",
 )
 async def get_spend(
     request: Request,
