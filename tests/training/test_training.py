@@ -187,6 +187,26 @@ async def test_a_failing_trainer_fails_its_job_and_registers_nothing(
     assert len(audit["records"]) == len(jobs)
 
 
+def test_a_trainer_with_a_bad_rollout_is_refused_when_the_config_is_read() -> None:
+    from pydantic import ValidationError
+
+    from meshgate.models.config import ModelDeclaration
+
+    def declared(rollout: dict[str, Any]) -> dict[str, Any]:
+        promote = {"metric": "accuracy", "rollout": rollout}
+        trainer = {"entrypoint": "meshgate.training.demo:train_iris", "promote": promote}
+        return {"name": "m", "task": "classification", "trainer": trainer}
+
+    assert ModelDeclaration.model_validate(declared({"steps": [10, 100]})).trainer is not None
+    for rollout, words in (
+        ({"steps": [50, 10]}, "increasing"),
+        ({"mode": "sideways"}, "mode"),
+        ({"candidate": "7"}, "filled in"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            ModelDeclaration.model_validate(declared(rollout))
+
+
 async def test_training_requests_that_cannot_run_are_refused(client: httpx.AsyncClient) -> None:
     created = await client.post(
         "/v1/registry/models", json={"name": "plain", "task": "classification"}

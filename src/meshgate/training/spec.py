@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "auc": True, "mae": False, "rmse": False}
 Metric = Literal["accuracy", "f1", "auc", "mae", "rmse"]
@@ -30,6 +30,22 @@ class PromotionRule(_Strict):
         description="Fields of the rollout to start (mode, steps, interval_seconds, analysis); "
         "candidate and baseline are filled in.",
     )
+
+    @field_validator("rollout")
+    @classmethod
+    def _valid_rollout(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Checked when the config is read, not when a training finally needs it."""
+        if named := sorted({"candidate", "baseline"} & set(value)):
+            raise ValueError(f"{' and '.join(named)} are filled in by the training job")
+        from meshgate.delivery.rollout_spec import RolloutCreate
+
+        try:
+            RolloutCreate.model_validate({**value, "candidate": "new", "baseline": "old"})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"rollout {where}: {first['msg']}") from None
+        return value
 
 
 class TrainerSpec(_Strict):
