@@ -33,13 +33,15 @@ CLAIM_SECONDS = 30.0
 IDLE_SECONDS = 1.0
 """How often a relay looks for rows another node kept (its own wake it at once)."""
 
+# Times are DOUBLE PRECISION: PostgreSQL's REAL (4 bytes) holds today's epoch seconds only to
+# about a minute, coarser than a claim lasts.
 MIGRATIONS = [
     Migration(
         "event_outbox",
         1,
         "CREATE TABLE IF NOT EXISTS event_outbox ("
-        " position {autoinc}, record {blob} NOT NULL, created_at REAL NOT NULL,"
-        " claimed_by TEXT, claimed_at REAL)",
+        " position {autoinc}, record {blob} NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
+        " claimed_by TEXT, claimed_at DOUBLE PRECISION)",
     )
 ]
 
@@ -50,6 +52,9 @@ class EventOutbox:
         self.node = secrets.token_hex(6)
         self.kept = asyncio.Event()
         """Set when this process keeps a record: its relay runs at once."""
+        self.backlog = False
+        """This process kept records its relay has not appended yet: new events queue behind
+        them (in order, and without first waiting for a log that just failed)."""
 
     async def keep(self, record: Record) -> None:
         """Durably keep ``record`` for the relay; raises BackendUnavailable if it cannot."""
@@ -57,6 +62,7 @@ class EventOutbox:
             "INSERT INTO event_outbox (record, created_at) VALUES (?, ?)",
             (record.dumps(), time.time()),
         )
+        self.backlog = True
         self.kept.set()
 
     async def count(self) -> int:
@@ -135,6 +141,7 @@ class OutboxRelay:
                 raise
             await self.outbox.remove(positions)
             done += len(batch)
+        self.outbox.backlog = False
         return done
 
     async def _run(self) -> None:

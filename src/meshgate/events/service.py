@@ -111,15 +111,19 @@ class EventService:
             owner=owner,
             personal=sealed,
         )
-        try:
-            (stored,) = await self.log.append([record])
-        except BackendUnavailable:
-            if self.outbox is None:
-                raise
-            # The write this event reports has happened: keep the event for the relay rather
-            # than answer an error for it (sequence 0 until the relay appends it).
-            await self.outbox.keep(record)
+        if self.outbox is not None and self.outbox.backlog:
+            await self.outbox.keep(record)  # behind the events kept before it
             stored = record
+        else:
+            try:
+                (stored,) = await self.log.append([record])
+            except BackendUnavailable:
+                if self.outbox is None:
+                    raise
+                # The write this event reports has happened: keep the event for the relay
+                # rather than answer an error for it (sequence 0 until the relay appends it).
+                await self.outbox.keep(record)
+                stored = record
         event = _to_event(stored, personal, user_id=user_id if owner else None, moment=moment)
         self._notify(event)
         return event
