@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import httpx
 
 from meshgate.config import Settings
+from meshgate.gateway.middleware.idempotency import MIGRATIONS
+from meshgate.sql import migrate, open_sql_store
 from tests.conftest import app_client
 
 
@@ -74,3 +77,22 @@ async def test_the_header_is_in_the_openapi_document(client: httpx.AsyncClient) 
     for path, operation in posts.items():
         names = [p["name"] for p in operation.get("parameters", [])]
         assert names.count("Idempotency-Key") == 1, path
+
+
+async def test_the_claim_time_is_kept_to_the_millisecond_on_postgresql(postgres_url: str) -> None:
+    # A claim goes stale after STALE_SECONDS: a time kept to a minute or two would hand a
+    # running request to a retry.
+    store = open_sql_store(postgres_url)
+    await store.start()
+    try:
+        await migrate(store, MIGRATIONS)
+        moment = time.time()
+        await store.execute(
+            "INSERT INTO idempotency_keys (tenant, key_id, idem_key, fingerprint, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ("t", "k", "i", "f", moment),
+        )
+        row = await store.fetch_one("SELECT created_at FROM idempotency_keys")
+        assert row is not None and abs(row["created_at"] - moment) < 0.001
+    finally:
+        await store.close()

@@ -46,7 +46,21 @@ MIGRATIONS = [
         " tenant TEXT NOT NULL, key_id TEXT NOT NULL, idem_key TEXT NOT NULL,"
         " fingerprint TEXT NOT NULL, status INTEGER, headers TEXT, body {blob},"
         " created_at REAL NOT NULL, PRIMARY KEY (tenant, key_id, idem_key))",
-    )
+    ),
+    # PostgreSQL's REAL (4 bytes) holds epoch seconds only to about two minutes, coarser than
+    # STALE_SECONDS: a running request's claim could read as stale. Rebuilt with 8 bytes.
+    Migration(
+        "idempotency",
+        2,
+        "CREATE TABLE idempotency_keys_v2 ("
+        " tenant TEXT NOT NULL, key_id TEXT NOT NULL, idem_key TEXT NOT NULL,"
+        " fingerprint TEXT NOT NULL, status INTEGER, headers TEXT, body {blob},"
+        " created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (tenant, key_id, idem_key));"
+        " INSERT INTO idempotency_keys_v2 SELECT tenant, key_id, idem_key, fingerprint,"
+        " status, headers, body, created_at FROM idempotency_keys;"
+        " DROP TABLE idempotency_keys;"
+        " ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys",
+    ),
 ]
 
 PARAMETER: dict[str, Any] = {
