@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +187,72 @@ def test_a_refused_key_is_told_and_the_assets_are_small(server: Server, browser:
         assert "default-src 'self'" in asset.headers["content-security-policy"]
         total += len(gzip.compress(asset.content))
     assert total < 300_000
+
+
+def test_a_rollout_shows_why_it_holds_and_is_paused_and_aborted_from_the_page(
+    server: Server, browser: object
+) -> None:
+    from playwright.sync_api import expect
+
+    url = "/v1/registry/models/iris/rollouts"
+    with server.client() as http:
+        traffic = {"split": {"1": 100}, "sticky": "user", "fallback": []}
+        assert http.put("/v1/registry/models/iris/traffic", json=traffic).status_code == 200
+        # Half the callers get the candidate; the step needs more calls than are sent, so the
+        # rollout holds at its first step with figures on both sides. Only the error check
+        # runs: the page is under test here, not how two model formats compare in latency.
+        analysis = {"max_p95_ratio": None, "max_drift_psi": None, "min_accuracy_delta": None}
+        body = {"candidate": "2", "baseline": "1", "steps": [50, 100], "interval_seconds": 0.5}
+        made = http.post(url, json={**body, "min_requests": 10_000, "analysis": analysis})
+        assert made.status_code == 201, made.text
+        rollout_id = made.json()["id"]
+        for n in range(120):
+            served = http.post("/v2/models/iris/infer", json=IRIS, headers={"x-user-id": f"r{n}"})
+            assert served.status_code == 200, served.text
+        created = http.post("/v1/admin/keys", json={"scopes": ["inference", "context:read"]})
+        reader_key = created.json()["key"]
+
+    def looked() -> dict[str, Any]:
+        with server.client() as http:
+            seen: dict[str, Any] = http.get(f"{url}/{rollout_id}").json()
+        return seen
+
+    deadline = time.monotonic() + 60
+    while "error_rate" not in looked()["figures"].get("checks", {}):
+        assert time.monotonic() < deadline, looked()
+        time.sleep(0.2)
+
+    errors: list[str] = []
+    # A key that may not move rollouts sees this one running, and no button.
+    page = open_console(browser, server, reader_key, errors)
+    page.goto(server.url + "/console/#/models")
+    card = page.get_by_role("article", name=f"Rollout {rollout_id}")
+    expect(card).to_contain_text("progressing")
+    expect(card).to_contain_text("error_rate")
+    expect(card.get_by_role("button")).to_have_count(0)
+    page.close()
+
+    page = open_console(browser, server, ADMIN_KEY, errors)
+    page.goto(server.url + "/console/#/models")
+    card = page.get_by_role("article", name=f"Rollout {rollout_id}")
+    expect(card).to_contain_text("progressing")
+    expect(card).to_contain_text("step 1 of 2: candidate 50%")
+    expect(card).to_contain_text("candidate calls at this step")  # why it holds
+    expect(card).to_contain_text("error_rate")  # the check, with its figures
+    expect(card.get_by_role("row", name=re.compile("^calls"))).to_be_visible()
+    expect(card.get_by_role("button", name="Resume")).to_have_count(0)
+    shot(page, "rollout-holding")
+
+    card.get_by_role("button", name="Pause").click()
+    expect(card).to_contain_text("paused by hand")
+    assert looked()["state"] == "paused"
+    expect(card.get_by_role("button", name="Pause")).to_have_count(0)
+    card.get_by_role("button", name="Abort").click()
+    expect(card).to_contain_text("abort by hand")
+    expect(card.get_by_role("button")).to_have_count(0)  # an ended rollout offers nothing
+    assert looked()["state"] == "aborted"
+    with server.client() as http:
+        assert http.get("/v1/registry/models/iris").json()["traffic"]["split"] == {"1": 100}
+    shot(page, "rollout-aborted")
+    page.close()
+    assert errors == []

@@ -154,11 +154,107 @@ async function models() {
       h("p", {}, "Aliases: ", Object.entries(m.aliases).map(([a, v]) => `${a}=${v}`).join(", ") || "-"),
       h("p", {}, "Split: ", Object.entries(split).map(([v, w]) => `v${v} ${w}%`).join(", ") || "-",
         m.traffic && m.traffic.fallback.length ? `; fallback ${m.traffic.fallback.join(", ")}` : ""),
-      editor, status,
+      editor, status, await rolloutsPanel(m),
       h("details", {}, h("summary", {}, "History"),
         table(["at", "actor", "change"], history.map((c) => [c.at, c.actor, c.change])))));
   }
   show(h("h2", {}, "Models"), h("div", { class: "cards" }, sections));
+}
+
+// --- rollouts: where each one is, what the latest look saw, and why it moved or held ---------
+
+// The hand controls the API accepts in each state (src/meshgate/delivery/rollout_service.py).
+const ROLLOUT_ACTIONS = {
+  pending: ["promote", "abort"],
+  progressing: ["pause", "promote", "abort"],
+  paused: ["resume", "promote", "abort"],
+};
+const ACTION_LABELS = { pause: "Pause", resume: "Resume", promote: "Promote", abort: "Abort" };
+const ENDED_WELL = { promoted: "ok", rolled_back: "bad", aborted: "bad" };
+
+const figure = (v, digits = 4) => (v === null || v === undefined ? "-"
+  : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(digits) : String(v));
+
+function rolloutWhere(r) {
+  if (r.phase === "shadow") return `shadow (candidate gets copies, no traffic)`;
+  if (r.phase === "switched") return `switched: candidate ${r.weight}%`;
+  if (r.current_step === null) return "not started";
+  return `step ${r.step + 1} of ${r.steps.length}: candidate ${r.weight}%`;
+}
+
+// Why the rollout is where it is: its last move, and for a running one why it has not moved.
+function rolloutWhy(r) {
+  const why = [`Last move: ${r.reason || "-"}`];
+  const f = r.figures || {};
+  if (r.state === "progressing" && r.evaluated_at) {
+    const worse = Object.entries(f.checks || {}).filter(([, c]) => c.worse).map(([n]) => n);
+    if (worse.length) why.push(`candidate worse on ${worse.join(", ")}`);
+    else if ((f.step_requests ?? 0) < r.min_requests)
+      why.push(`holding: ${f.step_requests ?? 0} of ${r.min_requests} candidate calls at this step`);
+    else why.push("no check failed; advancing at the next look");
+  } else if (r.state === "paused") why.push("paused by hand: it stays at this step until resumed");
+  return why.join("; ") + ".";
+}
+
+function checkLine(name, c) {
+  const d = c.difference;
+  const detail = d ? `difference ${figure(d.estimate)} [${figure(d.lower)}, ${figure(d.upper)}]`
+    : c.psi ? `PSI ${Object.entries(c.psi).map(([k, v]) => `${k} ${figure(v, 3)}`).join(", ")}`
+    : c.candidate && typeof c.candidate === "object"
+      ? `p95 ${figure(c.candidate.estimate, 1)} vs ${figure(c.baseline.estimate, 1)} ms`
+      : c.estimate !== undefined ? `${figure(c.estimate)} [${figure(c.lower)}, ${figure(c.upper)}]` : "";
+  return [name, h("span", { class: c.worse ? "bad" : "ok" }, c.worse ? "worse" : "ok"), detail];
+}
+
+function rolloutFigures(r) {
+  const f = r.figures || {};
+  if (!f.candidate) return h("p", { class: "muted" }, "No analysis yet.");
+  const rows = [["calls", "requests"], ["errors", "errors"], ["error rate", "error_rate"],
+    ["p95 ms", "p95_ms"], ["feedback", "feedback"], ["accuracy", "accuracy"], ["agreement", "agreement"]]
+    .filter(([, k]) => k in f.candidate || k in (f.baseline || {}))
+    .map(([label, k]) => [label, figure(f.candidate[k]), figure((f.baseline || {})[k])]);
+  const checks = Object.entries(f.checks || {}).map(([n, c]) => checkLine(n, c));
+  return h("div", {},
+    h("p", { class: "muted" }, `Latest look ${r.evaluated_at}; ${f.step_requests ?? 0} candidate calls at this step.`),
+    table(["figure", `candidate v${r.candidate}`, `baseline v${r.baseline}`], rows),
+    checks.length ? table(["check", "verdict", "figures"], checks)
+      : h("p", { class: "muted" }, "Too few calls for any check yet."));
+}
+
+function rolloutControls(m, r, status) {
+  if (!can("registry:write")) return "";
+  const actions = ROLLOUT_ACTIONS[r.state] || [];
+  return h("div", { class: "actions" }, actions.map((action) => h("button", { type: "button",
+    onclick: async () => {
+      try {
+        const path = `/v1/registry/models/${encodeURIComponent(m.name)}/rollouts/${encodeURIComponent(r.id)}`;
+        const moved = await api("POST", `${path}/${action}`);
+        status.className = "ok";
+        status.textContent = `Rollout ${r.id} is ${moved.state}.`;
+        setTimeout(route, 600);
+      } catch (error) {
+        status.className = "bad";
+        status.textContent = error.message;
+      }
+    } }, ACTION_LABELS[action])));
+}
+
+async function rolloutsPanel(m) {
+  const { rollouts } = await api("GET", `/v1/registry/models/${encodeURIComponent(m.name)}/rollouts`);
+  const status = h("p", { "aria-live": "polite" });
+  const shown = rollouts.slice(0, 5).map((r) => h("article", { class: "rollout",
+    "aria-label": `Rollout ${r.id}` },
+    h("p", {}, h("strong", {}, `${r.mode} v${r.candidate} against v${r.baseline}: `),
+      h("span", { class: `state ${ENDED_WELL[r.state] || ""}` }, r.state.replace("_", " ")),
+      ` - ${rolloutWhere(r)}`),
+    h("p", {}, rolloutWhy(r)),
+    rolloutFigures(r),
+    rolloutControls(m, r, status),
+    h("details", {}, h("summary", {}, "Steps"),
+      table(["at", "move", "step", "candidate %", "by", "reason"], r.steps_analysis.slice().reverse()
+        .map((s) => [s.at, s.transition, s.step >= 0 ? s.step + 1 : "-", s.weight, s.actor, s.reason])))));
+  return h("div", { class: "rollouts" }, h("h4", {}, "Rollouts"),
+    shown.length ? shown : h("p", { class: "muted" }, "No rollouts."), status);
 }
 
 async function context() {
