@@ -24,9 +24,14 @@ ALL: dict[str, Any] = {}
 Tree = dict[str, Any]
 
 SECTIONS = ("attributes", "preferences", "session")
-SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-LAST = re.compile(r"^last:([0-9]{1,5})$")
+SEGMENT = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+LAST = re.compile(r"last:([1-9][0-9]{0,4})")
 MAX_PATHS = 100
+PATH_PATTERN = (
+    r"^(?:(?:attributes|preferences|session)\.(?:[A-Za-z0-9_-]{1,64}\.)*(?:[A-Za-z0-9_-]{1,64}|\*)"
+    r"|interactions\.(?:\*|last:[1-9][0-9]{0,4}))$"
+)
+"""The grammar :func:`build` holds every path to, for the document (JSON Schema, ECMA regex)."""
 _CACHE_LIMIT = 1024
 
 
@@ -93,8 +98,8 @@ def _parse(path: Any, history_limit: int) -> tuple[str, list[str]] | int:
     if section == "interactions":
         if rest == "*":
             return history_limit
-        match = LAST.match(rest)
-        if not match or int(match.group(1)) < 1:
+        match = LAST.fullmatch(rest)
+        if not match:
             raise InvalidContext(
                 f"{path!r}: interactions are allowed as 'interactions.last:N' (N >= 1) or "
                 "'interactions.*'",
@@ -108,7 +113,7 @@ def _parse(path: Any, history_limit: int) -> tuple[str, list[str]] | int:
         )
     parts = rest.split(".")
     for i, part in enumerate(parts):
-        if not (SEGMENT.match(part) or (part == "*" and i == len(parts) - 1)):
+        if not (SEGMENT.fullmatch(part) or (part == "*" and i == len(parts) - 1)):
             raise InvalidContext(
                 f"{path!r}: {part!r} is not a member name ('*' only at the end)", param="allow"
             )

@@ -6,11 +6,12 @@ these models only document them (no second validation on the hot path).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from meshgate.context.model import CHANNELS, ID_PATTERN, ROLES
+from meshgate.context.policy import MAX_PATHS, PATH_PATTERN
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Role = Literal[ROLES]  # type: ignore[valid-type]
@@ -51,7 +52,8 @@ class ResolveRequest(BaseModel):
 class PolicyPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    allow: list[str] = Field(
+    allow: list[Annotated[str, Field(json_schema_extra={"pattern": PATH_PATTERN})]] = Field(
+        max_length=MAX_PATHS,
         description="Paths the consumer may see; everything else is denied.",
         examples=[["preferences.language", "attributes.*", "interactions.last:5"]],
     )

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from meshgate.context.model import InvalidContext
+from meshgate.context.policy import MAX_PATHS, PATH_PATTERN, build
 from meshgate.models.provider_specs import (
     AnthropicProvider,
     AzureOpenAIProvider,
@@ -183,7 +185,20 @@ class VersionCreate(Strict):
 
 
 class ContextPolicy(Strict):
-    allow: list[str] = Field(default_factory=list, description="Context paths the model sees.")
+    allow: list[Annotated[str, Field(json_schema_extra={"pattern": PATH_PATTERN})]] = Field(
+        default_factory=list, max_length=MAX_PATHS, description="Context paths the model sees."
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _paths(cls, allow: list[str]) -> list[str]:
+        # The grammar of PUT /v1/context/policies: a path refused there is refused here, not
+        # at the model's first call.
+        try:
+            build(allow, history_limit=1)
+        except InvalidContext as exc:
+            raise ValueError(exc.detail) from None
+        return allow
 
 
 class LoggingPolicy(Strict):
