@@ -256,3 +256,42 @@ def test_a_rollout_shows_why_it_holds_and_is_paused_and_aborted_from_the_page(
     shot(page, "rollout-aborted")
     page.close()
     assert errors == []
+
+
+def test_a_rolled_back_rollout_says_which_check_stopped_it(server: Server, browser: object) -> None:
+    from playwright.sync_api import expect
+
+    url = "/v1/registry/models/iris/rollouts"
+    with server.client() as http:
+        traffic = {"split": {"1": 100}, "sticky": "user", "fallback": []}
+        assert http.put("/v1/registry/models/iris/traffic", json=traffic).status_code == 200
+        analysis = {"max_p95_ratio": None, "max_drift_psi": None, "min_accuracy_delta": -0.05}
+        body = {"candidate": "2", "baseline": "1", "steps": [50, 100], "interval_seconds": 0.5}
+        made = http.post(url, json={**body, "min_requests": 10_000, "analysis": analysis})
+        assert made.status_code == 201, made.text
+        rollout_id = made.json()["id"]
+        # Feedback says the candidate is always wrong and the baseline always right.
+        for n in range(120):
+            served = http.post("/v2/models/iris/infer", json=IRIS, headers={"x-user-id": f"w{n}"})
+            assert served.status_code == 200, served.text
+            score = 1.0 if served.headers["x-model-version"] == "1" else 0.0
+            prediction = served.headers["x-prediction-id"]
+            sent = http.post(f"/v1/predictions/{prediction}/feedback", json={"score": score})
+            assert sent.status_code == 201, sent.text
+        deadline = time.monotonic() + 60
+        while (found := http.get(f"{url}/{rollout_id}").json())["state"] == "progressing":
+            assert time.monotonic() < deadline, found
+            time.sleep(0.2)
+        assert found["state"] == "rolled_back", found
+
+    errors: list[str] = []
+    page = open_console(browser, server, ADMIN_KEY, errors)
+    page.goto(server.url + "/console/#/models")
+    card = page.get_by_role("article", name=f"Rollout {rollout_id}")
+    expect(card).to_contain_text("rolled back - stopped at step 1 of 2")
+    expect(card).to_contain_text("Last move: candidate worse: accuracy")
+    expect(card.get_by_role("row", name=re.compile("^accuracy worse"))).to_be_visible()
+    expect(card.get_by_role("button")).to_have_count(0)
+    shot(page, "rollout-rolled-back")
+    page.close()
+    assert errors == []

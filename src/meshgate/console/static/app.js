@@ -176,6 +176,10 @@ const figure = (v, digits = 4) => (v === null || v === undefined ? "-"
   : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(digits) : String(v));
 
 function rolloutWhere(r) {
+  if (r.state === "promoted") return "candidate 100%";
+  if (r.state === "rolled_back" || r.state === "aborted")
+    return r.current_step === null ? "stopped before its first step"
+      : `stopped at step ${r.step + 1} of ${r.steps.length}; traffic back to the baseline`;
   if (r.phase === "shadow") return `shadow (candidate gets copies, no traffic)`;
   if (r.phase === "switched") return `switched: candidate ${r.weight}%`;
   if (r.current_step === null) return "not started";
