@@ -60,13 +60,15 @@ def iris(shift: float, every: int) -> tuple[list[list[float]], list[int]]:
     return rows, [int(v) for v in y.tolist()[::every]]
 
 
-async def wait_for(check: Callable[[], Any], within: float = 120) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            found = await check()
-            if found:
-                return found
-            await asyncio.sleep(0.1)
+async def wait_for(check: Callable[[], Any], within: float = 180) -> Any:
+    """``check()`` until it gives something; a failure names what was waited for."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{check.__name__} did not happen within {within} s")
 
 
 async def test_drift_feedback_dataset_retrain_rollout(
@@ -110,15 +112,21 @@ async def test_drift_feedback_dataset_retrain_rollout(
             "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": drifted[0]}]
         }
 
+        last: dict[str, Any] = {}
+
         async def promoted() -> dict[str, Any] | None:
             for _ in range(5):
                 served = await client.post("/v2/models/flowers/infer", json=body)
                 assert served.status_code == 200, served.text
             state = (await client.get(path)).json()
             assert state["state"] in ("pending", "progressing", "promoted"), state
+            last.update(state)
             return state if state["state"] == "promoted" else None
 
-        await wait_for(promoted)
+        try:
+            await wait_for(promoted)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the rollout: {last}") from None
         model = (await client.get("/v1/registry/models/flowers")).json()
         types: set[str] = set()
         for kind in (
