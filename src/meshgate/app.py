@@ -214,6 +214,11 @@ STARTUP_PATIENCE_SECONDS = 30.0
 migrations, and a busy database answers slowly (requests keep backend_timeout_seconds)."""
 
 
+SHUTDOWN_WAIT_SECONDS = 0.25
+"""How long a statement may wait while the process closes: several services write their last
+state (snapshots, leases given back), and a hanging database must not hold SIGTERM."""
+
+
 async def start_all(s: Services, stack: AsyncExitStack) -> None:
     """Start every service in order; ``stack`` closes what started, in reverse."""
     with s.sql.patient(STARTUP_PATIENCE_SECONDS):
@@ -271,6 +276,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             await mcp.start()
             stack.push_async_callback(mcp.close)
             yield
+            services.sql.hurry(SHUTDOWN_WAIT_SECONDS)
 
     app = FastAPI(
         title="Meshgate",

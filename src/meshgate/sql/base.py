@@ -46,6 +46,11 @@ class SqlStore(SqlSession, Protocol):
         work, where nodes starting together wait on each other's migrations."""
         ...
 
+    def hurry(self, seconds: float) -> None:
+        """From now on a statement or a wait for a connection takes at most ``seconds``: the
+        process is closing, and a database that hangs must not hold its shutdown."""
+        ...
+
 
 async def migrate(store: SqlStore, migrations: Sequence[Migration]) -> list[Migration]:
     """Apply the migrations not yet applied; returns those it applied."""

@@ -122,6 +122,9 @@ class PostgresStore:
         finally:
             self.timeout = before
 
+    def hurry(self, seconds: float) -> None:
+        self.timeout = min(self.timeout, seconds)
+
     async def start(self) -> None:
         await self._pool.open(wait=False)
         try:
