@@ -93,6 +93,7 @@ class LogFollower:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self) -> None:
+        empty_to: int | None = None
         while True:
             raise_if_cancelled()
             # Taken before the read: everything up to ``end`` is visible to that read.
@@ -102,9 +103,14 @@ class LogFollower:
                 async with self._applying:
                     self.apply(records)
                     self._advance(records[-1].sequence)
+                empty_to = None
                 continue
-            # Nothing matched up to ``end``: skip ahead so a filtered follower stays cheap.
-            self._advance(max(self.position, end))
+            # Nothing matched up to ``end``: skip ahead so a filtered follower stays cheap, but
+            # only past what a second read found empty too: a backend's fresh reader (a new
+            # JetStream consumer) may briefly not count a record just appended.
+            if empty_to is not None:
+                self._advance(max(self.position, empty_to))
+            empty_to = end
             await self.log.wait(self.position, within=WAIT_SECONDS)
 
     def _advance(self, position: int) -> None:
