@@ -109,7 +109,10 @@ def failing(server: Server) -> dict[str, Any]:
     return dict(response.json()["failing"])
 
 
-def sigterm(server: Server, within: float = 10.0) -> None:
+def sigterm(server: Server, within: float = 20.0) -> None:
+    """SIGTERM ends the process within ``within`` seconds, whatever its backends do. A quiet
+    machine takes 2.5 to 4 s with PostgreSQL frozen; the bound catches a hang, well inside the
+    45 s the deployment gives a pod, and leaves room for a test machine running other suites."""
     started = time.monotonic()
     server.proc.terminate()
     server.proc.wait(within + SLACK)
