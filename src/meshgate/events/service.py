@@ -203,6 +203,7 @@ class EventService:
         holds a lease in the SQL store for that); two running it would each see every event.
         """
         after = mine = await self.log.committed(group)
+        empty_to: int | None = None
         while True:
             raise_if_cancelled()
             # A replay (from any process) moves the offset back: follow it.
@@ -212,11 +213,15 @@ class EventService:
             end = await self.log.last_sequence()
             records = await self.log.read(after, batch, where)
             if not records:
-                if end > after:
-                    after = mine = end
+                # Commit past an empty stretch only once a second read finds it empty too
+                # (see events/follow.py): a record skipped here is lost to the group.
+                if empty_to is not None and empty_to > after:
+                    after = mine = empty_to
                     await self.log.commit(group, after)
+                empty_to = end
                 await self.log.wait(after, within=1)
                 continue
+            empty_to = None
             try:
                 for event in await self.open_records(records):
                     await handler(event)
@@ -246,6 +251,7 @@ class EventService:
         process stops is handled again, so handlers are idempotent (by event id).
         """
         after = mine = await self.log.committed(group)
+        empty_to: int | None = None
         while True:
             raise_if_cancelled()
             stored = await self.log.committed(group)
@@ -254,11 +260,15 @@ class EventService:
             end = await self.log.last_sequence()
             records = await self.log.read(after, batch, where)
             if not records:
-                if end > after:
-                    after = mine = end
+                # Commit past an empty stretch only once a second read finds it empty too
+                # (see events/follow.py): a record skipped here is lost to the group.
+                if empty_to is not None and empty_to > after:
+                    after = mine = empty_to
                     await self.log.commit(group, after)
+                empty_to = end
                 await self.log.wait(after, within=1)
                 continue
+            empty_to = None
             await handler(records)
             after = mine = records[-1].sequence
             await self.log.commit(group, after)
