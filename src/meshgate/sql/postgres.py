@@ -73,6 +73,12 @@ class _Session:
             task.add_done_callback(_forget)
             await self._conn.close()
             raise unavailable(WHAT, "no answer within the timeout") from exc
+        except asyncio.CancelledError:
+            # The caller was cancelled (a shutdown): the same, or the statement left running
+            # would be cancelled at the loop's end, and psycopg would wait on the server then.
+            task.add_done_callback(_forget)
+            await self._conn.close()
+            raise
         except psycopg.errors.UniqueViolation as exc:
             # Typed, so two nodes racing on the same insert can tell "the other one won".
             raise Conflict("a record with the same key already exists") from exc
