@@ -202,26 +202,10 @@ class EventService:
         handled again on restart. Run a group in one process at a time (webhook delivery
         holds a lease in the SQL store for that); two running it would each see every event.
         """
-        after = mine = await self.log.committed(group)
-        empty_to: int | None = None
+        cursor = _Cursor(group, await self.log.committed(group))
         while True:
-            raise_if_cancelled()
-            # A replay (from any process) moves the offset back: follow it.
-            stored = await self.log.committed(group)
-            if stored < mine:
-                after = mine = stored
-            end = await self.log.last_sequence()
-            records = await self.log.read(after, batch, where)
-            if not records:
-                # Commit past an empty stretch only once a second read finds it empty too
-                # (see events/follow.py): a record skipped here is lost to the group.
-                if empty_to is not None and empty_to > after:
-                    after = mine = empty_to
-                    await self.log.commit(group, after)
-                empty_to = end
-                await self.log.wait(after, within=1)
-                continue
-            empty_to = None
+            records = await cursor.next_batch(self.log, where, batch)
+            after = cursor.after
             try:
                 for event in await self.open_records(records):
                     await handler(event)
@@ -229,12 +213,11 @@ class EventService:
             except asyncio.CancelledError:
                 # Stopping (a graceful shutdown hands the group to another process): what was
                 # handled is committed, so the next holder does not handle it again.
-                if after > mine:
+                if after > cursor.mine:
                     with contextlib.suppress(Exception):
                         await self.log.commit(group, after)
                 raise
-            await self.log.commit(group, after)
-            mine = after
+            await cursor.commit(self.log, after)
 
     async def consume_records(
         self,
@@ -250,28 +233,11 @@ class EventService:
         At-least-once, like :meth:`consume`: a batch handled but not committed when the
         process stops is handled again, so handlers are idempotent (by event id).
         """
-        after = mine = await self.log.committed(group)
-        empty_to: int | None = None
+        cursor = _Cursor(group, await self.log.committed(group))
         while True:
-            raise_if_cancelled()
-            stored = await self.log.committed(group)
-            if stored < mine:  # a replay moved the offset back: follow it
-                after = mine = stored
-            end = await self.log.last_sequence()
-            records = await self.log.read(after, batch, where)
-            if not records:
-                # Commit past an empty stretch only once a second read finds it empty too
-                # (see events/follow.py): a record skipped here is lost to the group.
-                if empty_to is not None and empty_to > after:
-                    after = mine = empty_to
-                    await self.log.commit(group, after)
-                empty_to = end
-                await self.log.wait(after, within=1)
-                continue
-            empty_to = None
+            records = await cursor.next_batch(self.log, where, batch)
             await handler(records)
-            after = mine = records[-1].sequence
-            await self.log.commit(group, after)
+            await cursor.commit(self.log, records[-1].sequence)
 
     async def replay(self, group: str, *, after: int) -> None:
         """Rewind ``group`` so it handles again every event after ``after``."""
@@ -297,6 +263,39 @@ class EventService:
                         await handler(event)
                     except Exception:
                         log.exception("event handler for %r failed on %s", prefix, event.id)
+
+
+class _Cursor:
+    """A consumer group's place in the log: ``mine`` is its committed offset as this process
+    knows it, ``after`` what it has read up to."""
+
+    def __init__(self, group: str, committed: int):
+        self.group = group
+        self.after = self.mine = committed
+        self._empty_to: int | None = None
+
+    async def next_batch(self, log: EventLog, where: Filter, batch: int) -> list[Record]:
+        """The next records after ``after``, waiting while there are none."""
+        while True:
+            raise_if_cancelled()
+            stored = await log.committed(self.group)
+            if stored < self.mine:  # a replay (from any process) moved the offset back
+                self.after = self.mine = stored
+            end = await log.last_sequence()
+            records = await log.read(self.after, batch, where)
+            if records:
+                self._empty_to = None
+                return records
+            # Commit past an empty stretch only once a second read finds it empty too (see
+            # events/follow.py): a record skipped here is lost to the group.
+            if self._empty_to is not None and self._empty_to > self.after:
+                await self.commit(log, self._empty_to)
+            self._empty_to = end
+            await log.wait(self.after, within=1)
+
+    async def commit(self, log: EventLog, sequence: int) -> None:
+        await log.commit(self.group, sequence)
+        self.after = self.mine = sequence
 
 
 def raise_if_cancelled() -> None:
