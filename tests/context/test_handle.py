@@ -21,7 +21,7 @@ def decoded(handle: str) -> bytes:
 async def test_a_session_handle_carries_no_personal_data(api: httpx.AsyncClient) -> None:
     await api.patch(
         "/v1/context/users/alice@example.com",
-        json={"attributes": {"name": "Alice Martin"}, "preferences": {"language": "fr"}},
+        json={"attributes": {"name": "Alice Martin"}, "preferences": {"dialect": "Provencal"}},
     )
     r = await api.post(
         "/v1/context/sessions", json={"user_id": "alice@example.com", "state": {"x": "secret"}}
@@ -29,7 +29,7 @@ async def test_a_session_handle_carries_no_personal_data(api: httpx.AsyncClient)
     session = r.json()
     handle = session["handle"]
     raw = handle.encode() + decoded(handle)
-    for personal in (b"alice", b"Alice", b"example.com", b"Martin", b"secret", b"fr"):
+    for personal in (b"alice", b"Alice", b"example.com", b"Martin", b"secret", b"Provencal"):
         assert personal not in raw
     service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     assert service.verify_handle(handle) == ("default", session["session_id"])
@@ -69,14 +69,14 @@ async def test_a_service_resolves_context_from_the_handle_in_its_baggage(
 ) -> None:
     from tests.context.conftest import as_key, make_key
 
-    await api.patch("/v1/context/users/u1", json={"preferences": {"language": "fr"}})
+    await api.patch("/v1/context/users/u1", json={"preferences": {"dialect": "Provencal"}})
     session = (await api.post("/v1/context/sessions", json={"user_id": "u1"})).json()
     await api.put("/v1/context/policies/svc:billing", json={"allow": ["preferences.language"]})
     body = {"consumer": "svc:billing", "handle": session["handle"]}
     r = await api.post("/v1/context/resolve", json=body)
     assert r.status_code == 200
     assert r.json()["session_id"] == session["session_id"]
-    assert r.json()["context"] == {"preferences": {"language": "fr"}}
+    assert r.json()["context"] == {"preferences": {"dialect": "Provencal"}}
 
     forged = session["handle"][:-3] + ("AAA" if not session["handle"].endswith("AAA") else "BBB")
     r = await api.post("/v1/context/resolve", json={**body, "handle": forged})
