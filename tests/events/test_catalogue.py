@@ -18,6 +18,8 @@ from pydantic import ValidationError
 import meshgate
 from meshgate.config import Settings
 from meshgate.events.catalogue import (
+    BREAKER_CLOSED,
+    BREAKER_OPENED,
     CATALOGUE,
     PREDICTION_MADE,
     ROLLOUT_ADVANCED,
@@ -55,9 +57,15 @@ def failing(upstreams: UpstreamLoop) -> FakeOpenAI:
     return upstreams.fake("failing")
 
 
+BREAKER_RESET = 0.2
+
+
 def chat_model(name: str, upstream: FakeOpenAI) -> dict[str, Any]:
     provider = {"type": "openai", "base_url": upstream.base_url, "model": "up-1"}
-    version = {"version": "1", "provider": provider, "resilience": {"retries": 0}}
+    # Four failures open the breaker; it lets a trial through soon after.
+    breaker = {"failures": 4, "reset_seconds": BREAKER_RESET}
+    resilience = {"retries": 0, "breaker": breaker}
+    version = {"version": "1", "provider": provider, "resilience": resilience}
     return {"name": name, "task": "chat", "versions": [version]}
 
 
@@ -165,17 +173,21 @@ async def test_every_producer_writes_data_its_declared_type_accepts(
     body = {"dataset": dataset["id"]}
     job = await ok(admin.post("/v1/registry/models/trainee/train", json=body), 202)
     await finished(admin, f"/v1/jobs/{job['id']}")  # a process starts: allow it time
-    # Monitoring: an error-rate alert fires, then resolves once calls succeed again.
+    # Monitoring: an error-rate alert fires, then resolves once calls succeed again; the
+    # breaker opens, half-opens for a trial and closes.
     failing.fail_status = 500
     flaky = openai_client(admin, key)
     for _ in range(4):
         with pytest.raises(Exception):  # noqa: B017 (the upstream's 5xx, as the client maps it)
             await flaky.chat.completions.create(model="flaky", messages=HI)
     await wait_for_type(admin, "meshgate.alert.fired")
+    await wait_for_type(admin, BREAKER_OPENED.name)
     failing.fail_status = None
+    await asyncio.sleep(BREAKER_RESET + 0.1)
     for _ in range(6):
         await flaky.chat.completions.create(model="flaky", messages=HI)
     await wait_for_type(admin, "meshgate.alert.resolved")
+    await wait_for_type(admin, BREAKER_CLOSED.name)
     # Rollouts last: their failing calls would fire an alert of their own.
     await rollouts(admin, provider)
 

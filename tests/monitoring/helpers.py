@@ -1,14 +1,18 @@
-"""Prediction and feedback events as the model service publishes them, and waiting on them."""
+"""Prediction, feedback and breaker events as the model service publishes them, and waiting
+on them."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from meshgate.app import Services as Platform
+from meshgate.events.catalogue import BREAKER_EVENTS, BreakerState, BreakerTransition
 from meshgate.events.envelope import Event
 
 
@@ -35,6 +39,39 @@ async def feedback(platform: Platform, prediction: Event, **data: Any) -> Event:
         subject=prediction.id,
         data={"prediction_id": prediction.id, **data},
     )
+
+
+async def breaker(
+    platform: Platform,
+    model: str,
+    version: str,
+    state: BreakerState,
+    *,
+    node: str = "node-a",
+    at: float | None = None,
+    reset_seconds: float = 30.0,
+    tenant: str = "default",
+) -> Event:
+    """A breaker move of ``node`` as the model service reports it."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    report = BreakerTransition(
+        tenant=tenant,
+        model=model,
+        version=version,
+        state=state,
+        node=node,
+        at=moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        reset_seconds=reset_seconds,
+    )
+    type_ = BREAKER_EVENTS[state]
+    return await platform.events.publish(
+        type_.name, tenant=tenant, subject=f"{model}/{version}", data=type_.data(report)
+    )
+
+
+async def applied(platform: Platform) -> None:
+    """Until monitoring has applied everything appended so far."""
+    assert await platform.monitoring.follower.caught_up(10)
 
 
 async def report_when(

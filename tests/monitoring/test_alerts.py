@@ -19,7 +19,15 @@ from meshgate.monitoring.service import MonitoringService
 from meshgate.monitoring.webhooks import verify
 from tests.conftest import app_client
 from tests.monitoring.conftest import Receiver
-from tests.monitoring.helpers import feedback, platform_of, predict, report_when, version_of
+from tests.monitoring.helpers import (
+    applied,
+    breaker,
+    feedback,
+    platform_of,
+    predict,
+    report_when,
+    version_of,
+)
 
 SECRET = "whsec-test-0123456789"
 
@@ -159,7 +167,8 @@ async def test_latency_accuracy_drift_and_breaker_rules(
             client, "iris", lambda r: version_of(r, "2")["accuracy"]["feedback"] == 20
         )
         await report_when(client, "slow", lambda r: version_of(r, "1")["requests"] == 12)
-        platform.metrics.set_breaker("default", "chat", "3", "open")
+        await breaker(platform, "chat", "3", "open", at=service.clock())
+        await applied(platform)
 
         fired, resolved = await service.evaluate()
         rules = {(a.rule, a.model, a.version) for a in fired}
@@ -173,7 +182,8 @@ async def test_latency_accuracy_drift_and_breaker_rules(
         accuracy = next(a for a in fired if a.rule == "accuracy_drop")
         assert accuracy.value == pytest.approx(0.4)
 
-        platform.metrics.set_breaker("default", "chat", "3", "closed")
+        await breaker(platform, "chat", "3", "closed", at=service.clock())
+        await applied(platform)
         fired, resolved = await service.evaluate()
         assert fired == [] and [(a.rule, a.model) for a in resolved] == [("breaker_open", "chat")]
 
@@ -198,7 +208,8 @@ async def test_a_failing_webhook_is_retried_with_the_same_id_then_given_up(
             delays.append(seconds)
 
         service.webhooks.sleep = no_wait
-        platform.metrics.set_breaker("default", "chat", "1", "open")
+        await breaker(platform, "chat", "1", "open", at=service.clock())
+        await applied(platform)
         (alert,), _ = await service.evaluate()
         await service.webhooks.drain()
 

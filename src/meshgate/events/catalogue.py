@@ -156,6 +156,36 @@ class AlertPayload(Payload):
 ALERT_FIRED = EventType("meshgate.alert.fired", AlertPayload)
 ALERT_RESOLVED = EventType("meshgate.alert.resolved", AlertPayload)
 
+BreakerState = Literal["open", "half_open", "closed"]
+
+
+class BreakerTransition(Payload):
+    """A model version's circuit breaker moved in one process. Each process calling an
+    upstream keeps its own breaker per version; monitoring folds every process's reports
+    into the cluster's view."""
+
+    tenant: str
+    model: str
+    version: str
+    state: BreakerState
+    node: str
+    """The process whose breaker moved (unique across hosts, processes and restarts)."""
+    at: str
+    """When it moved (ISO 8601, UTC)."""
+    reset_seconds: float
+    """The breaker's open time before a trial call: an open report lapses after it."""
+
+
+BREAKER_OPENED = EventType("meshgate.breaker.opened", BreakerTransition)
+BREAKER_HALF_OPENED = EventType("meshgate.breaker.half_opened", BreakerTransition)
+BREAKER_CLOSED = EventType("meshgate.breaker.closed", BreakerTransition)
+BREAKER_EVENTS: dict[BreakerState, EventType[BreakerTransition]] = {
+    "open": BREAKER_OPENED,
+    "half_open": BREAKER_HALF_OPENED,
+    "closed": BREAKER_CLOSED,
+}
+"""The event type of each state a breaker moves to."""
+
 
 # --- economics ---------------------------------------------------------------------------
 
@@ -317,6 +347,7 @@ _TYPES: tuple[EventType[Any], ...] = (
     MODEL_TRAFFIC_CHANGED,
     ALERT_FIRED,
     ALERT_RESOLVED,
+    *BREAKER_EVENTS.values(),
     GUARDRAIL_TRIGGERED,
     BUDGET_THRESHOLD_REACHED,
     FLAG_CHANGED,

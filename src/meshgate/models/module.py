@@ -7,10 +7,12 @@ from fastapi import APIRouter
 from meshgate.config import Settings
 from meshgate.context.ports import ContextReader
 from meshgate.core.routing import HotRoute
+from meshgate.events.leases import holder_name
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models import demo
 from meshgate.models.artifacts import ArtifactStore
+from meshgate.models.breaker_reports import BreakerReports
 from meshgate.models.config import ArtifactProvider, ModelDeclaration, PythonProvider
 from meshgate.models.context_policies import RegisteredModelPolicies
 from meshgate.models.deployment_routing import cooldowns_for, key_envs
@@ -92,6 +94,8 @@ def build_models(
         audit=audit,
         context=context,
         on_breaker=on_breaker,
+        # Each breaker move goes to the log too: monitoring alerts on the cluster's view.
+        breakers=BreakerReports(events, holder_name()),
         gate=gate,
         choose_model=choose_model,
     )

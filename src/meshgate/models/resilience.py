@@ -130,6 +130,9 @@ class CircuitBreaker:
         return result
 
     def _set(self, state: State) -> None:
+        # A call failing while the breaker is already open restarts its open time but is no
+        # move: listeners (a gauge, the cluster's reports) hear of each move once.
+        moved = state is not self._state
         self._state = state
-        if self.on_change is not None:
+        if moved and self.on_change is not None:
             self.on_change(state)

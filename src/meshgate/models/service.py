@@ -27,6 +27,7 @@ from meshgate.events.catalogue import (
 )
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
+from meshgate.models.breaker_reports import BreakerReports
 from meshgate.models.config import (
     LoggingPolicy,
     ModelCreate,
@@ -68,6 +69,7 @@ class ModelService:
         audit: AuditRecorder,
         context: ContextReader,
         on_breaker: BreakerListener,
+        breakers: BreakerReports,
         gate: Gate,
         refresh_seconds: float = 1.0,
         choose_model: ModelChooser | None = None,
@@ -76,6 +78,7 @@ class ModelService:
         self.events = events
         self.audit = audit
         self.on_breaker = on_breaker
+        self.breakers = breakers
         self.started = False
         """True once the declared models are applied (the V2 readiness route)."""
         self.transport = transport
@@ -171,9 +174,11 @@ class ModelService:
                     # One unusable version (say, an entry point since removed from the config)
                     # must not take the model's other versions down with it.
                     provider = Unavailable(spec.provider.type, exc.detail)
-                moved = functools.partial(self._breaker_moved, tenant)
+                reset = spec.resilience.breaker.reset_seconds
+                moved = functools.partial(self._breaker_moved, tenant, reset)
                 self._versions[vkey] = build_version(name, spec, provider, moved)
-                moved(name, spec.version, State.CLOSED)
+                # The gauge starts closed; only moves are reported to the cluster.
+                self.on_breaker(tenant, name, spec.version, "closed")
             versions[raw["version"]] = self._versions[vkey]
         traffic = traffic_of(record) or TrafficPolicy(split={"": 100}, sticky="none")
         return ModelRuntime(
@@ -192,8 +197,11 @@ class ModelService:
             record=record,
         )
 
-    def _breaker_moved(self, tenant: str, model: str, version: str, state: State) -> None:
+    def _breaker_moved(
+        self, tenant: str, reset_seconds: float, model: str, version: str, state: State
+    ) -> None:
         self.on_breaker(tenant, model, version, state.name.lower())
+        self.breakers.moved(tenant, model, version, state, reset_seconds)
 
     def forget(self, tenant: str, name: str) -> None:
         self._models.pop((tenant, name), None)
@@ -335,6 +343,7 @@ class ModelService:
                 await self.set_traffic(d.tenant, d.name, d.traffic, actor)
 
     async def close(self) -> None:
+        await self.breakers.close()
         for task in list(self._tasks):
             task.cancel()
         for version in self._versions.values():

@@ -108,10 +108,12 @@ def version_violations(
     return found
 
 
-def breaker_violation(tenant: str, model: str, version: str) -> Violation:
+def breaker_violation(tenant: str, model: str, version: str, nodes: int) -> Violation:
+    """The breaker is open on ``nodes`` nodes (the value; at least one fires)."""
+    where = "one node" if nodes == 1 else f"{nodes} nodes"
     return Violation(
-        "breaker_open", tenant, model, version, 2.0, 2.0,
-        f"{model} {version}: circuit breaker open, traffic goes to the fallback",
+        "breaker_open", tenant, model, version, float(nodes), 1.0,
+        f"{model} {version}: circuit breaker open on {where}, traffic goes to the fallback",
     )  # fmt: skip
 
 

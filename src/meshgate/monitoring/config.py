@@ -85,7 +85,18 @@ class AlertConfig(BaseModel):
         30, ge=1, description="Feedback needed for the reference and for the current accuracy."
     )
     drift: bool = Field(True, description="Fire when a model version drifts.")
-    breaker_open: bool = Field(True, description="Fire while a circuit breaker is open.")
+    breaker_open: bool = Field(
+        True,
+        description="Fire while a model version's circuit breaker is open on any node (once"
+        " for the cluster; resolved when no node reports it open).",
+    )
+    breaker_grace_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A node's report of an open breaker lapses this long after the breaker's"
+        " reset window unless the node reports again, so a node that died with its breaker"
+        " open does not keep the alert open.",
+    )
     models: dict[str, AlertOverride] = Field(
         default_factory=dict, description="Thresholds per model name, over the defaults above."
     )

@@ -169,15 +169,5 @@ class Metrics:
         """For the model service: ``state`` is closed, half_open or open."""
         self.breaker_state.labels(tenant, model, version).set(BREAKER_STATES[state])
 
-    def open_breakers(self) -> list[tuple[str, str, str]]:
-        """(tenant, model, version) of every breaker whose gauge says open."""
-        opened = []
-        for family in self.breaker_state.collect():
-            for sample in family.samples:
-                if sample.value >= BREAKER_STATES["open"]:
-                    labels = sample.labels
-                    opened.append((labels["tenant"], labels["model"], labels["version"]))
-        return opened
-
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,24 +1,27 @@
 """``platform.monitoring``: model versions watched through their events in the durable log.
 
 Every process follows the log (:class:`meshgate.events.follow.LogFollower`) and applies each
-``meshgate.prediction.*`` and ``meshgate.alert.*`` event to the same in-memory state
-(``monitoring.state``), so every node reports the same figures, whichever node served a
-prediction or received its feedback. A starting process loads the newest snapshot of that state
-from the SQL store and follows the log after it; the holder of the ``monitoring.alerts`` lease
-writes the snapshot every ``snapshot_seconds`` (and when it stops), so start-up reads at most
-that much of the log. Nothing here runs on a client's request.
+``meshgate.prediction.*``, ``meshgate.breaker.*`` and ``meshgate.alert.*`` event to the same
+in-memory state (``monitoring.state``), so every node reports the same figures, whichever node
+served a prediction, received its feedback or saw its breaker open. A starting process loads
+the newest snapshot of that state from the SQL store and follows the log after it; the holder
+of the ``monitoring.alerts`` lease writes the snapshot every ``snapshot_seconds`` (and when it
+stops), so start-up reads at most that much of the log. Nothing here runs on a client's request.
 
 Alert rules are evaluated only by the holder of the lease, and only once its state has caught
 up with the log: firing and resolving publish ``meshgate.alert.fired`` / ``.resolved`` (which
 every process applies to its book of open alerts, so a new holder after a handover or restart
-knows what is open and fires nothing twice) and call the configured webhooks.
+knows what is open and fires nothing twice) and call the configured webhooks. The breaker
+rule reads the breakers every node reported to the log (``monitoring.breakers``), never this
+process's own.
 
 Prometheus: ``meshgate_predictions`` and ``meshgate_prediction_latency_seconds`` count the
 cluster's prediction events this process applied from the log since it started (every node
 reports the cluster; read one node, never a sum over nodes); the per-node request counters
 are ``meshgate_http_requests`` and ``meshgate_model_requests``. ``meshgate_alerts_firing`` is
 the cluster's, on every node; ``meshgate_model_accuracy`` and ``meshgate_model_drift_share``
-are set by the node evaluating the rules.
+are set by the node evaluating the rules. ``meshgate_breaker_state`` stays each process's own
+breakers (the alert does not read it).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ SNAPSHOT = "monitoring"
 MIN_LEASE_SECONDS = 10.0
 CATCH_UP_SECONDS = 2.0
 WATCHED = Filter(type_prefix="meshgate.")
-"""Prediction and alert events; the follower skips the rest without decrypting anything."""
+"""Prediction, breaker and alert events; the follower skips the rest without decrypting."""
 
 
 class MonitoringService:
@@ -207,6 +210,7 @@ class MonitoringService:
                     "latency_sample": recent["requests"],
                     "accuracy": stats.accuracy(self.config.alerts),
                     "drift": None,
+                    "breaker": self.state.breakers.summary((tenant, name, stats.version), now),
                     "alerts": [a.to_dict() for a in open_alerts if a.version == stats.version],
                 }
             )
@@ -257,7 +261,11 @@ class MonitoringService:
                 *key, window, accuracy, drift, thresholds_for(cfg, key[1])
             )
         if cfg.breaker_open:
-            violations += [breaker_violation(*k) for k in self.metrics.open_breakers()]
+            # The cluster's breakers, from every node's reports in the log.
+            violations += [
+                breaker_violation(*key, len(nodes))
+                for key, nodes in self.state.breakers.open_versions(now)
+            ]
         book = self.state.alerts
         fired, resolved = book.reconcile(violations, now)
         announced: tuple[list[Alert], list[Alert]] = ([], [])

@@ -1,10 +1,13 @@
-"""Monitoring's state, built from the log: figures per model version and the open alerts.
+"""Monitoring's state, built from the log: figures per model version, the cluster's circuit
+breakers and the open alerts.
 
-Every process applies the same ``meshgate.prediction.*`` and ``meshgate.alert.*`` records in
+Every process applies the same ``meshgate.prediction.*``, ``meshgate.breaker.*`` and
+``meshgate.alert.*`` records in
 log order, so every process holds the same figures, whichever node served a prediction or
 received its feedback. Applying depends only on the records (times are the events' own), and
 a record already applied is skipped by its event id (predictions) or has no further effect
-(feedback counts once per prediction; an alert is keyed by rule and version).
+(feedback counts once per prediction; an alert is keyed by rule and version; a breaker
+report replaces its node's previous one).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import orjson
 from meshgate.events.catalogue import (
     ALERT_FIRED,
     ALERT_RESOLVED,
+    BREAKER_EVENTS,
     PREDICTION_FEEDBACK,
     PREDICTION_MADE,
 )
 from meshgate.events.envelope import Record
 from meshgate.monitoring.alerts import Alert, AlertBook
+from meshgate.monitoring.breakers import BreakerBook
 from meshgate.monitoring.config import MonitoringConfig
 from meshgate.monitoring.observations import correctness, feedback_target, prediction_of
 from meshgate.monitoring.stats import VersionStats
@@ -37,6 +42,7 @@ MADE = PREDICTION_MADE.name
 FEEDBACK = PREDICTION_FEEDBACK.name
 FIRED = ALERT_FIRED.name
 RESOLVED = ALERT_RESOLVED.name
+BREAKER = frozenset(t.name for t in BREAKER_EVENTS.values())
 SNAPSHOT_FORMAT = 1
 
 
@@ -46,6 +52,7 @@ class MonitoringState:
         self.versions: dict[VersionKey, VersionStats] = {}
         self.predictions: OrderedDict[str, tuple[VersionKey, Any]] = OrderedDict()
         self.alerts = AlertBook()
+        self.breakers = BreakerBook(config.alerts.breaker_grace_seconds)
         self.applied = 0
         """Prediction events applied by this process (the cluster's, from the log)."""
         self.last_time = 0.0
@@ -64,6 +71,8 @@ class MonitoringState:
                         made.append(counted)
                 elif record.type == FEEDBACK:
                     self.record_feedback(record.tenant, record.data, record.subject)
+                elif record.type in BREAKER:
+                    self.breakers.record(record.tenant, record.data)
                 elif record.type in (FIRED, RESOLVED):
                     self.record_alert(record.type, record.data)
             except Exception:  # one malformed record must not stop the others
@@ -125,6 +134,7 @@ class MonitoringState:
                 "versions": [s.to_data() for s in self.versions.values()],
                 "predictions": [[i, *key, p] for i, (key, p) in self.predictions.items()],
                 "alerts": [a.to_dict() for a in self.alerts.open.values()],
+                "breakers": self.breakers.to_data(),
             }
         )
 
@@ -144,6 +154,9 @@ class MonitoringState:
         self.alerts = AlertBook()
         for item in data["alerts"]:
             self.record_alert(FIRED, item)
+        self.breakers = BreakerBook(cfg.alerts.breaker_grace_seconds)
+        # Snapshots written before breakers were followed have none.
+        self.breakers.load(data.get("breakers", []))
 
 
 def event_time(text: str) -> float:
