@@ -113,46 +113,55 @@ def upstream() -> Iterator[FakeOpenAI]:
     loop.close()
 
 
-async def test_a_real_breaker_reports_its_moves_and_fires_one_alert(
-    make_settings: Callable[..., Settings], webhook_receiver: Receiver, upstream: FakeOpenAI
-) -> None:
+def flaky_settings(
+    make_settings: Callable[..., Settings], url: str, upstream: FakeOpenAI, reset: float
+) -> Settings:
+    """A chat model whose breaker opens after two failures; only the breaker rule can fire."""
     provider = {"type": "openai", "base_url": upstream.base_url, "model": "up-1"}
-    resilience = {"retries": 0, "breaker": {"failures": 2, "reset_seconds": 0.5}}
+    resilience = {"retries": 0, "breaker": {"failures": 2, "reset_seconds": reset}}
     model = {
         "name": "flaky",
         "task": "chat",
         "versions": [{"version": "1", "provider": provider, "resilience": resilience}],
     }
-    settings = alert_settings(
-        lambda **kw: make_settings(models=[model], **kw), webhook_receiver.url, min_requests=50
-    )
+    return alert_settings(lambda **kw: make_settings(models=[model], **kw), url, min_requests=50)
+
+
+def chatting(admin: httpx.AsyncClient, key: str) -> Callable[[], Any]:
+    async def chat() -> int:
+        async with as_key(admin, key) as caller:
+            body = {"model": "flaky", "messages": HI}
+            return (await caller.post("/v1/chat/completions", json=body)).status_code
+
+    return chat
+
+
+def breaker_moves(events: list[Any]) -> list[BreakerTransition]:
+    names = [t.name for t in BREAKER_EVENTS.values()]
+    return [BreakerTransition.model_validate(e.data) for e in events if e.type in names]
+
+
+async def test_a_real_breaker_reports_its_moves_and_fires_one_alert(
+    make_settings: Callable[..., Settings], webhook_receiver: Receiver, upstream: FakeOpenAI
+) -> None:
+    settings = flaky_settings(make_settings, webhook_receiver.url, upstream, reset=0.5)
     async with app_client(settings) as admin:
         platform = platform_of(admin)
         _, key = await new_key(admin, ["inference"])
-        async with as_key(admin, key) as caller:
+        chat = chatting(admin, key)
+        upstream.fail_status = 500
+        assert [await chat() for _ in range(3)] == [502, 502, 503]  # the third: open
+        report = await report_when(admin, "flaky", lambda r: len(r["alerts"]) == 1)
+        assert report["alerts"][0]["rule"] == "breaker_open"
+        assert breaker_of(report, "1")["state"] == "open"
 
-            async def chat() -> int:
-                body = {"model": "flaky", "messages": HI}
-                return (await caller.post("/v1/chat/completions", json=body)).status_code
+        upstream.fail_status = None
+        await asyncio.sleep(0.6)  # the reset window: the next call is the trial
+        assert await chat() == 200
+        report = await report_when(admin, "flaky", lambda r: r["alerts"] == [])
+        assert breaker_of(report, "1") == {"state": "closed", "nodes": []}
 
-            upstream.fail_status = 500
-            assert [await chat() for _ in range(3)] == [502, 502, 503]  # the third: open
-            report = await report_when(admin, "flaky", lambda r: len(r["alerts"]) == 1)
-            assert report["alerts"][0]["rule"] == "breaker_open"
-            assert breaker_of(report, "1")["state"] == "open"
-
-            upstream.fail_status = None
-            await asyncio.sleep(0.6)  # the reset window: the next call is the trial
-            assert await chat() == 200
-            report = await report_when(admin, "flaky", lambda r: r["alerts"] == [])
-            assert breaker_of(report, "1") == {"state": "closed", "nodes": []}
-
-        names = [t.name for t in BREAKER_EVENTS.values()]
-        moves = [
-            BreakerTransition.model_validate(e.data)
-            for e in await platform.events.read(limit=1000)
-            if e.type in names
-        ]
+        moves = breaker_moves(await platform.events.read(limit=1000))
         assert [m.state for m in moves] == ["open", "half_open", "closed"]
         assert {(m.model, m.version, m.reset_seconds) for m in moves} == {("flaky", "1", 0.5)}
         assert len({m.node for m in moves}) == 1
@@ -179,3 +188,24 @@ async def test_a_restarted_process_shows_the_same_breakers(
         assert platform_of(client).monitoring.resumed_from == last
         answer: httpx.Response = await client.get("/v1/monitoring/models/chat")
         assert answer.json() == before
+
+
+async def test_a_stopping_process_withdraws_its_open_breakers(
+    make_settings: Callable[..., Settings], webhook_receiver: Receiver, upstream: FakeOpenAI
+) -> None:
+    settings = flaky_settings(make_settings, webhook_receiver.url, upstream, reset=30)
+    async with app_client(settings) as admin:
+        _, key = await new_key(admin, ["inference"])
+        upstream.fail_status = 500
+        chat = chatting(admin, key)
+        assert [await chat() for _ in range(3)] == [502, 502, 503]
+        report = await report_when(admin, "flaky", lambda r: len(r["alerts"]) == 1)
+        assert len(breaker_of(report, "1")["nodes"]) == 1
+    # The process stopped with its breaker open: it said so, and the next one resolves the
+    # alert at once instead of waiting 30 s and the grace for the report to lapse.
+    async with app_client(settings) as admin:
+        report = await report_when(admin, "flaky", lambda r: r["alerts"] == [])
+        assert breaker_of(report, "1") == {"state": "closed", "nodes": []}
+        moves = breaker_moves(await platform_of(admin).events.read(limit=1000))
+        assert [(m.state, m.stopped) for m in moves] == [("open", None), ("closed", True)]
+    await webhook_receiver.wait_for(lambda: len(webhook_receiver.requests) == 2)

@@ -174,6 +174,8 @@ class BreakerTransition(Payload):
     """When it moved (ISO 8601, UTC)."""
     reset_seconds: float
     """The breaker's open time before a trial call: an open report lapses after it."""
+    stopped: bool | None = None
+    """On a ``closed``: the process stopped, and its breaker (open or not) ended with it."""
 
 
 BREAKER_OPENED = EventType("meshgate.breaker.opened", BreakerTransition)

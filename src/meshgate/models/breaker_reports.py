@@ -48,10 +48,18 @@ class BreakerReports:
         self._task: asyncio.Task[None] | None = None
 
     def moved(
-        self, tenant: str, model: str, version: str, state: State, reset_seconds: float
+        self,
+        tenant: str,
+        model: str,
+        version: str,
+        state: State,
+        reset_seconds: float,
+        *,
+        stopped: bool = False,
     ) -> None:
         """Queue the report of one move (called by the breaker, inside the request)."""
         at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="milliseconds")
+        extra = {"stopped": True} if stopped else {}
         self._pending.append(
             BreakerTransition(
                 tenant=tenant,
@@ -61,6 +69,7 @@ class BreakerReports:
                 node=self.node,
                 at=at.replace("+00:00", "Z"),
                 reset_seconds=reset_seconds,
+                **extra,
             )
         )
         # One sender at a time keeps the order; it ends as soon as nothing is pending.

@@ -343,6 +343,12 @@ class ModelService:
                 await self.set_traffic(d.tenant, d.name, d.traffic, actor)
 
     async def close(self) -> None:
+        # This process's breakers end with it: its open reports are withdrawn now, so the
+        # cluster's breaker alert does not wait for them to lapse (a rolling restart).
+        for key, runtime in self._versions.items():
+            if runtime.breaker.state is not State.CLOSED:
+                reset = runtime.breaker.reset_seconds
+                self.breakers.moved(*key, State.CLOSED, reset, stopped=True)
         await self.breakers.close()
         for task in list(self._tasks):
             task.cancel()

@@ -11,14 +11,15 @@ Half-open counts as open: every call but the single trial still goes to the fall
 trial may take up to the version's timeout, so dropping the report there would resolve and
 fire the alert again around each trial of an upstream that stays down.
 
-A node that dies with its breaker open sends no ``closed``. Its report therefore lapses: an
-open (or half-open) report holds for the breaker's reset window plus
-``alerts.breaker_grace_seconds`` after it was made. By then a live node's breaker lets a
-trial through on the next call and reports again (``half_open``, then ``open`` or
-``closed``), which renews it; a dead node's report is simply no longer counted. A live node
-that gets no call at all lets its report lapse too: with no traffic, nothing is sent to the
-fallback either. Reports lapsed before a newer report of the same version are forgotten, so
-the book does not grow with dead nodes.
+A process that stops cleanly reports ``closed`` (``stopped``) for every breaker it had open,
+since its breakers end with it. A node that dies with its breaker open sends no ``closed``, so
+its report lapses: an open (or half-open) report holds for the breaker's reset window plus
+``alerts.breaker_grace_seconds`` after it was made. By then a live node's breaker lets a trial
+through on the next call and reports again (``half_open``, then ``open`` or ``closed``), which
+renews it; a dead node's report is no longer counted. A live node that gets no call at all
+lets its report lapse too: with no traffic, nothing is sent to the fallback either. Reports
+lapsed before a newer report of the same version are forgotten, so the book does not grow
+with dead nodes.
 """
 
 from __future__ import annotations
