@@ -4,6 +4,10 @@
 arguments, in one visible order (nothing does I/O yet); the app's lifespan starts them in
 that order and closes them in reverse. Routes reach them through
 ``meshgate.core.state.service_of``. Nothing here runs at import time.
+
+When PostgreSQL does not answer at start-up, the lifespan does not fail: the listener serves
+while ``meshgate.startup`` retries in the background (liveness 200, readiness and every other
+request 503), and the node serves once the store answers.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from meshgate.delivery.rollout_controller import RolloutController
 from meshgate.delivery.rollout_service import RolloutService
 from meshgate.economics import module as economics_module
 from meshgate.economics.service import EconomicsService
+from meshgate.errors import BackendUnavailable
 from meshgate.events import module as events_module
 from meshgate.events.groups import LeasedGroup
 from meshgate.events.leases import SqlLeases
@@ -65,6 +70,7 @@ from meshgate.monitoring.service import MonitoringService
 from meshgate.security import routes as security_routes
 from meshgate.security.egress import EgressPolicy
 from meshgate.sql import SqlStore
+from meshgate.startup import Startup, StartupGate
 from meshgate.training import module as training_module
 from meshgate.training.runner import JobRunner
 from meshgate.training.service import TrainingService
@@ -219,18 +225,30 @@ SHUTDOWN_WAIT_SECONDS = 0.25
 state (snapshots, leases given back), and a hanging database must not hold SIGTERM."""
 
 
-async def start_all(s: Services, stack: AsyncExitStack) -> None:
-    """Start every service in order; ``stack`` closes what started, in reverse."""
+async def open_store(s: Services) -> None:
+    """Start the SQL store and bring its schema up to date; the store is closed again if
+    either fails, so that a start-up waiting for PostgreSQL can try again."""
+    # Bounded by backend_timeout_seconds: a store that is down fails this at once.
+    await s.sql.start()
+    try:
+        with s.sql.patient(STARTUP_PATIENCE_SECONDS):
+            await prepare(s.base)
+    except BaseException:
+        await s.sql.close()
+        raise
+
+
+async def start_rest(s: Services, stack: AsyncExitStack) -> None:
+    """Start every other service in order, once (services are not made to start twice);
+    ``stack`` closes what started, in reverse."""
+    stack.push_async_callback(s.sql.close)
     with s.sql.patient(STARTUP_PATIENCE_SECONDS):
         await _start_each(s, stack)
 
 
 async def _start_each(s: Services, stack: AsyncExitStack) -> None:
-    await s.sql.start()
-    stack.push_async_callback(s.sql.close)
     await s.limiter.start()
     stack.push_async_callback(s.limiter.close)
-    await prepare(s.base)
     await s.events.start()
     stack.push_async_callback(s.events.close)
     await s.webhooks.start()
@@ -266,16 +284,30 @@ async def _start_each(s: Services, stack: AsyncExitStack) -> None:
 def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) -> FastAPI:
     services = build_services(settings, clock=clock)
     mcp = McpSurface()
+    startup = Startup()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             # uvicorn logs its last lines after this; write them directly so none is lost.
             stack.callback(flush_logs)
-            await start_all(services, stack)
-            await mcp.start()
-            stack.push_async_callback(mcp.close)
+
+            async def rest() -> None:
+                await start_rest(services, stack)
+                await mcp.start()
+                stack.push_async_callback(mcp.close)
+
+            try:
+                await open_store(services)
+            except BackendUnavailable as exc:
+                if services.sql.dialect != "postgresql":
+                    raise  # an embedded store that fails is not waited for
+                # PostgreSQL is down: serve (liveness, readiness, 503s) and keep trying.
+                startup.wait(exc, services.readiness, lambda: open_store(services), rest)
+            else:
+                await rest()
             yield
+            await startup.stop()
             services.sql.hurry(SHUTDOWN_WAIT_SECONDS)
 
     app = FastAPI(
@@ -356,6 +388,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
         ),
         oidc=oidc_verifier(settings.oidc, settings.limits, services.sql),
     )
+    # Outside everything that needs the SQL store, inside what observes requests.
+    app.add_middleware(StartupGate, startup=startup)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(FieldsMiddleware)
     app.add_middleware(DeprecationMiddleware)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -27,6 +28,20 @@ log = logging.getLogger("meshgate.backends")
 DEFAULT_TIMEOUT = 1.0
 LOG_EVERY_SECONDS = 5.0
 _last_logged: dict[str, float] = {}
+_USERINFO = re.compile(r"(?<=://)([^/@\s:]*):[^/@\s]*@")  # user:password@ of a URL
+_KEYWORD = re.compile(r"(?<=password=)[^\s&'\"]+", re.IGNORECASE)  # a conninfo's password=
+
+
+def without_secrets(message: str) -> str:
+    """``message`` (a driver's, which may quote a connection string) without passwords."""
+    return _KEYWORD.sub("***", _USERINFO.sub(r"\1:***@", message))
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, for the log: the deepest cause's message, without passwords."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return without_secrets(str(exc) or type(exc).__name__)
 
 
 def unavailable(what: str, cause: BaseException | str | None = None) -> BackendUnavailable:
@@ -35,7 +50,8 @@ def unavailable(what: str, cause: BaseException | str | None = None) -> BackendU
         now = time.monotonic()
         if now - _last_logged.get(what, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
             _last_logged[what] = now
-            log.warning("%s is unavailable: %s", what, cause or type(cause).__name__)
+            said = cause if isinstance(cause, str) else str(cause) or type(cause).__name__
+            log.warning("%s is unavailable: %s", what, without_secrets(said))
     return BackendUnavailable(f"{what} is unavailable; retry later")
 
 

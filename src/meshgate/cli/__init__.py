@@ -56,6 +56,7 @@ def serve(
     import uvicorn
 
     from meshgate.cli.common import foundation_or_exit, settings_or_exit
+    from meshgate.errors import BackendUnavailable
     from meshgate.foundation import prepare
     from meshgate.security.edge import protocol_for
     from meshgate.serve_tls import uvicorn_ssl_options
@@ -71,9 +72,16 @@ def serve(
 
     async def prepare_once() -> None:
         base = foundation_or_exit(settings)
-        await base.sql.start()
+        try:
+            await base.sql.start()
+        except BackendUnavailable:
+            # PostgreSQL is down: the server starts all the same and keeps trying
+            # (meshgate.startup); the schema is brought up to date there.
+            return
         try:
             await prepare(base)
+        except BackendUnavailable:
+            pass  # e.g. another node migrating: the server's start-up waits for it, patiently
         finally:
             await base.sql.close()
 

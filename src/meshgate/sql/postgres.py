@@ -107,14 +107,20 @@ class PostgresStore:
         kwargs: dict[str, object] = {"row_factory": dict_row, "autocommit": True}
         if "connect_timeout" not in self.url:
             kwargs["connect_timeout"] = max(2, math.ceil(timeout))  # libpq's floor is 2 s
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
+        self._size = (min_size, max_size)
+        self._kwargs = kwargs
+        self._pool = self._new_pool()
+        self._opened = False
+
+    def _new_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Row]]:
+        return AsyncConnectionPool(
             self.url,
             # Rows come back as dicts (row_factory below); the class says so to the type checker.
             connection_class=psycopg.AsyncConnection[Row],
-            min_size=min_size,
-            max_size=max_size,
+            min_size=self._size[0],
+            max_size=self._size[1],
             open=False,
-            kwargs=kwargs,
+            kwargs=self._kwargs,
             # Give up a failing reconnection early: the next request starts a fresh attempt,
             # instead of waiting out a backoff grown while the server was away.
             reconnect_timeout=RECONNECT_GIVE_UP,
@@ -132,6 +138,11 @@ class PostgresStore:
         self.timeout = min(self.timeout, seconds)
 
     async def start(self) -> None:
+        if self._opened:
+            # A closed pool cannot be opened again: a start after a failed one (the server was
+            # down, and the node retries its start-up) gets a new pool.
+            self._pool = self._new_pool()
+        self._opened = True
         await self._pool.open(wait=False)
         try:
             await self.ping()

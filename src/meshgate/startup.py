@@ -1,0 +1,129 @@
+"""A start-up that outlasts a SQL store that is down.
+
+When PostgreSQL does not answer at start-up, the process does not exit: the lifespan lets the
+listener serve, :class:`Startup` retries in the background (backoff capped at
+:data:`MAX_DELAY`), ``/readyz`` names ``starting`` and ``sql`` as failing, and
+:class:`StartupGate` answers every other request with a 503 and ``Retry-After``, at once. The
+node serves as soon as an attempt succeeds, without a restart. Once started, the gate costs one
+attribute check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from meshgate.core.health import Readiness
+from meshgate.errors import BackendUnavailable
+from meshgate.gateway.problems import send_error
+from meshgate.outage import reason
+
+log = logging.getLogger("meshgate")
+
+OPEN_PATHS = frozenset({"/healthz", "/health", "/readyz", "/metrics"})
+"""Answered while the node starts: liveness, readiness and the operator's metrics."""
+FIRST_DELAY = 0.25
+MAX_DELAY = 2.0
+"""The longest pause between two attempts: the node serves at most this long (plus one
+attempt) after the store's return."""
+
+
+class Startup:
+    """Whether the node is still waiting to start, and the retries that end the wait."""
+
+    def __init__(self) -> None:
+        self.waiting = False
+        """True from a failed first attempt until an attempt succeeds (the gate reads it)."""
+        self.attempts = 0
+        self._failure = BackendUnavailable("the SQL store is unavailable; retry later")
+        self._task: asyncio.Task[None] | None = None
+
+    def failed(self, exc: BackendUnavailable, retry_in: float) -> None:
+        self.attempts += 1
+        self._failure = exc
+        log.warning(
+            "start-up waits for the SQL store (attempt %d, next in %.2g s): %s",
+            self.attempts,
+            retry_in,
+            reason(exc),
+        )
+
+    def unavailable(self) -> BackendUnavailable:
+        """What a request gets while the node waits (names the role, never an address)."""
+        return BackendUnavailable(f"the node is starting: {self._failure.detail}")
+
+    def wait(
+        self,
+        first: BackendUnavailable,
+        readiness: Readiness,
+        attempt: Callable[[], Awaitable[None]],
+        then: Callable[[], Awaitable[None]],
+    ) -> None:
+        """The first attempt failed with ``first``: hold the gate and readiness, and retry
+        ``attempt`` in the background until it succeeds, then run ``then`` (the rest of the
+        start-up, which is not retried: the services it starts are not made to start twice)."""
+        self.waiting = True
+        self.failed(first, FIRST_DELAY)
+
+        async def starting() -> None:
+            raise BackendUnavailable("the node is starting: it waits for the SQL store")
+
+        async def store() -> None:
+            raise self._failure
+
+        readiness.hold({"starting": starting, "sql": store})
+        self._task = asyncio.create_task(self._retry(readiness, attempt, then), name="startup")
+
+    async def _retry(
+        self,
+        readiness: Readiness,
+        attempt: Callable[[], Awaitable[None]],
+        then: Callable[[], Awaitable[None]],
+    ) -> None:
+        delay = FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+            try:
+                await attempt()
+                break
+            except BackendUnavailable as exc:
+                self.failed(exc, delay)
+        try:
+            await then()
+        except Exception:
+            # The store answered, then failed the rest for longer than the start-up patience.
+            # What started is closed by the lifespan; a new process starts afresh.
+            log.exception("start-up failed after the SQL store answered; the process stops")
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        readiness.release()
+        self.waiting = False
+        log.info("started after %d attempts to reach the SQL store", self.attempts + 1)
+
+    async def stop(self) -> None:
+        """Shutdown: a start-up still retrying is cancelled (the lifespan closes the rest)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+
+class StartupGate:
+    """ASGI middleware: while the node waits to start, a 503 problem with ``Retry-After`` for
+    every request but :data:`OPEN_PATHS`, answered before anything that needs the store."""
+
+    def __init__(self, app: ASGIApp, startup: Startup):
+        self.app = app
+        self.startup = startup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.startup.waiting or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        await send_error(self.startup.unavailable(), scope, send)
