@@ -22,14 +22,16 @@ def monitoring_of(request: Request) -> MonitoringService:
 
 @router.get(
     "/v1/monitoring/models/{name}",
-    summary="A model's versions: requests, error rate, latency, accuracy, drift, open alerts",
+    summary="A model's versions: requests, error rate, latency, accuracy, drift, breakers, alerts",
     description=(
         "Figures of the whole cluster, the same on every node, built from the model's "
         "prediction and feedback events in the durable log (feedback counts whichever node "
         "received it), for the caller's tenant: per version the requests and errors, latency "
         "percentiles over the latest predictions, accuracy from feedback (overall, its "
         "reference and its current window), drift of each input feature against its "
-        "reference window, and the alerts open now. 404 until a prediction was recorded."
+        "reference window, the circuit breaker (`open` while any node reports it open or "
+        "half-open, with those nodes and until when each report holds) and the alerts open "
+        "now. 404 until a prediction was recorded."
     ),
     dependencies=[require("audit:read")],
 )
