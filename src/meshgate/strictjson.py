@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from pydantic import BeforeValidator
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from meshgate.errors import BadRequest, UnsupportedMediaType
 
@@ -159,11 +160,43 @@ def parse_object(body: bytes, content_type: str | None = None) -> dict[str, Any]
 
 def _not_a_boolean(value: object) -> object:
     if isinstance(value, bool):
-        raise ValueError("an integer, not a boolean")
+        raise ValueError("a number, not a boolean")
     return value
 
 
-NotABoolean = BeforeValidator(_not_a_boolean)
-"""For an integer field of a request body: JSON's ``true`` is no ``1`` (the framework's lax
-integer takes it as one), while ``3.0`` is the integer JSON Schema says it is. Put it last:
-``Annotated[int | None, Field(ge=1), NotABoolean]`` (so the bounds reach the document)."""
+# Keys of a core schema that hold something other than a schema to validate with.
+_NOT_VALIDATING = frozenset({"metadata", "serialization", "default", "ref", "cls"})
+
+
+def _refuse_booleans(schema: Any) -> Any:
+    """``schema`` (a core schema) with every integer and float check preceded by one that
+    refuses a boolean. Bounds stay on the inner check, so they still reach the document."""
+    if isinstance(schema, list):
+        return [_refuse_booleans(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind in ("int", "float"):
+        return core_schema.no_info_before_validator_function(_not_a_boolean, schema)
+    if kind == "function-before" and schema["function"].get("function") is _not_a_boolean:
+        return schema  # a nested request model, already done by its own class
+    return {k: v if k in _NOT_VALIDATING else _refuse_booleans(v) for k, v in schema.items()}
+
+
+class RequestBody(BaseModel):
+    """The base of every request body model (and of the models inside one).
+
+    Unknown fields are refused, and so is JSON's ``true`` or ``false`` where an integer or a
+    number is declared: the framework's lax mode would take ``true`` as ``1`` (and ``1.0``),
+    so a typo'd body would change a limit, a weight or a price instead of being a 422. This
+    holds at any depth (``list[int]``, ``dict[str, int]``, ``int | None``), while ``3.0``
+    stays the integer JSON Schema says it is and the bounds stay in the document.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return cast(core_schema.CoreSchema, _refuse_booleans(handler(source)))

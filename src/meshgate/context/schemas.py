@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meshgate.context.model import CHANNELS, ID_PATTERN, ROLES
 from meshgate.context.policy import MAX_PATHS, PATH_PATTERN
+from meshgate.strictjson import RequestBody
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Role = Literal[ROLES]  # type: ignore[valid-type]
 
 
-class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SessionCreate(RequestBody):
     user_id: str = Field(pattern=ID_PATTERN)
     channel: Channel = "api"
     ttl_seconds: int | None = Field(
@@ -28,17 +27,13 @@ class SessionCreate(BaseModel):
     state: dict[str, Any] | None = Field(None, description="Free-form state of the session.")
 
 
-class InteractionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class InteractionCreate(RequestBody):
     role: Role
     content: str
     metadata: dict[str, Any] | None = None
 
 
-class ResolveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResolveRequest(RequestBody):
     consumer: str = Field(pattern=ID_PATTERN, examples=["model:support-chat"])
     user_id: str | None = Field(None, pattern=ID_PATTERN)
     session_id: str | None = Field(None, pattern=ID_PATTERN)
@@ -49,9 +44,7 @@ class ResolveRequest(BaseModel):
     )
 
 
-class PolicyPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PolicyPut(RequestBody):
     allow: list[Annotated[str, Field(json_schema_extra={"pattern": PATH_PATTERN})]] = Field(
         max_length=MAX_PATHS,
         description="Paths the consumer may see; everything else is denied.",

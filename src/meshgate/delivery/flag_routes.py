@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 
 from meshgate.auth.identity import end_user
 from meshgate.core.routing import current_principal, require
@@ -14,6 +14,7 @@ from meshgate.core.state import service_of
 from meshgate.delivery.flag_service import FlagService
 from meshgate.delivery.flags import FLAG_KEY, FlagSpec
 from meshgate.errors import MethodNotAllowed
+from meshgate.strictjson import RequestBody
 
 router = APIRouter(prefix="/v1/flags", tags=["feature flags"])
 FlagKey = Annotated[str, Path(pattern=FLAG_KEY, description="The flag's key.")]
@@ -37,9 +38,7 @@ class FlagList(BaseModel):
     flags: list[FlagView]
 
 
-class EvaluateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EvaluateRequest(RequestBody):
     user_id: str | None = Field(
         None,
         min_length=1,

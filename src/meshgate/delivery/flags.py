@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     JsonValue,
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from meshgate.delivery.rules import Context, Predicate, RuleError, compile_rule
+from meshgate.strictjson import RequestBody
 
 VARIANT_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 FLAG_KEY = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -32,8 +32,8 @@ VariantName = Annotated[str, StringConstraints(pattern=VARIANT_NAME)]
 Reason = Literal["STATIC", "TARGETING_MATCH", "SPLIT", "DEFAULT", "DISABLED"]
 
 
-class FlagRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class FlagRule(RequestBody):
+    model_config = ConfigDict(populate_by_name=True)
 
     when: str = Field(
         alias="if",
@@ -53,10 +53,8 @@ class FlagRule(BaseModel):
         return value
 
 
-class FlagSpec(BaseModel):
+class FlagSpec(RequestBody):
     """``PUT /v1/flags/{key}``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     variants: dict[VariantName, JsonValue] = Field(min_length=1, max_length=50)
     default: str = Field(pattern=VARIANT_NAME)

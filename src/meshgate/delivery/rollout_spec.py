@@ -5,9 +5,10 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from meshgate.delivery.analysis import Bounds
+from meshgate.strictjson import RequestBody
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 VERSION = NAME
@@ -16,10 +17,8 @@ State = Literal["pending", "progressing", "paused", "promoted", "rolled_back", "
 RUNNING: tuple[State, ...] = ("pending", "progressing", "paused")
 
 
-class AnalysisBounds(BaseModel):
+class AnalysisBounds(RequestBody):
     """How much worse than its baseline a candidate may be; ``null`` turns a check off."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_error_rate_delta: float = Field(
         0.0,
@@ -61,9 +60,7 @@ class AnalysisBounds(BaseModel):
         return Bounds(**self.model_dump())
 
 
-class RolloutCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RolloutCreate(RequestBody):
     candidate: str = Field(pattern=VERSION, description="The version rolled out.")
     baseline: str = Field(pattern=VERSION, description="The version it is compared with.")
     mode: Mode = "canary"

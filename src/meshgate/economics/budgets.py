@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meshgate.economics.counters import Line
 from meshgate.errors import Conflict, MeshgateError
 from meshgate.models.registry import now
 from meshgate.sql import Migration, SqlStore
+from meshgate.strictjson import RequestBody
 
 Scope = Literal["key", "tenant", "user"]
 
@@ -64,9 +65,7 @@ class BudgetCurrencyMismatch(Conflict):
     title, slug = "Budget in another currency", "budget-currency-mismatch"
 
 
-class BudgetSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BudgetSet(RequestBody):
     amount: float = Field(ge=0, le=1e12, description="Most to spend per period.")
     period: Literal["day", "month"] = Field("month", description="Calendar day or month, UTC.")
     soft_at: float = Field(0.8, ge=0, le=1, description="Fraction of the amount that alerts.")

@@ -24,20 +24,19 @@ from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from redis.exceptions import RedisError
 
 from meshgate.models.config import NAME
 from meshgate.outage import redis_client, unavailable
+from meshgate.strictjson import RequestBody
 
 IGNORED = ("stream", "stream_options", "user")
 GONE_SECONDS = 900
 """How long an erased holder refuses new answers: longer than any call in flight takes."""
 
 
-class CacheSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CacheSet(RequestBody):
     mode: Literal["exact", "semantic", "off"] = Field(
         description="exact: identical normalised requests share an answer; semantic: also a"
         " request whose last user message is close in meaning (cosine of embeddings) to a"

@@ -17,20 +17,16 @@ from typing import Annotated, Any, Literal
 
 import jsonschema
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from meshgate.economics import pii
 from meshgate.errors import BadRequest
-from meshgate.strictjson import NotABoolean
+from meshgate.strictjson import RequestBody
 
 Action = Literal["block", "redact", "log"]
 
 
-class _Check(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PiiCheck(_Check):
+class PiiCheck(RequestBody):
     check: Literal["pii"]
     action: Action = "redact"
     entities: list[Literal[pii.ENTITIES]] = Field(  # type: ignore[valid-type]
@@ -40,12 +36,12 @@ class PiiCheck(_Check):
     )
 
 
-class InjectionCheck(_Check):
+class InjectionCheck(RequestBody):
     check: Literal["injection"]
     action: Literal["block", "log"] = "block"
 
 
-class DenyTermsCheck(_Check):
+class DenyTermsCheck(RequestBody):
     check: Literal["deny_terms"]
     action: Literal["block", "log"] = "block"
     terms: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
@@ -53,15 +49,13 @@ class DenyTermsCheck(_Check):
     )
 
 
-class MaxInputCheck(_Check):
+class MaxInputCheck(RequestBody):
     check: Literal["max_input"]
     action: Literal["block", "log"] = "block"
-    max_chars: Annotated[int, NotABoolean] = Field(
-        ge=1, description="Characters of all messages together."
-    )
+    max_chars: int = Field(ge=1, description="Characters of all messages together.")
 
 
-class OutputSchemaCheck(_Check):
+class OutputSchemaCheck(RequestBody):
     check: Literal["output_schema"]
     action: Literal["block", "log"] = "block"
     schema_: dict[str, Any] = Field(alias="schema", description="A JSON Schema for the answer.")
@@ -82,9 +76,7 @@ CheckSpec = Annotated[
 ]
 
 
-class GuardrailsSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GuardrailsSet(RequestBody):
     guardrails: list[CheckSpec] = Field(default_factory=list, max_length=50)
 
 

@@ -14,10 +14,11 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meshgate.models.registry import now
 from meshgate.sql import Migration, SqlStore
+from meshgate.strictjson import RequestBody
 
 MIGRATIONS = [
     Migration(
@@ -41,9 +42,7 @@ MIGRATIONS = [
 ]
 
 
-class PriceSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PriceSet(RequestBody):
     input_per_mtok: float = Field(ge=0, le=1_000_000, description="Per million input tokens.")
     output_per_mtok: float = Field(ge=0, le=1_000_000, description="Per million output tokens.")
     cached_input_per_mtok: float | None = Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
@@ -17,13 +17,12 @@ from meshgate.errors import ValidationFailed
 from meshgate.events.subscriptions import check_secret, check_types, check_url
 from meshgate.events.webhooks import WebhookDispatcher, group_of
 from meshgate.governance.ports import AuditRecorder
+from meshgate.strictjson import RequestBody
 
 router = APIRouter(tags=["events"])
 
 
-class NewSubscription(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NewSubscription(RequestBody):
     url: str = Field(description="Where deliveries are POSTed (http or https).")
     types: list[str] | None = Field(
         None, description="Exact types or prefixes like 'meshgate.prediction.*'; none: all."
@@ -31,9 +30,7 @@ class NewSubscription(BaseModel):
     secret: str = Field(description="Key of the HMAC-SHA256 signature; never returned.")
 
 
-class Replay(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Replay(RequestBody):
     after: int = Field(
         ge=0, le=2**63 - 1, description="Deliver again the events after this sequence."
     )

@@ -21,7 +21,7 @@ from meshgate.models.predictions import Prediction, digest, new_prediction_id
 from meshgate.models.providers.base import Call, ChatProvider, JsonReply
 from meshgate.models.registry import default_logging
 from meshgate.models.runtime import ModelRuntime, VersionRuntime
-from meshgate.models.translate.checks import check_tools
+from meshgate.models.translate.checks import CHAT_INTEGERS, CHAT_NUMBERS, check_numbers, check_tools
 from meshgate.strictjson import parse_object
 
 CHAT_KINDS = frozenset({"openai", "anthropic", "gemini", "azure_openai", "bedrock", "deployments"})
@@ -45,6 +45,7 @@ def check_messages(request: dict[str, Any]) -> None:
     stream = request.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be true or false", param="stream")
+    check_numbers(request, CHAT_INTEGERS, CHAT_NUMBERS)
     if "tools" in request:
         check_tools(request)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from meshgate.context.model import InvalidContext
 from meshgate.context.policy import MAX_PATHS, PATH_PATTERN, build
@@ -18,6 +18,7 @@ from meshgate.models.provider_specs import (
     GeminiProvider,
     Modality,
 )
+from meshgate.strictjson import RequestBody
 from meshgate.training.spec import TrainerSpec
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -28,11 +29,7 @@ Datatype = Literal[
 ]  # fmt: skip
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OpenAIProvider(Strict):
+class OpenAIProvider(RequestBody):
     """Any OpenAI-compatible upstream (OpenAI, vLLM, Ollama, LiteLLM, a mock)."""
 
     type: Literal["openai"]
@@ -55,7 +52,7 @@ class OpenAIProvider(Strict):
     )
 
 
-class V2Provider(Strict):
+class V2Provider(RequestBody):
     """Any Open Inference Protocol (KServe V2) server."""
 
     type: Literal["v2"]
@@ -64,7 +61,7 @@ class V2Provider(Strict):
     version: str | None = Field(None, description="Model version on the V2 server.")
 
 
-class ArtifactProvider(Strict):
+class ArtifactProvider(RequestBody):
     """A local ONNX graph or a skops file; never a pickle."""
 
     type: Literal["onnx", "sklearn"]
@@ -80,7 +77,7 @@ class ArtifactProvider(Strict):
     )
 
 
-class PythonProvider(Strict):
+class PythonProvider(RequestBody):
     """A function ``pkg.mod:fn`` taking and returning named NumPy arrays (config file only)."""
 
     type: Literal["python"]
@@ -93,7 +90,7 @@ ChatProviderSpec = Annotated[
 ]
 
 
-class Deployment(Strict):
+class Deployment(RequestBody):
     """One place a version is served from, with its own limits."""
 
     name: str = Field(pattern=NAME)
@@ -103,7 +100,7 @@ class Deployment(Strict):
     tpm: int | None = Field(None, ge=1, description="Tokens per minute it accepts.")
 
 
-class DeploymentsProvider(Strict):
+class DeploymentsProvider(RequestBody):
     """Several deployments of one version, chosen per call by a routing strategy."""
 
     type: Literal["deployments"]
@@ -136,7 +133,7 @@ ProviderSpec = Annotated[
 ]
 
 
-class TensorSpec(Strict):
+class TensorSpec(RequestBody):
     name: str = Field(min_length=1, max_length=128)
     datatype: Datatype
     shape: list[int] = Field(description="Dimensions; -1 for any size.")
@@ -147,7 +144,7 @@ class TensorSpec(Strict):
     )
 
 
-class Signature(Strict):
+class Signature(RequestBody):
     inputs: list[TensorSpec] = Field(default_factory=list)
     outputs: list[TensorSpec] = Field(default_factory=list)
 
@@ -160,14 +157,14 @@ class Signature(Strict):
         return value
 
 
-class Breaker(Strict):
+class Breaker(RequestBody):
     failures: int = Field(
         5, ge=1, le=10_000, description="Consecutive failures that open the breaker."
     )
     reset_seconds: float = Field(30.0, gt=0, description="Open time before a trial call.")
 
 
-class Resilience(Strict):
+class Resilience(RequestBody):
     """How one version's upstream is called; immutable with the version."""
 
     timeout_seconds: float = Field(30.0, gt=0, le=600)
@@ -176,7 +173,7 @@ class Resilience(Strict):
     breaker: Breaker = Field(default_factory=Breaker)
 
 
-class VersionCreate(Strict):
+class VersionCreate(RequestBody):
     version: str = Field(pattern=NAME)
     provider: ProviderSpec
     signature: Signature = Field(default_factory=Signature)
@@ -184,7 +181,7 @@ class VersionCreate(Strict):
     resilience: Resilience = Field(default_factory=Resilience)
 
 
-class ContextPolicy(Strict):
+class ContextPolicy(RequestBody):
     allow: list[Annotated[str, Field(json_schema_extra={"pattern": PATH_PATTERN})]] = Field(
         default_factory=list, max_length=MAX_PATHS, description="Context paths the model sees."
     )
@@ -201,14 +198,14 @@ class ContextPolicy(Strict):
         return allow
 
 
-class LoggingPolicy(Strict):
+class LoggingPolicy(RequestBody):
     """What a prediction event keeps of the inputs and outputs."""
 
     inputs: Literal["full", "hash", "none"] = "hash"
     outputs: Literal["full", "none"] = "full"
 
 
-class ModelCreate(Strict):
+class ModelCreate(RequestBody):
     name: str = Field(pattern=NAME)
     task: Task = "chat"
     description: str = Field("", max_length=2000)
@@ -220,7 +217,7 @@ class ModelCreate(Strict):
     )
 
 
-class TrafficPolicy(Strict):
+class TrafficPolicy(RequestBody):
     split: dict[str, Annotated[int, Field(ge=0, le=100)]] = Field(min_length=1)
     shadow: list[str] = Field(default_factory=list)
     sticky: Literal["user", "session", "none"] = "user"
@@ -238,7 +235,7 @@ class TrafficPolicy(Strict):
         return set(self.split) | set(self.shadow) | set(self.fallback)
 
 
-class AliasSet(Strict):
+class AliasSet(RequestBody):
     version: str = Field(pattern=NAME)
 
 

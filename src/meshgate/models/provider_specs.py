@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from meshgate.strictjson import RequestBody
 
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 ENV_DOC = "Environment variable with the key; config file only (the API refuses it)."
@@ -17,9 +19,7 @@ CREDENTIAL_DOC = "Name of a platform credential granted to the tenant."
 Modality = Literal["text", "image"]
 
 
-class VendorSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class VendorSpec(RequestBody):
     modalities: list[Modality] | None = Field(
         None,
         description="Input kinds the model accepts (default any); an image part to a "

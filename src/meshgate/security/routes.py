@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from meshgate.auth import Principal
 from meshgate.core.routing import current_principal, require
@@ -19,6 +19,7 @@ from meshgate.errors import Forbidden, NotFound
 from meshgate.governance.ports import AuditRecorder
 from meshgate.security.config import CREDENTIAL_NAME, ENV_NAME, TENANT
 from meshgate.security.credentials import CredentialVault
+from meshgate.strictjson import RequestBody
 
 router = APIRouter(
     prefix="/v1/admin/credentials", tags=["administration"], dependencies=[require("admin")]
@@ -27,9 +28,7 @@ Name = Annotated[str, Path(pattern=CREDENTIAL_NAME, description="Credential name
 Tenant = Annotated[str, Path(pattern=TENANT, description="Tenant granted the credential.")]
 
 
-class CredentialCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CredentialCreate(RequestBody):
     name: str = Field(pattern=CREDENTIAL_NAME, description="Name versions refer to.")
     secret: SecretStr | None = Field(
         None, min_length=1, max_length=8192, description="The secret, stored sealed."

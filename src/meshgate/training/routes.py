@@ -6,13 +6,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic.config import JsonDict
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of as registered
 from meshgate.errors import UnsupportedMediaType
 from meshgate.models.config import NAME
+from meshgate.strictjson import RequestBody
 from meshgate.training.service import TrainingService
 
 router = APIRouter(prefix="/v1", tags=["training"])
@@ -25,11 +26,7 @@ ModelName = Annotated[str, Path(pattern=NAME, description="Model name.")]
 TIME: JsonDict = {"format": "date-time"}
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DatasetCreate(Strict):
+class DatasetCreate(RequestBody):
     model: str = Field(pattern=NAME, description="The model whose predictions to use.")
     versions: list[Annotated[str, Field(pattern=NAME)]] | None = Field(
         None, min_length=1, max_length=100, description="Only these versions; default all."
@@ -46,7 +43,7 @@ class DatasetCreate(Strict):
     label: Literal["feedback"] = Field("feedback", description="Where labels come from.")
 
 
-class TrainCreate(Strict):
+class TrainCreate(RequestBody):
     dataset: str = Field(pattern=ID, description="A built dataset of this model.")
     params: dict[str, Any] = Field(
         default_factory=dict, description="Trainer parameters; override the declared ones."

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from meshgate.strictjson import RequestBody
 
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "auc": True, "mae": False, "rmse": False}
 Metric = Literal["accuracy", "f1", "auc", "mae", "rmse"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PromotionRule(_Strict):
+class PromotionRule(RequestBody):
     """When a trained version is good enough to roll out: its holdout ``metric`` beats the
     production version's on the same holdout rows by at least ``margin``."""
 
@@ -48,7 +46,7 @@ class PromotionRule(_Strict):
         return value
 
 
-class TrainerSpec(_Strict):
+class TrainerSpec(RequestBody):
     """``pkg.mod:fn`` called as ``fn(features, labels, params)``; returns a fitted
     scikit-learn estimator. The platform splits the holdout, evaluates and serializes."""
 
@@ -73,7 +71,7 @@ class TrainerSpec(_Strict):
     )
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(RequestBody):
     """The job runner (``training:`` in meshgate.yaml); one runs per cluster."""
 
     interval_seconds: float = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from meshgate.auth import KeyService
 from meshgate.config import LimitsConfig
@@ -19,17 +19,15 @@ from meshgate.core.state import port_of, service_of
 from meshgate.errors import Forbidden, NotFound
 from meshgate.governance.ports import AuditRecorder
 from meshgate.models.config import NAME
-from meshgate.strictjson import NotABoolean
+from meshgate.strictjson import RequestBody
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
 TenantName = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Tenant id.")]
 ModelName = Annotated[str, Field(pattern=NAME)]
-Count = Annotated[int | None, Field(ge=1), NotABoolean]
+Count = Annotated[int | None, Field(ge=1)]
 
 
-class KeyPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyPatch(RequestBody):
     models: list[ModelName] | None = Field(
         None,
         max_length=1000,
@@ -54,9 +52,7 @@ class KeyView(BaseModel):
     revoked_at: str | None
 
 
-class TenantLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TenantLimits(RequestBody):
     rpm: Count = Field(None, description="Requests per minute; null: the default.")
     tpm: Count = Field(None, description="Tokens per minute; null: the default.")
 

@@ -6,21 +6,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from meshgate.auth import SCOPES, KeyService
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
 from meshgate.errors import Conflict, Forbidden
 from meshgate.governance.ports import AuditRecorder
-from meshgate.strictjson import NotABoolean
+from meshgate.strictjson import RequestBody
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(RequestBody):
     tenant: str | None = Field(
         None,
         min_length=1,
@@ -31,10 +29,10 @@ class KeyCreate(BaseModel):
     scopes: list[Annotated[str, Field(json_schema_extra={"enum": list(SCOPES)})]] = Field(
         ..., min_length=1
     )
-    rpm: Annotated[int | None, Field(ge=1, le=10**9), NotABoolean] = Field(
+    rpm: Annotated[int | None, Field(ge=1, le=10**9)] = Field(
         None, description="Requests per minute; default from config."
     )
-    tpm: Annotated[int | None, Field(ge=1, le=10**12), NotABoolean] = Field(
+    tpm: Annotated[int | None, Field(ge=1, le=10**12)] = Field(
         None, description="Tokens per minute; default from config."
     )
     expires_at: datetime | None = Field(

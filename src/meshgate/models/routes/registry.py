@@ -13,11 +13,11 @@ from meshgate.models.config import (
     NAME,
     AliasSet,
     ModelCreate,
-    Strict,
     TrafficPolicy,
     VersionCreate,
 )
 from meshgate.models.routes.common import service_of
+from meshgate.strictjson import RequestBody
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 write = [require("registry:write")]
@@ -87,7 +87,7 @@ async def set_traffic(name: ModelName, body: TrafficPolicy, request: Request) ->
     return await service_of(request).set_traffic(p.tenant, name, body, p.key_id)
 
 
-class TrafficPatch(Strict):
+class TrafficPatch(RequestBody):
     """A JSON merge patch (RFC 7396) of the traffic policy: members left out stay as they are,
     ``null`` removes (a version from ``split``, or a list back to empty)."""
 
@@ -122,7 +122,7 @@ async def patch_traffic(name: ModelName, body: TrafficPatch, request: Request) -
     return await service_of(request).patch_traffic(p.tenant, name, patch, p.key_id)
 
 
-class Feedback(Strict):
+class Feedback(RequestBody):
     label: Any = Field(None, description="The true label or value.")
     score: float | None = Field(None, ge=0.0, le=1.0, strict=True)
     comment: str | None = Field(None, max_length=2000)

@@ -34,7 +34,7 @@ from meshgate.models.translate.chat import (
     tools_of,
     usage,
 )
-from meshgate.models.translate.checks import check_schema
+from meshgate.models.translate.checks import check_numbers, check_schema
 
 VENDOR = "anthropic"
 JSON_TOOL = "json_output"
@@ -89,6 +89,7 @@ def messages_to_chat(request: Json) -> Json:
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages: a non-empty list is required", param="messages")
+    check_numbers(request, ("top_k",), ("temperature", "top_p"))
     chat: Json = {"model": model, "max_tokens": max_tokens, "messages": []}
     system = request.get("system")
     if system is not None:

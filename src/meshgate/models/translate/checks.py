@@ -1,4 +1,5 @@
-"""Checks of a chat request that hold whatever the vendor: tool schemas and input kinds."""
+"""Checks of a chat request that hold whatever the vendor: numbers, tool schemas and input
+kinds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,25 @@ import orjson
 from meshgate.errors import BadRequest
 
 IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+
+CHAT_INTEGERS = ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs")
+CHAT_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+
+
+def check_numbers(
+    request: dict[str, Any], integers: Sequence[str], numbers: Sequence[str] = ()
+) -> None:
+    """The named options, when present and not null, are JSON integers or numbers: ``true`` is
+    neither (Python would take it as ``1``), and a string is refused here, naming the field,
+    instead of by the upstream after the call was made."""
+    for name in integers:
+        value = request.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise BadRequest(f"'{name}' must be an integer", param=name)
+    for name in numbers:
+        value = request.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise BadRequest(f"'{name}' must be a number", param=name)
 
 
 def check_tools(request: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import orjson
 
 from meshgate.errors import BadRequest
 from meshgate.models.translate.chat import Json, SseParser
+from meshgate.models.translate.checks import CHAT_INTEGERS, CHAT_NUMBERS, check_numbers
 
 PASSED = (
     "max_tokens",
@@ -34,6 +35,7 @@ def completions_to_chat(request: Json) -> Json:
     for name in ("echo", "suffix", "logprobs", "best_of"):
         if request.get(name):
             raise BadRequest(f"'{name}' is not supported by chat models", param=name)
+    check_numbers(request, CHAT_INTEGERS, CHAT_NUMBERS)
     if isinstance(request.get("n"), int) and request["n"] > 1:
         raise BadRequest("'n' above 1 is not supported", param="n")
     chat: Json = {"model": model, "messages": [{"role": "user", "content": prompt}]}

@@ -14,7 +14,7 @@ import orjson
 
 from meshgate.errors import BadRequest
 from meshgate.models.translate.chat import Json, SseParser, cached_tokens, sse, text_of
-from meshgate.models.translate.checks import check_schema
+from meshgate.models.translate.checks import check_numbers, check_schema
 
 
 def input_messages(request: Json) -> list[Json]:
@@ -90,6 +90,7 @@ def responses_to_chat(request: Json, history: list[Json], new: list[Json]) -> Js
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: a string is required", param="model")
+    check_numbers(request, ("max_output_tokens",), ("temperature", "top_p"))
     chat: Json = {"model": model, "messages": [*history, *new]}
     if isinstance(request.get("max_output_tokens"), int):
         chat["max_tokens"] = request["max_output_tokens"]
