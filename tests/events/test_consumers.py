@@ -70,7 +70,7 @@ async def test_a_group_resumes_after_its_committed_offset(events: EventService):
 
 
 async def test_an_event_whose_handler_failed_is_handled_again(events: EventService):
-    await publish(events, 1, 2, 3)
+    published = await publish(events, 1, 2, 3)
     seen: list[int] = []
 
     async def crash_on_two(event: Event) -> None:
@@ -80,13 +80,18 @@ async def test_an_event_whose_handler_failed_is_handled_again(events: EventServi
 
     with pytest.raises(RuntimeError):
         await events.consume("g", crash_on_two)
-    assert await events.log.committed("g") == 0  # nothing of the failed batch was committed
+    # Nothing of the failed batch was committed: the batch holds 2, and 1 too unless the
+    # process's tap had read 1 alone before 2 was appended (then 1 was a batch of its own).
+    committed = await events.log.committed("g")
+    assert committed in (0, published[0].sequence)
+    again = [e.data["n"] for e in published if e.sequence > committed]
+    assert seen == [1]
 
     async def ok(event: Event) -> None:
         seen.append(event.data["n"])
 
     task = asyncio.create_task(events.consume("g", ok))
-    await wait_for(lambda: seen == [1, 1, 2, 3])
+    await wait_for(lambda: seen == [1, *again])
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 

@@ -10,6 +10,10 @@ snapshot of that state was taken (or from the beginning) and follows from there.
 between two awaits the state and :attr:`LogFollower.position` always agree; inside
 :meth:`LogFollower.paused` nothing is applied, so a snapshot may take its time (in a worker
 thread) and still be exact. Records are not decrypted: personal parts stay sealed.
+
+Records come through the process's :class:`meshgate.events.tap.LogTap` (pass the event
+service's ``tap``), which reads each stretch of the log once for every local consumer; given
+a bare log, the follower reads it through a tap of its own.
 """
 
 from __future__ import annotations
@@ -23,24 +27,25 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.envelope import Record
 from meshgate.events.service import raise_if_cancelled
+from meshgate.events.tap import LogTap
 
 log = logging.getLogger("meshgate.events.follow")
 Apply = Callable[[Sequence[Record]], None]
 RETRY_SECONDS = 1.0
-WAIT_SECONDS = 1.0
 
 
 class LogFollower:
     def __init__(
         self,
-        log_backend: EventLog,
+        source: EventLog | LogTap,
         apply: Apply,
         *,
         name: str,
         where: Filter = EVERYTHING,
         batch: int = 500,
     ):
-        self.log = log_backend
+        self.tap = source if isinstance(source, LogTap) else LogTap(source)
+        self.log = self.tap.log
         self.apply = apply
         self.name = name
         self.where = where
@@ -93,25 +98,21 @@ class LogFollower:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self) -> None:
-        empty_to: int | None = None
-        while True:
-            raise_if_cancelled()
-            # Taken before the read: everything up to ``end`` is visible to that read.
-            end = await self.log.last_sequence()
-            records = await self.log.read(self.position, self.batch, self.where)
-            if records:
-                async with self._applying:
-                    self.apply(records)
-                    self._advance(records[-1].sequence)
-                empty_to = None
-                continue
-            # Nothing matched up to ``end``: skip ahead so a filtered follower stays cheap, but
-            # only past what a second read found empty too: a backend's fresh reader (a new
-            # JetStream consumer) may briefly not count a record just appended.
-            if empty_to is not None:
-                self._advance(max(self.position, empty_to))
-            empty_to = end
-            await self.log.wait(self.position, within=WAIT_SECONDS)
+        reader = self.tap.reader(f"follow-{self.name}", self.position)
+        try:
+            while True:
+                raise_if_cancelled()
+                records, upto = await reader.next(self.position, self.where, self.batch)
+                if records:
+                    async with self._applying:
+                        self.apply(records)
+                        self._advance(upto)
+                elif upto > self.position:
+                    # Past a stretch with nothing this follower wants (the tap read it twice
+                    # when it held no record at all): a filtered follower stays cheap.
+                    self._advance(upto)
+        finally:
+            reader.close()
 
     def _advance(self, position: int) -> None:
         if position != self.position:

@@ -23,6 +23,7 @@ from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.crypto import DataKeys
 from meshgate.events.envelope import ERASED, Event, Record, check_type, format_time, now
 from meshgate.events.outbox import EventOutbox, OutboxRelay
+from meshgate.events.tap import LogTap, TapReader
 
 log = logging.getLogger("meshgate.events")
 Handler = Callable[[Event], Awaitable[None]]
@@ -36,6 +37,8 @@ class EventService:
         self.log = log_backend
         self.keys = keys
         self.outbox = outbox
+        self.tap = LogTap(log_backend)
+        """The process's one reader of the log, shared by its followers and consumer groups."""
         self._relay = OutboxRelay(outbox, log_backend) if outbox is not None else None
         self._handlers: list[tuple[str, Handler]] = []
         self._local: asyncio.Queue[Event] = asyncio.Queue(LOCAL_QUEUE_LIMIT)
@@ -58,6 +61,7 @@ class EventService:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
+        await self.tap.close()
         await self.log.close()
 
     # --- the contract other domains use -----------------------------------------------------
@@ -179,45 +183,56 @@ class EventService:
         self, *, after: int = 0, where: Filter = EVERYTHING, batch: int = 200
     ) -> AsyncIterator[Event]:
         """Every matching event after ``after``, then new ones as they are appended."""
-        while True:
-            raise_if_cancelled()
-            # Taken before the read: everything up to ``end`` is visible to that read.
-            end = await self.log.last_sequence()
-            records = await self.log.read(after, batch, where)
-            if records:
-                after = records[-1].sequence
+        reader = self.tap.reader("tail", after)
+        try:
+            while True:
+                raise_if_cancelled()
+                # Past stretches without a matching record too, so filtered tails stay cheap.
+                records, after = await reader.next(after, where, batch, within=30)
                 for event in await self.open_records(records):
                     yield event
-                continue
-            # Nothing matched up to ``end``: skip ahead so filtered tails stay cheap.
-            after = max(after, end)
-            await self.log.wait(after, within=30)
+        finally:
+            reader.close()
 
     async def consume(
-        self, group: str, handler: Handler, *, where: Filter = EVERYTHING, batch: int = 200
+        self,
+        group: str,
+        handler: Handler,
+        *,
+        where: Filter = EVERYTHING,
+        batch: int = 200,
+        wants: Callable[[Record], bool] | None = None,
     ) -> None:
         """Run ``group``: handle each event after its committed offset, committing as it goes.
 
         At-least-once: an event handled but not yet committed when the process stops is
         handled again on restart. Run a group in one process at a time (webhook delivery
         holds a lease in the SQL store for that); two running it would each see every event.
+        ``wants`` picks the records to handle among those ``where`` matches (the others are
+        passed over without opening their personal parts).
         """
-        cursor = _Cursor(group, await self.log.committed(group))
-        while True:
-            records = await cursor.next_batch(self.log, where, batch)
-            after = cursor.after
-            try:
-                for event in await self.open_records(records):
-                    await handler(event)
-                    after = event.sequence
-            except asyncio.CancelledError:
-                # Stopping (a graceful shutdown hands the group to another process): what was
-                # handled is committed, so the next holder does not handle it again.
-                if after > cursor.mine:
-                    with contextlib.suppress(Exception):
-                        await self.log.commit(group, after)
-                raise
-            await cursor.commit(self.log, after)
+        committed = await self.log.committed(group)
+        cursor = _Cursor(group, committed, self.tap.reader(group, committed))
+        try:
+            while True:
+                records, upto = await cursor.next_batch(self.log, where, batch)
+                if wants is not None:
+                    records = [r for r in records if wants(r)]
+                after = cursor.after
+                try:
+                    for event in await self.open_records(records):
+                        await handler(event)
+                        after = event.sequence
+                except asyncio.CancelledError:
+                    # Stopping (a graceful shutdown hands the group to another process): what
+                    # was handled is committed, so the next holder does not handle it again.
+                    if after > cursor.mine:
+                        with contextlib.suppress(Exception):
+                            await self.log.commit(group, after)
+                    raise
+                await cursor.commit(self.log, upto)
+        finally:
+            cursor.reader.close()
 
     async def consume_records(
         self,
@@ -231,13 +246,18 @@ class EventService:
         sealed) of each read, and the offset is committed once it returns.
 
         At-least-once, like :meth:`consume`: a batch handled but not committed when the
-        process stops is handled again, so handlers are idempotent (by event id).
+        process stops is handled again, so handlers are idempotent (by event id). The
+        records are shared with the process's other consumers: handlers do not change them.
         """
-        cursor = _Cursor(group, await self.log.committed(group))
-        while True:
-            records = await cursor.next_batch(self.log, where, batch)
-            await handler(records)
-            await cursor.commit(self.log, records[-1].sequence)
+        committed = await self.log.committed(group)
+        cursor = _Cursor(group, committed, self.tap.reader(group, committed))
+        try:
+            while True:
+                records, upto = await cursor.next_batch(self.log, where, batch)
+                await handler(records)
+                await cursor.commit(self.log, upto)
+        finally:
+            cursor.reader.close()
 
     async def replay(self, group: str, *, after: int) -> None:
         """Rewind ``group`` so it handles again every event after ``after``."""
@@ -267,31 +287,31 @@ class EventService:
 
 class _Cursor:
     """A consumer group's place in the log: ``mine`` is its committed offset as this process
-    knows it, ``after`` what it has read up to."""
+    knows it, ``after`` what it has read up to. Records come through the process's tap."""
 
-    def __init__(self, group: str, committed: int):
+    def __init__(self, group: str, committed: int, reader: TapReader):
         self.group = group
         self.after = self.mine = committed
-        self._empty_to: int | None = None
+        self.reader = reader
 
-    async def next_batch(self, log: EventLog, where: Filter, batch: int) -> list[Record]:
-        """The next records after ``after``, waiting while there are none."""
+    async def next_batch(
+        self, log: EventLog, where: Filter, batch: int
+    ) -> tuple[list[Record], int]:
+        """The next records after ``after`` (waiting while there are none) and the position
+        up to which they are every record the group wants: commit that once they are handled.
+        """
         while True:
             raise_if_cancelled()
             stored = await log.committed(self.group)
             if stored < self.mine:  # a replay (from any process) moved the offset back
                 self.after = self.mine = stored
-            end = await log.last_sequence()
-            records = await log.read(self.after, batch, where)
+            records, upto = await self.reader.next(self.after, where, batch)
             if records:
-                self._empty_to = None
-                return records
-            # Commit past an empty stretch only once a second read finds it empty too (see
-            # events/follow.py): a record skipped here is lost to the group.
-            if self._empty_to is not None and self._empty_to > self.after:
-                await self.commit(log, self._empty_to)
-            self._empty_to = end
-            await log.wait(self.after, within=1)
+                return records, upto
+            if upto > self.after:
+                # Nothing for the group in a stretch the tap has read (past a stretch with
+                # no record at all only once two reads found it empty, see events/tap.py).
+                await self.commit(log, upto)
 
     async def commit(self, log: EventLog, sequence: int) -> None:
         await log.commit(self.group, sequence)

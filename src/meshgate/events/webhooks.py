@@ -169,14 +169,18 @@ class WebhookDispatcher:
 
     async def _run(self, sub: Subscription) -> None:
         async def deliver(event: Event) -> None:
-            if sub.wants(event.type):
-                await self._deliver(sub, event)
+            await self._deliver(sub, event)
 
         while True:
             raise_if_cancelled()
             try:
+                # Only the events the subscription wants are opened (their personal parts
+                # decrypted); the group still moves past the others.
                 await self.events.consume(
-                    group_of(sub.id), deliver, where=Filter(tenant=sub.tenant)
+                    group_of(sub.id),
+                    deliver,
+                    where=Filter(tenant=sub.tenant),
+                    wants=lambda record: sub.wants(record.type),
                 )
             except asyncio.CancelledError:
                 raise

@@ -90,7 +90,7 @@ class MonitoringService:
         self.clock = clock
         self.sleep = sleep
         self.state = MonitoringState(config)
-        self.follower = LogFollower(events.log, self.apply, name="monitoring", where=WATCHED)
+        self.follower = LogFollower(events.tap, self.apply, name="monitoring", where=WATCHED)
         self.webhooks = AlertWebhooks(config.alerts)
         self._children: dict[tuple[VersionKey, str], tuple[Counter, Histogram]] = {}
         self._drift_cache: dict[VersionKey, tuple[int, dict[str, Any] | None]] = {}
