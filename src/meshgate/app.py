@@ -70,7 +70,7 @@ from meshgate.monitoring.service import MonitoringService
 from meshgate.security import routes as security_routes
 from meshgate.security.egress import EgressPolicy
 from meshgate.sql import SqlStore
-from meshgate.startup import Startup, StartupGate
+from meshgate.startup import FIRST_ATTEMPT_SECONDS, Startup, StartupGate
 from meshgate.training import module as training_module
 from meshgate.training.runner import JobRunner
 from meshgate.training.service import TrainingService
@@ -228,7 +228,8 @@ state (snapshots, leases given back), and a hanging database must not hold SIGTE
 async def open_store(s: Services) -> None:
     """Start the SQL store and bring its schema up to date; the store is closed again if
     either fails, so that a start-up waiting for PostgreSQL can try again."""
-    # Bounded by backend_timeout_seconds: a store that is down fails this at once.
+    # Bounded by backend_timeout_seconds (or the first attempt's patience): a store that is
+    # down fails this within seconds, where the migrations below may wait for other nodes.
     await s.sql.start()
     try:
         with s.sql.patient(STARTUP_PATIENCE_SECONDS):
@@ -298,7 +299,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
                 stack.push_async_callback(mcp.close)
 
             try:
-                await open_store(services)
+                with services.sql.patient(FIRST_ATTEMPT_SECONDS):
+                    await open_store(services)
             except BackendUnavailable as exc:
                 if services.sql.dialect != "postgresql":
                     raise  # an embedded store that fails is not waited for

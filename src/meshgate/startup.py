@@ -27,6 +27,9 @@ log = logging.getLogger("meshgate")
 
 OPEN_PATHS = frozenset({"/healthz", "/health", "/readyz", "/metrics"})
 """Answered while the node starts: liveness, readiness and the operator's metrics."""
+FIRST_ATTEMPT_SECONDS = 2.0
+"""How long the first attempt waits for a connection (libpq's connect timeout floor): a busy
+database is waited for this long, a database that is down delays the listener no longer."""
 FIRST_DELAY = 0.25
 MAX_DELAY = 2.0
 """The longest pause between two attempts: the node serves at most this long (plus one
@@ -40,12 +43,14 @@ class Startup:
         self.waiting = False
         """True from a failed first attempt until an attempt succeeds (the gate reads it)."""
         self.attempts = 0
-        self._failure = BackendUnavailable("the SQL store is unavailable; retry later")
+        self._failure = "the SQL store is unavailable; retry later"
+        """The last attempt's 503 detail (a role, never an address): kept as text, since an
+        exception raised again and again would grow its traceback with every raise."""
         self._task: asyncio.Task[None] | None = None
 
     def failed(self, exc: BackendUnavailable, retry_in: float) -> None:
         self.attempts += 1
-        self._failure = exc
+        self._failure = exc.detail
         log.warning(
             "start-up waits for the SQL store (attempt %d, next in %.2g s): %s",
             self.attempts,
@@ -55,7 +60,7 @@ class Startup:
 
     def unavailable(self) -> BackendUnavailable:
         """What a request gets while the node waits (names the role, never an address)."""
-        return BackendUnavailable(f"the node is starting: {self._failure.detail}")
+        return BackendUnavailable(f"the node is starting: {self._failure}")
 
     def wait(
         self,
@@ -74,7 +79,7 @@ class Startup:
             raise BackendUnavailable("the node is starting: it waits for the SQL store")
 
         async def store() -> None:
-            raise self._failure
+            raise BackendUnavailable(self._failure)
 
         readiness.hold({"starting": starting, "sql": store})
         self._task = asyncio.create_task(self._retry(readiness, attempt, then), name="startup")
