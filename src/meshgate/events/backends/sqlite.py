@@ -4,7 +4,9 @@ Every append goes through a queue to one dedicated writer thread. The thread tak
 is queued, writes it in one transaction and commits with ``synchronous=FULL``, so concurrent
 producers share one fsync, and only then resolves their futures: an acknowledged append is
 on disk. Reads use their own connection in a worker thread (WAL lets them run beside the
-writer), so the event loop never blocks on the file.
+writer), so the event loop never blocks on the file; only the two point lookups (the last
+sequence, a group's offset: one B-tree descent each) run on the loop, on a connection of their
+own, since handing them to a thread cost several times the query itself on every poll.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ COLUMNS = ("tenant", "source", "id", "type", "subject", "body")
 INSERT_CHUNK = 500
 EXISTING = "SELECT seq FROM events WHERE tenant = ? AND source = ? AND id = ?"
 _STOP = object()
+# The loop's point lookups give up waiting on a lock this soon and retry in a thread.
+PEEK_BUSY_MS = 20
 
 
 class _Job:
@@ -71,6 +75,8 @@ class SqliteEventLog:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
+        self._peeker: sqlite3.Connection | None = None
+        """Point lookups, on the loop's thread only (never behind ``_read_lock``)."""
         self._read_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last = 0
@@ -98,6 +104,7 @@ class SqliteEventLog:
         self._writer.start()
         await ready
         self._reader = await asyncio.to_thread(self._connect)
+        self._peeker = await asyncio.to_thread(self._connect, PEEK_BUSY_MS)
         self._last = await self.last_sequence()
 
     async def close(self) -> None:
@@ -113,17 +120,20 @@ class SqliteEventLog:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._peeker is not None:
+            self._peeker.close()
+            self._peeker = None
 
     async def ping(self) -> None:
         await self.last_sequence()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_ms: int = 5000) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         return conn
 
     # --- writes -----------------------------------------------------------------------------
@@ -249,11 +259,11 @@ class SqliteEventLog:
         return [Record.loads(body, seq) for seq, body in rows]
 
     async def last_sequence(self) -> int:
-        rows = await self._query("SELECT coalesce(max(seq), 0) FROM events", [])
+        rows = await self._peek("SELECT coalesce(max(seq), 0) FROM events", [])
         return int(rows[0][0])
 
     async def committed(self, group: str) -> int:
-        rows = await self._query("SELECT seq FROM consumer_offsets WHERE grp = ?", [group])
+        rows = await self._peek("SELECT seq FROM consumer_offsets WHERE grp = ?", [group])
         return int(rows[0][0]) if rows else 0
 
     async def wait(self, after: int, within: float) -> None:
@@ -262,13 +272,27 @@ class SqliteEventLog:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            # Appends of this process wake us at once; another process's after a poll.
-            with contextlib.suppress(TimeoutError):
+            # Appends of this process wake us at once (``_last`` is already past them);
+            # another process's are seen by the query after a poll.
+            try:
                 await asyncio.wait_for(self._changed.wait(), min(left, self.poll_interval))
-            self._last = max(self._last, await self.last_sequence())
+            except TimeoutError:
+                self._last = max(self._last, await self.last_sequence())
 
     async def _query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self._query_sync, sql, params)
+
+    async def _peek(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """A point lookup on the loop; in a thread like any read when the file is locked
+        (WAL readers wait only while another connection recovers the log)."""
+        if self._peeker is None:
+            raise BackendUnavailable("event log is not started")
+        try:
+            return self._peeker.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            return await self._query(sql, params)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"sqlite event log: {exc}") from exc
 
     def _query_sync(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         if self._reader is None:
