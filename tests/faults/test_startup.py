@@ -1,16 +1,22 @@
 """Start-up work every node repeats is safe when several nodes start at once on one database:
-migrations, the bootstrap admin key, the demo models and their artifacts."""
+migrations, the bootstrap admin key, the demo models and their artifacts. A node whose
+database does not answer starts all the same, and answers only its probes until it does."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from meshgate.app import create_app
 from meshgate.config import Settings
-from tests.conftest import ADMIN_KEY, app_client
+from meshgate.startup import FIRST_ATTEMPT_SECONDS
+from tests.conftest import ADMIN_KEY, LOOPBACK, app_client, free_port
+from tests.faults.conftest import SLACK
 
 IRIS = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [5, 3, 1, 0]}]}
 
@@ -57,3 +63,35 @@ async def test_nodes_starting_together_share_keys_models_and_artifacts(
     finally:
         for context in contexts:
             await context.__aexit__(None, None, None)
+
+
+async def test_a_node_waiting_for_postgres_answers_probes_and_metrics_and_503_otherwise(
+    make_settings: Callable[..., Settings],
+) -> None:
+    down = f"postgresql://postgres:pw@127.0.0.1:{free_port()}/none"  # nothing listens there
+    security = {"egress_allow": LOOPBACK, "metrics_token": "scrape-token"}
+    app = create_app(make_settings(database_url=down, security=security))
+    lifespan = app.router.lifespan_context(app)
+    started = time.monotonic()
+    await lifespan.__aenter__()
+    try:
+        assert time.monotonic() - started < FIRST_ATTEMPT_SECONDS + SLACK
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mesh.test") as http:
+            assert (await http.get("/healthz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert set(ready.json()["failing"]) == {"starting", "sql"}
+            scrape = {"Authorization": "Bearer scrape-token"}
+            assert (await http.get("/metrics", headers=scrape)).status_code == 200
+            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            for path in ("/v1/whoami", "/v1/admin/keys", "/docs"):
+                answer = await http.get(path, headers=admin)
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["retry-after"].isdigit()
+                assert answer.headers["content-type"] == "application/problem+json"
+                assert answer.json()["type"].endswith("/backend-unavailable")
+    finally:
+        stopping = time.monotonic()
+        await lifespan.__aexit__(None, None, None)  # cancels the retries
+    assert time.monotonic() - stopping < SLACK
