@@ -7,17 +7,22 @@ import itertools
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.governance.conftest import Clock, open_trail
 
 WORKER = Path(__file__).with_name("append_worker.py")
 PER_WRITER = 120
 
 
+@pytest.mark.parametrize("mode", ["alone", "in_tx"])
 async def test_two_processes_appending_at_once_keep_one_verifiable_chain(
-    sql_url: str, tmp_path: Path
+    sql_url: str, tmp_path: Path, mode: str
 ) -> None:
+    """``in_tx``: each record is written in the transaction of the change it records."""
     data_dir = tmp_path / "data"
     trail = await open_trail(sql_url, data_dir, Clock(), checkpoint_every=7)
+    await trail.sql.execute("CREATE TABLE things (actor TEXT NOT NULL, n INTEGER NOT NULL)")
     try:
         writers = [
             await asyncio.create_subprocess_exec(
@@ -27,6 +32,7 @@ async def test_two_processes_appending_at_once_keep_one_verifiable_chain(
                 str(data_dir),
                 f"key_{name}",
                 str(PER_WRITER),
+                mode,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -57,6 +63,14 @@ async def test_two_processes_appending_at_once_keep_one_verifiable_chain(
         switches = sum(1 for x, y in itertools.pairwise(order) if x != y)
         assert switches > 2
 
+        if mode == "in_tx":
+            things = await trail.sql.fetch_all(
+                "SELECT actor, COUNT(*) AS n FROM things GROUP BY actor ORDER BY actor"
+            )
+            assert [(r["actor"], int(r["n"])) for r in things] == [
+                ("key_a", PER_WRITER),
+                ("key_b", PER_WRITER),
+            ]
         result = await trail.audit.verify()
         assert result["ok"] is True, result
         assert result["records"] == 2 * PER_WRITER

@@ -20,7 +20,7 @@ import orjson
 
 from meshgate.auth.principal import SCOPES, Principal
 from meshgate.errors import BadRequest, Conflict, NotFound, Unauthenticated
-from meshgate.sql import Migration, Row, SqlStore
+from meshgate.sql import InTransaction, Migration, Row, SqlStore
 
 BOOTSTRAP_KEY_ID = "key_bootstrap_admin"
 CACHE_LIMIT = 10_000
@@ -70,6 +70,11 @@ class CreatedKey:
     id: str
     key: str
     record: dict[str, Any]
+
+
+def new_key_id() -> str:
+    """A fresh key id (chosen before the key is stored, so its audit record can name it)."""
+    return "key_" + secrets.token_hex(8)
 
 
 def now_iso() -> str:
@@ -154,7 +159,9 @@ class KeyService:
         description: str | None = None,
         key_id: str | None = None,
         secret: str | None = None,
+        then: InTransaction | None = None,
     ) -> CreatedKey:
+        """A new key; ``then`` runs last in its transaction (the audit record)."""
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown:
             raise BadRequest(f"unknown scopes: {', '.join(unknown)}; known: {', '.join(SCOPES)}")
@@ -163,7 +170,7 @@ class KeyService:
         if expires_at is not None and expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
         key = secret or "mg_" + secrets.token_urlsafe(32)
-        key_id = key_id or "key_" + secrets.token_hex(8)
+        key_id = key_id or new_key_id()
         created = now_iso()
         async with self._sql.transaction() as tx:
             await tx.execute(
@@ -186,6 +193,8 @@ class KeyService:
                     expires_at.isoformat() if expires_at else None,
                 ),
             )
+            if then is not None:
+                await then(tx)
         record = await self.get(key_id, tenant=None)
         return CreatedKey(id=key_id, key=key, record=record)
 
@@ -204,28 +213,44 @@ class KeyService:
             )
         return [_public(r) for r in rows]
 
-    async def revoke(self, key_id: str, *, tenant: str | None) -> dict[str, Any]:
-        record = await self.get(key_id, tenant=tenant)
-        if record["revoked_at"] is None:
-            await self._sql.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ?", (now_iso(), key_id)
+    async def revoke(
+        self, key_id: str, *, tenant: str | None, then: InTransaction | None = None
+    ) -> dict[str, Any]:
+        """Revoke a key (again: no change); ``then`` runs last in the transaction."""
+        await self.get(key_id, tenant=tenant)
+        async with self._sql.transaction() as tx:
+            await tx.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now_iso(), key_id),
             )
+            if then is not None:
+                await then(tx)
         self._cache.clear()
         return await self.get(key_id, tenant=tenant)
 
     async def update(
-        self, key_id: str, *, tenant: str | None, changes: dict[str, Any]
+        self,
+        key_id: str,
+        *,
+        tenant: str | None,
+        changes: dict[str, Any],
+        then: InTransaction | None = None,
     ) -> dict[str, Any]:
-        """Change a key's ``models`` allow-list (``None``: every model), ``rpm`` or ``tpm``."""
+        """Change a key's ``models`` allow-list (``None``: every model), ``rpm`` or ``tpm``;
+        ``then`` runs last in the transaction (the audit record)."""
         await self.get(key_id, tenant=tenant)
         columns = {k: v for k, v in changes.items() if k in ("models", "rpm", "tpm")}
         if "models" in columns and columns["models"] is not None:
             columns["models"] = orjson.dumps(sorted(set(columns["models"]))).decode()
-        if columns:
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            await self._sql.execute(
-                f"UPDATE api_keys SET {assignments} WHERE id = ?", (*columns.values(), key_id)
-            )
+        async with self._sql.transaction() as tx:
+            if columns:
+                assignments = ", ".join(f"{name} = ?" for name in columns)
+                await tx.execute(
+                    f"UPDATE api_keys SET {assignments} WHERE id = ?",
+                    (*columns.values(), key_id),
+                )
+            if then is not None:
+                await then(tx)
         self._cache.clear()
         return await self.get(key_id, tenant=tenant)
 
@@ -233,13 +258,24 @@ class KeyService:
         row = await self._sql.fetch_one("SELECT * FROM tenants WHERE id = ?", (tenant,))
         return dict(row) if row is not None else None
 
-    async def set_tenant_limits(self, tenant: str, *, rpm: int | None, tpm: int | None) -> None:
-        """Upsert a tenant's own limits (``None``: the configured default)."""
-        await self._sql.execute(
-            "INSERT INTO tenants (id, rpm, tpm, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm",
-            (tenant, rpm, tpm, now_iso()),
-        )
+    async def set_tenant_limits(
+        self,
+        tenant: str,
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        then: InTransaction | None = None,
+    ) -> None:
+        """Upsert a tenant's own limits (``None``: the configured default); ``then`` runs last
+        in the transaction (the audit record)."""
+        async with self._sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO tenants (id, rpm, tpm, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm",
+                (tenant, rpm, tpm, now_iso()),
+            )
+            if then is not None:
+                await then(tx)
         self._cache.clear()
 
     async def ensure_bootstrap(self, secret: str | None) -> str | None:

@@ -1,8 +1,9 @@
 """Feature flags of each tenant: stored in the SQL store, cached compiled, evaluated per user.
 
-Every change is a ``meshgate.flag.changed`` event and an audit record. Each node keeps its
-compiled flags in memory and follows the log for those events, so a change made through any
-node reaches every node's cache within the time the log takes to deliver it.
+Every change is a ``meshgate.flag.changed`` event and an audit record, written in the change's
+own transaction. Each node keeps its compiled flags in memory and follows the log for those
+events, so a change made through any node reaches every node's cache within the time the log
+takes to deliver it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from meshgate.events.catalogue import FLAG_CHANGED, FlagAction, FlagChanged
 from meshgate.events.envelope import Event
 from meshgate.events.ports import EventPublisher
 from meshgate.governance.ports import AuditRecorder
-from meshgate.sql import Migration, SqlStore
+from meshgate.sql import Migration, SqlSession, SqlStore
 
 log = logging.getLogger("meshgate.delivery")
 MIGRATIONS = [
@@ -188,16 +189,39 @@ class FlagService:
                     "updated_at = ? WHERE tenant = ? AND flag_key = ?",
                     (body, version, actor, stamp, tenant, key),
                 )
-        await self._announce(tenant, key, "put" if version == 1 else "changed", actor, version)
+            action: FlagAction = "put" if version == 1 else "changed"
+            await self._audit(tx, tenant, key, action, actor, version)
+        await self._announce(tenant, key, action, actor, version)
         return await self.describe(tenant, key)
 
     async def delete(self, tenant: str, key: str, actor: str) -> None:
-        count = await self.sql.execute(
-            "DELETE FROM delivery_flags WHERE tenant = ? AND flag_key = ?", (tenant, key)
-        )
-        if not count:
-            raise NotFound(f"no flag {key!r}", code="flag_not_found")
+        async with self.sql.transaction() as tx:
+            count = await tx.execute(
+                "DELETE FROM delivery_flags WHERE tenant = ? AND flag_key = ?", (tenant, key)
+            )
+            if not count:
+                raise NotFound(f"no flag {key!r}", code="flag_not_found")
+            await self._audit(tx, tenant, key, "deleted", actor, None)
         await self._announce(tenant, key, "deleted", actor, None)
+
+    async def _audit(
+        self,
+        tx: SqlSession,
+        tenant: str,
+        key: str,
+        action: FlagAction,
+        actor: str,
+        version: int | None,
+    ) -> None:
+        """Last in the change's transaction: a flag never changes unaudited."""
+        await self.audit.record_in(
+            tx,
+            actor=actor,
+            tenant=tenant,
+            action=f"flag.{action}",
+            resource=f"flags/{key}",
+            details={"version": version},
+        )
 
     async def _announce(
         self, tenant: str, key: str, action: FlagAction, actor: str, version: int | None
@@ -206,13 +230,6 @@ class FlagService:
         data = FLAG_CHANGED.data(FlagChanged(key=key, action=action, version=version, actor=actor))
         await self.events.publish(
             FLAG_CHANGED.name, tenant=tenant, data=data, subject=f"flags/{key}"
-        )
-        await self.audit.record(
-            actor=actor,
-            tenant=tenant,
-            action=f"flag.{action}",
-            resource=f"flags/{key}",
-            details={"version": version},
         )
 
 

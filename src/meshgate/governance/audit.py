@@ -1,6 +1,7 @@
 """The audit trail: who did what, when, to which resource, with which model version.
 
-``record`` appends a state-changing action durably before it returns. References to
+``record`` appends a state-changing action durably before it returns; ``record_in`` appends it
+inside the transaction of the change it records, so neither commits without the other. References to
 predictions are appended off the request path by the consumer group ``governance.audit``
 (one process of the cluster runs it, under a lease): each batch of ``meshgate.prediction.made``
 events read from the log is referenced in one transaction before the group's offset is
@@ -29,7 +30,7 @@ from meshgate.governance.chain import ChainVerifier
 from meshgate.governance.config import AuditConfig
 from meshgate.governance.signing import Signer
 from meshgate.governance.store import AuditStore, Entry, Filters
-from meshgate.sql import SqlStore
+from meshgate.sql import SqlSession, SqlStore
 
 log = logging.getLogger("meshgate.governance")
 
@@ -172,6 +173,30 @@ class AuditService:
             model_version=model_version,
         )
         (rec,) = await self.store.append([entry], self._now, self._sign)
+        return rec
+
+    async def record_in(
+        self,
+        tx: SqlSession,
+        *,
+        actor: str,
+        tenant: str,
+        action: str,
+        resource: str,
+        details: dict[str, Any],
+        model_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one record inside the caller's transaction (see
+        :meth:`meshgate.governance.ports.AuditRecorder.record_in`); durable once it commits."""
+        entry = make_entry(
+            actor=actor,
+            tenant=tenant,
+            action=action,
+            resource=resource,
+            details=details,
+            model_version=model_version,
+        )
+        (rec,) = await self.store.append_in(tx, [entry], self._now, self._sign)
         return rec
 
     async def record_predictions(self, records: Sequence[Record]) -> int:

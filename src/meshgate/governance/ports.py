@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from meshgate.sql import InTransaction, SqlSession
+
 
 class AuditRecorder(Protocol):
     async def record(
@@ -18,3 +20,49 @@ class AuditRecorder(Protocol):
     ) -> dict[str, Any]:
         """Append one audit record; returns it once it is durable."""
         ...
+
+    async def record_in(
+        self,
+        tx: SqlSession,
+        *,
+        actor: str,
+        tenant: str,
+        action: str,
+        resource: str,
+        details: dict[str, Any],
+        model_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one audit record inside ``tx``, an open transaction on the platform SQL
+        store, so the change it records and the record commit together or not at all.
+
+        Call it last in the transaction: it locks the head of the chain, which every audit
+        writer of the cluster waits for, so the lock is held for the commit only (and a
+        writer never holds it while waiting for a lock of its own change)."""
+        ...
+
+
+def audited(
+    recorder: AuditRecorder,
+    *,
+    actor: str,
+    tenant: str,
+    action: str,
+    resource: str,
+    details: dict[str, Any],
+    model_version: str | None = None,
+) -> InTransaction:
+    """The audit record of a change as the last step of the change's transaction (a store's
+    ``then=``): the change is never stored unaudited, nor audited without being stored."""
+
+    async def record(tx: SqlSession) -> None:
+        await recorder.record_in(
+            tx,
+            actor=actor,
+            tenant=tenant,
+            action=action,
+            resource=resource,
+            details=details,
+            model_version=model_version,
+        )
+
+    return record

@@ -147,7 +147,7 @@ class AuditStore:
     ) -> list[dict[str, Any]]:
         """Chain ``entries`` after the current head in one transaction; checkpoint as due."""
         async with self._sql.transaction() as tx:
-            return await self._append(tx, entries, now, sign)
+            return await self.append_in(tx, entries, now, sign)
 
     async def append_once(
         self,
@@ -177,7 +177,7 @@ class AuditStore:
                     fresh.setdefault(key, entry)
             if not fresh:
                 return []
-            out = await self._append(tx, list(fresh.values()), now, sign)
+            out = await self.append_in(tx, list(fresh.values()), now, sign)
             refs = [(t, e, rec["sequence"]) for (t, e), rec in zip(fresh, out, strict=True)]
             for start in range(0, len(refs), INSERT_CHUNK):
                 batch = refs[start : start + INSERT_CHUNK]
@@ -188,9 +188,11 @@ class AuditStore:
                 )
         return out
 
-    async def _append(
+    async def append_in(
         self, tx: SqlSession, entries: list[Entry], now: Callable[[], str], sign: SignCheckpoint
     ) -> list[dict[str, Any]]:
+        """Chain ``entries`` inside ``tx``, an open transaction on this store (a caller's, so
+        the records commit with its change); the head's lock is held until it ends."""
         out: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
         head = await self._lock_head(tx)

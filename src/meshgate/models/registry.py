@@ -19,7 +19,7 @@ from meshgate.models.config import (
     TrafficPolicy,
     VersionCreate,
 )
-from meshgate.sql import Migration, SqlSession, SqlStore
+from meshgate.sql import InTransaction, Migration, SqlSession, SqlStore
 
 MIGRATIONS = [
     Migration(
@@ -168,7 +168,9 @@ class Registry:
 
     # --- changes -----------------------------------------------------------------------
 
-    async def create_model(self, tenant: str, body: ModelCreate, actor: str) -> dict[str, Any]:
+    async def create_model(
+        self, tenant: str, body: ModelCreate, actor: str, *, then: InTransaction | None = None
+    ) -> dict[str, Any]:
         spec = body.model_dump()
         async with self.sql.transaction() as tx:
             if await self._exists(tx, tenant, body.name):
@@ -180,10 +182,17 @@ class Registry:
                 (tenant, body.name, orjson.dumps(spec).decode(), actor, at),
             )
             await self._log(tx, tenant, body.name, "model.registered", spec, actor, at)
+            await _finish(tx, then)
         return await self.get_model(tenant, body.name)
 
     async def add_version(
-        self, tenant: str, model: str, body: VersionCreate, actor: str
+        self,
+        tenant: str,
+        model: str,
+        body: VersionCreate,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
     ) -> dict[str, Any]:
         spec = body.model_dump(exclude_none=True)
         async with self.sql.transaction() as tx:
@@ -204,10 +213,18 @@ class Registry:
                 (tenant, model, body.version, orjson.dumps(spec).decode(), actor, at),
             )
             await self._log(tx, tenant, model, "model.version.registered", spec, actor, at)
+            await _finish(tx, then)
         return {**spec, "registered_by": actor, "created_at": at}
 
     async def set_alias(
-        self, tenant: str, model: str, alias: str, version: str, actor: str
+        self,
+        tenant: str,
+        model: str,
+        alias: str,
+        version: str,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
     ) -> dict[str, Any]:
         async with self.sql.transaction() as tx:
             await self._require_versions(tx, tenant, model, {version})
@@ -222,10 +239,17 @@ class Registry:
             )
             details = {"alias": alias, "version": version}
             await self._log(tx, tenant, model, "model.alias.set", details, actor, at)
+            await _finish(tx, then)
         return details
 
     async def set_traffic(
-        self, tenant: str, model: str, policy: TrafficPolicy, actor: str
+        self,
+        tenant: str,
+        model: str,
+        policy: TrafficPolicy,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
     ) -> dict[str, Any]:
         spec = policy.model_dump()
         async with self.sql.transaction() as tx:
@@ -239,6 +263,7 @@ class Registry:
                 (tenant, model, orjson.dumps(spec).decode(), actor, at),
             )
             await self._log(tx, tenant, model, "model.traffic.changed", spec, actor, at)
+            await _finish(tx, then)
         return spec
 
     # --- helpers -----------------------------------------------------------------------
@@ -279,3 +304,9 @@ class Registry:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (tenant, model, change, orjson.dumps(details).decode(), actor, at),
         )
+
+
+async def _finish(tx: SqlSession, then: InTransaction | None) -> None:
+    """The caller's last step of a change's transaction (its audit record)."""
+    if then is not None:
+        await then(tx)

@@ -26,7 +26,7 @@ from meshgate.events.catalogue import (
     EventType,
 )
 from meshgate.events.ports import EventPublisher
-from meshgate.governance.ports import AuditRecorder
+from meshgate.governance.ports import AuditRecorder, audited
 from meshgate.models.breaker_reports import BreakerReports
 from meshgate.models.config import (
     LoggingPolicy,
@@ -50,7 +50,7 @@ from meshgate.models.runtime import (
     build_version,
     traffic_of,
 )
-from meshgate.sql import SqlStore
+from meshgate.sql import InTransaction, SqlStore
 
 log = logging.getLogger("meshgate.models")
 Key = tuple[str, str]
@@ -215,9 +215,11 @@ class ModelService:
     # --- registry changes, with their events and audit records -------------------------
 
     async def create_model(self, tenant: str, body: ModelCreate, actor: str) -> dict[str, Any]:
-        created = await self.registry.create_model(tenant, body, actor)
+        details = body.model_dump()
+        audit = self._audit(MODEL_REGISTERED, actor, tenant, body.name, details)
+        created = await self.registry.create_model(tenant, body, actor, then=audit)
         self.forget(tenant, body.name)
-        await self._announce(MODEL_REGISTERED, tenant, body.name, actor, body.model_dump())
+        await self._announce(MODEL_REGISTERED, tenant, body.name, actor, details)
         return created
 
     async def add_version(
@@ -225,30 +227,27 @@ class ModelService:
     ) -> dict[str, Any]:
         if from_api:
             await self.factory.check_api(body, tenant)
-        added = await self.registry.add_version(tenant, model, body, actor)
+        details = {"version": body.version, **provider_summary(body.provider)}
+        audit = self._audit(MODEL_VERSION_REGISTERED, actor, tenant, model, details, body.version)
+        added = await self.registry.add_version(tenant, model, body, actor, then=audit)
         self.forget(tenant, model)
-        await self._announce(
-            MODEL_VERSION_REGISTERED,
-            tenant,
-            model,
-            actor,
-            {"version": body.version, **provider_summary(body.provider)},
-            version=body.version,
-        )
+        await self._announce(MODEL_VERSION_REGISTERED, tenant, model, actor, details)
         return added
 
     async def set_alias(
         self, tenant: str, model: str, alias: str, version: str, actor: str
     ) -> dict[str, Any]:
-        result = await self.registry.set_alias(tenant, model, alias, version, actor)
+        details = {"alias": alias, "version": version}
+        audit = self._audit("model.alias.set", actor, tenant, model, details, version)
+        result = await self.registry.set_alias(tenant, model, alias, version, actor, then=audit)
         self.forget(tenant, model)
-        await self._audit(actor, tenant, "model.alias.set", model, result, version)
         return result
 
     async def set_traffic(
         self, tenant: str, model: str, policy: TrafficPolicy, actor: str
     ) -> dict[str, Any]:
-        result = await self.registry.set_traffic(tenant, model, policy, actor)
+        audit = self._audit(MODEL_TRAFFIC_CHANGED, actor, tenant, model, policy.model_dump())
+        result = await self.registry.set_traffic(tenant, model, policy, actor, then=audit)
         self.forget(tenant, model)
         await self._announce(MODEL_TRAFFIC_CHANGED, tenant, model, actor, result)
         return result
@@ -273,23 +272,23 @@ class ModelService:
         model: str,
         actor: str,
         details: dict[str, Any],
-        version: str | None = None,
     ) -> None:
         data = type_.data(type_.payload(model=model, actor=actor, **details))
         await self.events.publish(type_.name, tenant=tenant, data=data, subject=f"models/{model}")
-        action = type_.name.removeprefix("meshgate.")
-        await self._audit(actor, tenant, action, model, details, version)
 
-    async def _audit(
+    def _audit(
         self,
+        change: EventType[Any] | str,
         actor: str,
         tenant: str,
-        action: str,
         model: str,
         details: dict[str, Any],
-        version: str | None,
-    ) -> None:
-        await self.audit.record(
+        version: str | None = None,
+    ) -> InTransaction:
+        """The audit record of a registry change, written in the change's own transaction."""
+        action = change if isinstance(change, str) else change.name.removeprefix("meshgate.")
+        return audited(
+            self.audit,
             actor=actor,
             tenant=tenant,
             action=action,

@@ -1,7 +1,7 @@
 """The platform's SQL store: one port, SQLite and PostgreSQL backends."""
 
 from meshgate.core.urls import check_scheme
-from meshgate.sql.base import Migration, Row, SqlSession, SqlStore, migrate
+from meshgate.sql.base import InTransaction, Migration, Row, SqlSession, SqlStore, migrate
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -18,4 +18,12 @@ def open_sql_store(url: str, *, timeout: float = 1.0, key: str = "database_url")
     return PostgresStore(url, timeout=timeout)
 
 
-__all__ = ["Migration", "Row", "SqlSession", "SqlStore", "migrate", "open_sql_store"]
+__all__ = [
+    "InTransaction",
+    "Migration",
+    "Row",
+    "SqlSession",
+    "SqlStore",
+    "migrate",
+    "open_sql_store",
+]

@@ -6,7 +6,7 @@ Migrations carry ``{blob}`` and ``{autoinc}`` for the two types the dialects spe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +30,11 @@ class SqlSession(Protocol):
     async def execute(self, sql: str, params: Params = ()) -> int: ...
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+InTransaction = Callable[[SqlSession], Awaitable[object]]
+"""Work a caller adds to the end of a change's transaction (the audit record of the change):
+it commits with the change, and the change is rolled back if it fails."""
 
 
 class SqlStore(SqlSession, Protocol):

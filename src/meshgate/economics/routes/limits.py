@@ -17,7 +17,7 @@ from meshgate.config import LimitsConfig
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
 from meshgate.errors import Forbidden, NotFound
-from meshgate.governance.ports import AuditRecorder
+from meshgate.governance.ports import AuditRecorder, audited
 from meshgate.models.config import NAME
 from meshgate.strictjson import RequestBody
 
@@ -78,15 +78,21 @@ def _tenant_filter(request: Request) -> str | None:
 async def patch_key(key_id: str, body: KeyPatch, request: Request) -> dict[str, Any]:
     changes = body.model_dump(include=body.model_fields_set)
     keys = service_of(request, KeyService)
-    record = await keys.update(key_id, tenant=_tenant_filter(request), changes=changes)
-    await port_of(request, AuditRecorder).record(
-        actor=current_principal(request).key_id,
-        tenant=record["tenant"],
-        action="key.changed",
-        resource=f"keys/{key_id}",
-        details=changes,
+    tenant = _tenant_filter(request)
+    owner = (await keys.get(key_id, tenant=tenant))["tenant"]
+    return await keys.update(
+        key_id,
+        tenant=tenant,
+        changes=changes,
+        then=audited(
+            port_of(request, AuditRecorder),
+            actor=current_principal(request).key_id,
+            tenant=owner,
+            action="key.changed",
+            resource=f"keys/{key_id}",
+            details=changes,
+        ),
     )
-    return record
 
 
 async def _tenant_view(request: Request, tenant: str) -> dict[str, Any]:
@@ -125,12 +131,17 @@ async def put_tenant(tenant: TenantName, body: TenantLimits, request: Request) -
     principal = current_principal(request)
     if not principal.is_root:
         raise Forbidden("only an admin of the root tenant sets tenant limits")
-    await service_of(request, KeyService).set_tenant_limits(tenant, rpm=body.rpm, tpm=body.tpm)
-    await port_of(request, AuditRecorder).record(
-        actor=principal.key_id,
-        tenant=tenant,
-        action="tenant.limits.set",
-        resource=f"tenants/{tenant}",
-        details=body.model_dump(),
+    await service_of(request, KeyService).set_tenant_limits(
+        tenant,
+        rpm=body.rpm,
+        tpm=body.tpm,
+        then=audited(
+            port_of(request, AuditRecorder),
+            actor=principal.key_id,
+            tenant=tenant,
+            action="tenant.limits.set",
+            resource=f"tenants/{tenant}",
+            details=body.model_dump(),
+        ),
     )
     return await _tenant_view(request, tenant)

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, field_validator
 
-from meshgate.auth import SCOPES, KeyService
+from meshgate.auth import SCOPES, KeyService, new_key_id
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
 from meshgate.errors import Conflict, Forbidden
-from meshgate.governance.ports import AuditRecorder
+from meshgate.governance.ports import AuditRecorder, audited
 from meshgate.strictjson import RequestBody
 
 router = APIRouter(prefix="/v1/admin", tags=["administration"], dependencies=[require("admin")])
@@ -71,6 +71,7 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
     tenant = body.tenant or principal.tenant
     if tenant != principal.tenant and not principal.is_root:
         raise Forbidden("only an admin of the root tenant creates keys for another tenant")
+    key_id = new_key_id()
     created = await service_of(request, KeyService).create(
         tenant=tenant,
         scopes=body.scopes,
@@ -78,13 +79,15 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
         tpm=body.tpm,
         expires_at=body.expires_at,
         description=body.description,
-    )
-    await port_of(request, AuditRecorder).record(
-        actor=principal.key_id,
-        tenant=tenant,
-        action="key.created",
-        resource=f"keys/{created.id}",
-        details={"scopes": body.scopes},
+        key_id=key_id,
+        then=audited(
+            port_of(request, AuditRecorder),
+            actor=principal.key_id,
+            tenant=tenant,
+            action="key.created",
+            resource=f"keys/{key_id}",
+            details={"scopes": body.scopes},
+        ),
     )
     return {**created.record, "key": created.key}
 
@@ -106,12 +109,18 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
         # Revoking the key in use would lock its holder out mid-operation (the bootstrap
         # key is often the only admin key): another admin key has to do it.
         raise Conflict("an API key cannot revoke itself; revoke it with another admin key")
-    record = await service_of(request, KeyService).revoke(key_id, tenant=_tenant_filter(request))
-    await port_of(request, AuditRecorder).record(
-        actor=current_principal(request).key_id,
-        tenant=record["tenant"],
-        action="key.revoked",
-        resource=f"keys/{key_id}",
-        details={},
+    keys = service_of(request, KeyService)
+    tenant = _tenant_filter(request)
+    owner = (await keys.get(key_id, tenant=tenant))["tenant"]
+    return await keys.revoke(
+        key_id,
+        tenant=tenant,
+        then=audited(
+            port_of(request, AuditRecorder),
+            actor=current_principal(request).key_id,
+            tenant=owner,
+            action="key.revoked",
+            resource=f"keys/{key_id}",
+            details={},
+        ),
     )
-    return record
