@@ -39,7 +39,7 @@ attempt) after the store's return."""
 class Startup:
     """Whether the node is still waiting to start, and the retries that end the wait."""
 
-    def __init__(self) -> None:
+    def __init__(self, give_up: Callable[[], None] | None = None) -> None:
         self.waiting = False
         """True from a failed first attempt until an attempt succeeds (the gate reads it)."""
         self.attempts = 0
@@ -47,6 +47,8 @@ class Startup:
         """The last attempt's 503 detail (a role, never an address): kept as text, since an
         exception raised again and again would grow its traceback with every raise."""
         self._task: asyncio.Task[None] | None = None
+        self._give_up = give_up or stop_the_process
+        self.gave_up = False
 
     def failed(self, exc: BackendUnavailable, retry_in: float) -> None:
         self.attempts += 1
@@ -91,21 +93,24 @@ class Startup:
         then: Callable[[], Awaitable[None]],
     ) -> None:
         delay = FIRST_DELAY
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY)
-            try:
-                await attempt()
-                break
-            except BackendUnavailable as exc:
-                self.failed(exc, delay)
         try:
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_DELAY)
+                try:
+                    await attempt()
+                    break
+                except BackendUnavailable as exc:
+                    self.failed(exc, delay)
             await then()
         except Exception:
-            # The store answered, then failed the rest for longer than the start-up patience.
-            # What started is closed by the lifespan; a new process starts afresh.
-            log.exception("start-up failed after the SQL store answered; the process stops")
-            os.kill(os.getpid(), signal.SIGTERM)
+            # Not the store being away: a failure a first attempt would have stopped the
+            # process with (a schema it may not change), or the store failing the rest of the
+            # start-up for longer than its patience. The services are not made to start twice:
+            # the process stops (what started is closed), and its next start is a new one.
+            log.exception("start-up failed while the node waited for the SQL store; it stops")
+            self.gave_up = True
+            self._give_up()
             return
         readiness.release()
         self.waiting = False
@@ -117,6 +122,22 @@ class Startup:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
+
+
+EXIT_GAVE_UP = 3
+"""``meshgate serve``'s exit status then: uvicorn's own after a failed start-up."""
+_gave_up: list[bool] = []
+
+
+def stop_the_process() -> None:
+    """A graceful stop, as on SIGTERM (the lifespan closes what started); ``meshgate serve``
+    then exits with :data:`EXIT_GAVE_UP`, so that a supervisor restarts it."""
+    _gave_up.append(True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def process_gave_up() -> bool:
+    return bool(_gave_up)
 
 
 class StartupGate:

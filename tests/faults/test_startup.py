@@ -14,7 +14,9 @@ import httpx
 
 from meshgate.app import create_app
 from meshgate.config import Settings
-from meshgate.startup import FIRST_ATTEMPT_SECONDS
+from meshgate.core.health import Readiness
+from meshgate.errors import BackendUnavailable
+from meshgate.startup import FIRST_ATTEMPT_SECONDS, Startup
 from tests.conftest import ADMIN_KEY, LOOPBACK, app_client, free_port
 from tests.faults.conftest import SLACK
 
@@ -95,3 +97,27 @@ async def test_a_node_waiting_for_postgres_answers_probes_and_metrics_and_503_ot
         stopping = time.monotonic()
         await lifespan.__aexit__(None, None, None)  # cancels the retries
     assert time.monotonic() - stopping < SLACK
+
+
+async def test_a_start_up_waiting_for_the_store_that_fails_otherwise_stops_the_process() -> None:
+    """A failure other than the store being away (a schema the node may not change) is not
+    retried: the process stops, as after a first attempt failing so, and a supervisor starts
+    a new one (services are not made to start twice)."""
+    stopped = asyncio.Event()
+    startup = Startup(give_up=stopped.set)
+    attempts: list[int] = []
+
+    async def attempt() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) < 3:
+            raise BackendUnavailable("SQL store (PostgreSQL) is unavailable; retry later")
+        raise PermissionError("permission denied for schema public")
+
+    async def rest() -> None:
+        raise AssertionError("the rest of the start-up does not run")
+
+    startup.wait(BackendUnavailable("down"), Readiness(), attempt, rest)
+    await asyncio.wait_for(stopped.wait(), 10)
+    assert len(attempts) == 3 and startup.gave_up
+    assert startup.waiting  # requests still get the 503 until the process is gone
+    await startup.stop()

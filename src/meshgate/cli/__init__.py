@@ -60,6 +60,7 @@ def serve(
     from meshgate.foundation import prepare
     from meshgate.security.edge import protocol_for
     from meshgate.serve_tls import uvicorn_ssl_options
+    from meshgate.startup import EXIT_GAVE_UP, process_gave_up
 
     overrides = {"host": host, "port": port, "workers": workers, "demo": demo or None}
     settings = settings_or_exit(config, **overrides)
@@ -101,6 +102,8 @@ def serve(
         server_header=False,
         **uvicorn_ssl_options(settings.tls),
     )
+    if process_gave_up():  # a start-up that waited for PostgreSQL failed another way
+        raise typer.Exit(EXIT_GAVE_UP)
 
 
 @app.command()
