@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +247,26 @@ def test_a_rollout_shows_why_it_holds_and_is_paused_and_aborted_from_the_page(
     expect(card).to_contain_text("paused by hand")
     assert looked()["state"] == "paused"
     expect(card.get_by_role("button", name="Pause")).to_have_count(0)
+    # Abort asks first: dismissed, nothing moves; accepted, the rollout ends.
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Callable[[Any], None]:
+        def on_dialog(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return on_dialog
+
+    page.once("dialog", answer(False))
+    card.get_by_role("button", name="Abort").click()
+    expect(card.get_by_role("button", name="Abort")).to_be_visible()
+    assert len(asked) == 1 and "Traffic returns to v1" in asked[0]
+    page.wait_for_timeout(500)  # time enough for a request the dismissal should not have sent
+    assert looked()["state"] == "paused"
+    page.once("dialog", answer(True))
     card.get_by_role("button", name="Abort").click()
     expect(card).to_contain_text("abort by hand")
+    assert len(asked) == 2
     expect(card.get_by_role("button")).to_have_count(0)  # an ended rollout offers nothing
     assert looked()["state"] == "aborted"
     with server.client() as http:

@@ -69,14 +69,14 @@ async def test_a_service_resolves_context_from_the_handle_in_its_baggage(
 ) -> None:
     from tests.context.conftest import as_key, make_key
 
-    await api.patch("/v1/context/users/u1", json={"preferences": {"dialect": "Provencal"}})
+    await api.patch("/v1/context/users/u1", json={"preferences": {"language": "fr"}})
     session = (await api.post("/v1/context/sessions", json={"user_id": "u1"})).json()
     await api.put("/v1/context/policies/svc:billing", json={"allow": ["preferences.language"]})
     body = {"consumer": "svc:billing", "handle": session["handle"]}
     r = await api.post("/v1/context/resolve", json=body)
     assert r.status_code == 200
     assert r.json()["session_id"] == session["session_id"]
-    assert r.json()["context"] == {"preferences": {"dialect": "Provencal"}}
+    assert r.json()["context"] == {"preferences": {"language": "fr"}}
 
     forged = session["handle"][:-3] + ("AAA" if not session["handle"].endswith("AAA") else "BBB")
     r = await api.post("/v1/context/resolve", json={**body, "handle": forged})

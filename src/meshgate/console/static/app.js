@@ -170,6 +170,11 @@ const ROLLOUT_ACTIONS = {
   paused: ["resume", "promote", "abort"],
 };
 const ACTION_LABELS = { pause: "Pause", resume: "Resume", promote: "Promote", abort: "Abort" };
+// Promote and abort cannot be undone from here: each asks first, naming what it will do.
+const ACTION_CONFIRM = {
+  promote: (r) => `Promote v${r.candidate}? It takes all traffic and becomes production; the rollout ends.`,
+  abort: (r) => `Abort this rollout? Traffic returns to v${r.baseline}; the rollout ends.`,
+};
 const ENDED_WELL = { promoted: "ok", rolled_back: "bad", aborted: "bad" };
 
 const figure = (v, digits = 4) => (v === null || v === undefined ? "-"
@@ -230,6 +235,7 @@ function rolloutControls(m, r, status) {
   const actions = ROLLOUT_ACTIONS[r.state] || [];
   return h("div", { class: "actions" }, actions.map((action) => h("button", { type: "button",
     onclick: async () => {
+      if (ACTION_CONFIRM[action] && !window.confirm(ACTION_CONFIRM[action](r))) return;
       try {
         const path = `/v1/registry/models/${encodeURIComponent(m.name)}/rollouts/${encodeURIComponent(r.id)}`;
         const moved = await api("POST", `${path}/${action}`);
