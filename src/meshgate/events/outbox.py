@@ -20,7 +20,8 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from meshgate.errors import BackendUnavailable
 from meshgate.events.base import EventLog
@@ -46,9 +47,23 @@ MIGRATIONS = [
 ]
 
 
+@dataclass
+class SinkHealth:
+    """What this process last saw of the two places an event can be made durable (no I/O
+    of its own: publishing and the relay keep it current).
+
+    ``log``: the last append succeeded (or, while both were down, the relay's ping);
+    ``outbox``: its last statement did. The relay claims every second or so, so an outbox
+    that is back shows within that time."""
+
+    log: bool = True
+    outbox: bool = True
+
+
 class EventOutbox:
     def __init__(self, sql: SqlStore):
         self.sql = sql
+        self.health = SinkHealth()
         self.node = secrets.token_hex(6)
         self.kept = asyncio.Event()
         """Set when this process keeps a record: its relay runs at once."""
@@ -58,10 +73,11 @@ class EventOutbox:
 
     async def keep(self, record: Record) -> None:
         """Durably keep ``record`` for the relay; raises BackendUnavailable if it cannot."""
-        await self.sql.execute(
-            "INSERT INTO event_outbox (record, created_at) VALUES (?, ?)",
-            (record.dumps(), time.time()),
-        )
+        async with self._watch():
+            await self.sql.execute(
+                "INSERT INTO event_outbox (record, created_at) VALUES (?, ?)",
+                (record.dumps(), time.time()),
+            )
         self.backlog = True
         self.kept.set()
 
@@ -72,7 +88,7 @@ class EventOutbox:
     async def claim(self, limit: int = BATCH) -> list[tuple[int, Record]]:
         """The oldest rows no live relay holds, now held by this node's."""
         now = time.time()
-        async with self.sql.transaction() as tx:
+        async with self._watch(), self.sql.transaction() as tx:
             rows = await tx.fetch_all(
                 "SELECT position FROM event_outbox"
                 " WHERE claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?"
@@ -94,6 +110,16 @@ class EventOutbox:
                 (*positions, self.node),
             )
         return [(int(r["position"]), Record.loads(bytes(r["record"]), 0)) for r in kept]
+
+    @contextlib.asynccontextmanager
+    async def _watch(self) -> AsyncIterator[None]:
+        """Keeps ``health.outbox``: a statement refused for want of the store marks it down."""
+        try:
+            yield
+        except BackendUnavailable:
+            self.health.outbox = False
+            raise
+        self.health.outbox = True
 
     async def release(self, positions: Sequence[int]) -> None:
         marks = ", ".join("?" * len(positions))
@@ -134,15 +160,27 @@ class OutboxRelay:
             positions = [position for position, _ in batch]
             try:
                 await self.log.append([record for _, record in batch])
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, BackendUnavailable):
+                    self.outbox.health.log = False
                 # Not appended: any node may take the rows at once, this one included.
                 with contextlib.suppress(Exception):
                     await self.outbox.release(positions)
                 raise
+            self.outbox.health.log = True
             await self.outbox.remove(positions)
             done += len(batch)
         self.outbox.backlog = False
         return done
+
+    async def _probe_log(self) -> None:
+        """While neither the log nor the outbox takes events, predictions are refused up
+        front, so no append tells when the log is back: a ping does."""
+        if self.outbox.health.log or self.outbox.health.outbox:
+            return
+        with contextlib.suppress(Exception):
+            await self.log.ping()
+            self.outbox.health.log = True
 
     async def _run(self) -> None:
         while True:
@@ -155,6 +193,7 @@ class OutboxRelay:
             except BackendUnavailable:
                 # The log or the SQL store is still down: the rows stay, and so does the wake.
                 self.outbox.kept.set()
+                await self._probe_log()
                 await asyncio.sleep(IDLE_SECONDS)
             except Exception:
                 log.exception("the outbox relay failed; retrying")

@@ -24,6 +24,11 @@ class EventPublisher(Protocol):
         """Append one event; returns once it is durable, with its sequence."""
         ...
 
+    def accepting(self) -> bool:
+        """False when an event published now is known to fail (the log and its fallback both
+        refused their last use): work whose event is its record may be refused up front."""
+        ...
+
 
 class UserKeys(Protocol):
     async def shred_user(self, tenant: str, user_id: str) -> int:

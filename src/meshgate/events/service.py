@@ -22,7 +22,7 @@ from meshgate.errors import BackendUnavailable, ValidationFailed
 from meshgate.events.base import EVERYTHING, EventLog, Filter
 from meshgate.events.crypto import DataKeys
 from meshgate.events.envelope import ERASED, Event, Record, check_type, format_time, now
-from meshgate.events.outbox import EventOutbox, OutboxRelay
+from meshgate.events.outbox import EventOutbox, OutboxRelay, SinkHealth
 from meshgate.events.tap import LogTap, TapReader
 
 log = logging.getLogger("meshgate.events")
@@ -40,6 +40,7 @@ class EventService:
         self.tap = LogTap(log_backend)
         """The process's one reader of the log, shared by its followers and consumer groups."""
         self._relay = OutboxRelay(outbox, log_backend) if outbox is not None else None
+        self.health = outbox.health if outbox is not None else SinkHealth()
         self._handlers: list[tuple[str, Handler]] = []
         self._local: asyncio.Queue[Event] = asyncio.Queue(LOCAL_QUEUE_LIMIT)
         self._dispatcher: asyncio.Task[None] | None = None
@@ -121,7 +122,9 @@ class EventService:
         else:
             try:
                 (stored,) = await self.log.append([record])
+                self.health.log = True
             except BackendUnavailable:
+                self.health.log = False
                 if self.outbox is None:
                     raise
                 # The write this event reports has happened: keep the event for the relay
@@ -131,6 +134,15 @@ class EventService:
         event = _to_event(stored, personal, user_id=user_id if owner else None, moment=moment)
         self._notify(event)
         return event
+
+    def accepting(self) -> bool:
+        """False when an event published now is known to fail: the log and the outbox both
+        refused their last use (or, behind a backlog, the outbox did). No I/O."""
+        if self.outbox is None:
+            return True  # nothing to fall back on, and no relay to notice the log is back
+        if self.outbox.backlog:
+            return self.health.outbox
+        return self.health.log or self.health.outbox
 
     def on(self, type_prefix: str, handler: Handler) -> None:
         """Call ``handler(event)`` for each event this process appends whose type matches."""

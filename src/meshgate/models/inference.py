@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from meshgate.errors import BadRequest, Forbidden, MeshgateError, NotFound
+from meshgate.errors import BackendUnavailable, BadRequest, Forbidden, MeshgateError, NotFound
 from meshgate.models.errors import CircuitOpen, Retryable, UpstreamTimedOut
 from meshgate.models.gate import Gate
 from meshgate.models.predictions import (
@@ -165,6 +165,13 @@ class Inference:
     ) -> tuple[VersionRuntime, T]:
         """Calls the chain; a failure is recorded as a prediction with its status, and the
         error answer names the prediction too."""
+        if not self.events.accepting():
+            # The prediction could not be recorded: refuse before the upstream does the work
+            # (and bills it) for an answer that would be a 503 anyway.
+            raise BackendUnavailable(
+                "the event log and its outbox are unavailable: the prediction cannot be"
+                " recorded, so it is not made"
+            )
         started = time.perf_counter()
         try:
             return await self._chain(rt, chain, caller, work)
