@@ -29,6 +29,8 @@ from meshgate.outage import DEFAULT_TIMEOUT, unavailable
 
 log = logging.getLogger("meshgate.events")
 FETCH_CHUNK = 512
+ACK_WINDOW = 256
+"""Records published before their acks are awaited; the timeout bounds each such window."""
 START_WAIT = 5.0
 RECONNECT_WAIT = 0.5
 CLOSE_WAIT = 2.0
@@ -156,13 +158,17 @@ class NatsEventLog:
     async def append(self, records: Sequence[Record]) -> list[Record]:
         if not records:
             return []
+        acks: list[api.PubAck] = []
         try:
             # Published one after another on one connection, so the stream keeps their order;
-            # the acks come back on one shared inbox (cheaper than a request each).
+            # the acks come back on one shared inbox (cheaper than a request each). The timeout
+            # bounds each window of records, so it catches a stalled server, not a large batch.
             js = self.js
-            async with asyncio.timeout(self.timeout):
-                futures = [await js.publish_async(*self._message(r)) for r in records]
-                acks = [await f for f in futures]
+            for start in range(0, len(records), ACK_WINDOW):
+                async with asyncio.timeout(self.timeout):
+                    window = records[start : start + ACK_WINDOW]
+                    futures = [await js.publish_async(*self._message(r)) for r in window]
+                    acks += [await f for f in futures]
         except (NatsError, TimeoutError, OSError) as exc:
             raise unavailable(WHAT, exc) from exc
         self._last = max(self._last, *(a.seq for a in acks))
