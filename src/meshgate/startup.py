@@ -25,8 +25,11 @@ from meshgate.outage import reason
 
 log = logging.getLogger("meshgate")
 
-OPEN_PATHS = frozenset({"/healthz", "/health", "/readyz", "/metrics"})
-"""Answered while the node starts: liveness, readiness and the operator's metrics."""
+OPEN_PATHS = frozenset(
+    {"/healthz", "/health", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+)
+"""Answered while the node starts: liveness, readiness (the V2 protocol's too) and the
+operator's metrics; none of them needs the SQL store."""
 FIRST_ATTEMPT_SECONDS = 2.0
 """How long the first attempt waits for a connection (libpq's connect timeout floor): a busy
 database is waited for this long, a database that is down delays the listener no longer."""

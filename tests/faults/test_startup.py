@@ -81,6 +81,8 @@ async def test_a_node_waiting_for_postgres_answers_probes_and_metrics_and_503_ot
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://mesh.test") as http:
             assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/v2/health/live")).status_code == 200
+            assert (await http.get("/v2/health/ready")).status_code == 503
             ready = await http.get("/readyz")
             assert ready.status_code == 503
             assert set(ready.json()["failing"]) == {"starting", "sql"}
