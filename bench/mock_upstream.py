@@ -1,4 +1,5 @@
-"""A fast mock OpenAI upstream: chat completions (plain and streamed, with usage) and models.
+"""A fast mock OpenAI upstream: chat completions (plain and streamed, with usage), embeddings
+and models.
 
 It also accepts ``POST /v1/traces`` so that it can be the OTLP sink of a traced run; the
 count of trace exports it received is at ``GET /stats``.
@@ -9,7 +10,9 @@ count of trace exports it received is at ``GET /stats``.
 from __future__ import annotations
 
 import argparse
+import math
 import time
+import zlib
 
 import orjson
 from aiohttp import web
@@ -17,6 +20,17 @@ from aiohttp import web
 MODEL = "mock-gpt"
 REPLY = "Hello from the mock upstream."
 USAGE = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+DIMENSIONS = 64
+
+
+def embedding(text: str) -> list[float]:
+    """A bag of words hashed into a unit vector: the same words give the same direction, so a
+    semantic cache can hit on a question asked again."""
+    vector = [0.0] * DIMENSIONS
+    for word in text.lower().split():
+        vector[zlib.crc32(word.encode()) % DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
 
 
 def completion(model: str) -> bytes:
@@ -69,6 +83,18 @@ class Upstream:
         await response.write_eof()
         return response
 
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": embedding(t)}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(len(t.split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        reply = {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
+        return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
     async def models(self, request: web.Request) -> web.Response:
         data = {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "mock"}]}
         return web.Response(body=orjson.dumps(data), content_type="application/json")
@@ -87,6 +113,7 @@ def make_app() -> web.Application:
     upstream = Upstream()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", upstream.chat)
+    app.router.add_post("/v1/embeddings", upstream.embeddings)
     app.router.add_get("/v1/models", upstream.models)
     app.router.add_get("/stats", upstream.stats)
     # The OTLP sink: /v1/traces, whether the exporter was given the base URL or the full one.
