@@ -1,10 +1,10 @@
 """An admin change and its audit record commit together or not at all.
 
-The registry, key, tenant-limit and flag writes record their audit entry inside their own
-transaction. With the audit insert failing for real (a trigger on ``audit_records`` refuses
-every row), each write fails and leaves neither the change nor a record; once the audit
-store takes rows again, the same writes succeed and GET /v1/audit shows each of them on an
-intact chain. Both SQL backends.
+The registry, key, tenant-limit, flag, budget, price, guardrail and cache writes record their
+audit entry inside their own transaction. With the audit insert failing for real (a trigger
+on ``audit_records`` refuses every row), each write fails and leaves neither the change nor a
+record; once the audit store takes rows again, the same writes succeed and GET /v1/audit
+shows each of them on an intact chain. Both SQL backends.
 """
 
 from __future__ import annotations
@@ -79,6 +79,12 @@ async def run(sql: SqlStore, statements: list[str]) -> None:
         await sql.execute(statement)
 
 
+async def view(api: httpx.AsyncClient, path: str) -> Any:
+    """A resource, or its status when there is none (a problem names its request)."""
+    answer = await api.get(path)
+    return answer.json() if answer.status_code == 200 else answer.status_code
+
+
 async def state(api: httpx.AsyncClient, key_id: str) -> dict[str, Any]:
     """What the writes below would change, and the audit trail's head."""
     model = (await api.get("/v1/registry/models/m")).json()
@@ -89,6 +95,11 @@ async def state(api: httpx.AsyncClient, key_id: str) -> dict[str, Any]:
         "key": key,
         "tenant": (await api.get("/v1/admin/tenants/acme")).json(),
         "flag": (await api.get("/v1/flags/beta")).status_code,
+        "budget": await view(api, "/v1/budgets/tenant/default"),
+        "key budget": await view(api, f"/v1/budgets/key/{key_id}"),
+        "price": await view(api, "/v1/registry/models/m/versions/v1/price"),
+        "guardrails": await view(api, "/v1/registry/models/m/guardrails"),
+        "cache": await view(api, "/v1/registry/models/m/cache"),
         "audit": (await api.get("/v1/audit/verify")).json(),
     }
 
@@ -114,6 +125,21 @@ WRITES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("PUT", "/v1/admin/tenants/acme", {"rpm": 70}, "tenant.limits.set"),
     ("PUT", "/v1/flags/beta", FLAG, "flag.put"),
     ("DELETE", "/v1/admin/keys/{key}", None, "key.revoked"),
+    ("PUT", "/v1/budgets/tenant/default", {"amount": 5.0}, "budget.set"),
+    ("DELETE", "/v1/budgets/key/{key}", None, "budget.deleted"),
+    (
+        "PUT",
+        "/v1/registry/models/m/versions/v1/price",
+        {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+        "model.price.set",
+    ),
+    (
+        "PUT",
+        "/v1/registry/models/m/guardrails",
+        {"guardrails": [{"check": "injection"}]},
+        "model.guardrails.set",
+    ),
+    ("PUT", "/v1/registry/models/m/cache", {"mode": "exact"}, "model.cache.set"),
 ]
 
 
@@ -125,6 +151,8 @@ async def test_a_write_whose_audit_record_fails_leaves_neither(
         await api.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["inference"]})
     ).json()
     assert (await api.put("/v1/admin/tenants/acme", json={"rpm": 60})).status_code == 200
+    budget = await api.put(f"/v1/budgets/key/{key['id']}", json={"amount": 3.0})
+    assert budget.status_code == 200, budget.text
     before = await state(api, key["id"])
     assert before["audit"]["ok"] is True
 

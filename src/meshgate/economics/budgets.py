@@ -23,7 +23,7 @@ from pydantic import Field
 from meshgate.economics.counters import Line
 from meshgate.errors import Conflict, MeshgateError
 from meshgate.models.registry import now
-from meshgate.sql import Migration, SqlStore
+from meshgate.sql import InTransaction, Migration, SqlStore
 from meshgate.strictjson import RequestBody
 
 Scope = Literal["key", "tenant", "user"]
@@ -165,18 +165,29 @@ class BudgetBook:
         return _budget(row) if row else None
 
     async def put(
-        self, tenant: str, scope: str, subject: str, body: BudgetSet, actor: str
+        self,
+        tenant: str,
+        scope: str,
+        subject: str,
+        body: BudgetSet,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
     ) -> Budget:
-        await self.sql.execute(
-            "INSERT INTO economics_budgets (tenant, scope, subject, amount, period, soft_at, hard,"
-            " currency, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (tenant, scope, subject) DO UPDATE SET amount = excluded.amount,"
-            " period = excluded.period, soft_at = excluded.soft_at, hard = excluded.hard,"
-            " currency = excluded.currency, updated_by = excluded.updated_by,"
-            " updated_at = excluded.updated_at",
-            (tenant, scope, subject, body.amount, body.period, body.soft_at, int(body.hard),
-             body.currency, actor, now()),
-        )  # fmt: skip
+        """Set a budget; ``then`` runs last in its transaction (the audit record)."""
+        async with self.sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO economics_budgets (tenant, scope, subject, amount, period, soft_at,"
+                " hard, currency, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (tenant, scope, subject) DO UPDATE SET amount = excluded.amount,"
+                " period = excluded.period, soft_at = excluded.soft_at, hard = excluded.hard,"
+                " currency = excluded.currency, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
+                (tenant, scope, subject, body.amount, body.period, body.soft_at, int(body.hard),
+                 body.currency, actor, now()),
+            )  # fmt: skip
+            if then is not None:
+                await then(tx)
         self._cache.pop(tenant, None)
         return Budget(
             tenant,
@@ -189,11 +200,17 @@ class BudgetBook:
             body.currency,
         )
 
-    async def delete(self, tenant: str, scope: str, subject: str) -> bool:
-        removed = await self.sql.execute(
-            "DELETE FROM economics_budgets WHERE tenant = ? AND scope = ? AND subject = ?",
-            (tenant, scope, subject),
-        )
+    async def delete(
+        self, tenant: str, scope: str, subject: str, *, then: InTransaction | None = None
+    ) -> bool:
+        """Lift a budget; ``then`` runs last in the transaction when there was one."""
+        async with self.sql.transaction() as tx:
+            removed = await tx.execute(
+                "DELETE FROM economics_budgets WHERE tenant = ? AND scope = ? AND subject = ?",
+                (tenant, scope, subject),
+            )
+            if removed and then is not None:
+                await then(tx)
         self._cache.pop(tenant, None)
         return bool(removed)
 

@@ -15,7 +15,7 @@ import orjson
 from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet, Pipeline
 from meshgate.models.registry import now
-from meshgate.sql import Migration, SqlStore
+from meshgate.sql import InTransaction, Migration, SqlStore
 
 MIGRATIONS = [
     Migration(
@@ -78,16 +78,26 @@ class PolicyStore:
         return _json(row, "guardrails") or []
 
     async def set_guardrails(
-        self, tenant: str, model: str, checks: GuardrailsSet, actor: str
+        self,
+        tenant: str,
+        model: str,
+        checks: GuardrailsSet,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
     ) -> list[dict[str, Any]]:
-        stored: list[dict[str, Any]] = checks.model_dump(by_alias=True)["guardrails"]
-        await self.sql.execute(
-            "INSERT INTO economics_model_policies (tenant, model, guardrails, updated_by,"
-            " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
-            " guardrails = excluded.guardrails, updated_by = excluded.updated_by,"
-            " updated_at = excluded.updated_at",
-            (tenant, model, orjson.dumps(stored).decode(), actor, now()),
-        )
+        """Replace the pipeline; ``then`` runs last in its transaction (the audit record)."""
+        stored = stored_guardrails(checks)
+        async with self.sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO economics_model_policies (tenant, model, guardrails, updated_by,"
+                " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
+                " guardrails = excluded.guardrails, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
+                (tenant, model, orjson.dumps(stored).decode(), actor, now()),
+            )
+            if then is not None:
+                await then(tx)
         self._cache.pop((tenant, model), None)
         return stored
 
@@ -99,18 +109,34 @@ class PolicyStore:
         return _json(row, "cache") or {"mode": "off", "ttl_seconds": 300}
 
     async def set_cache(
-        self, tenant: str, model: str, body: CacheSet, actor: str
+        self,
+        tenant: str,
+        model: str,
+        body: CacheSet,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
     ) -> dict[str, Any]:
+        """Set the cache policy; ``then`` runs last in its transaction (the audit record)."""
         stored = body.model_dump()
-        await self.sql.execute(
-            "INSERT INTO economics_model_policies (tenant, model, cache, updated_by, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
-            " cache = excluded.cache, updated_by = excluded.updated_by,"
-            " updated_at = excluded.updated_at",
-            (tenant, model, orjson.dumps(stored).decode(), actor, now()),
-        )
+        async with self.sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO economics_model_policies (tenant, model, cache, updated_by,"
+                " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, model) DO UPDATE SET"
+                " cache = excluded.cache, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
+                (tenant, model, orjson.dumps(stored).decode(), actor, now()),
+            )
+            if then is not None:
+                await then(tx)
         self._cache.pop((tenant, model), None)
         return stored
+
+
+def stored_guardrails(checks: GuardrailsSet) -> list[dict[str, Any]]:
+    """The pipeline as it is stored, answered and audited."""
+    stored: list[dict[str, Any]] = checks.model_dump(by_alias=True)["guardrails"]
+    return stored
 
 
 def _json(row: dict[str, Any] | None, column: str) -> Any:

@@ -17,7 +17,7 @@ import orjson
 from pydantic import Field
 
 from meshgate.models.registry import now
-from meshgate.sql import Migration, SqlStore
+from meshgate.sql import InTransaction, Migration, SqlStore
 from meshgate.strictjson import RequestBody
 
 MIGRATIONS = [
@@ -127,28 +127,41 @@ class PriceBook:
         self._cache[key] = (time.monotonic(), found)
         return found
 
-    async def set(self, tenant: str, model: str, version: str, body: PriceSet, actor: str) -> Price:
+    async def set(
+        self,
+        tenant: str,
+        model: str,
+        version: str,
+        body: PriceSet,
+        actor: str,
+        *,
+        then: InTransaction | None = None,
+    ) -> Price:
+        """Set a version's price; ``then`` runs last in its transaction (the audit record)."""
         values = body.model_dump()
-        await self.sql.execute(
-            "INSERT INTO economics_prices (tenant, model, version, input_per_mtok,"
-            " output_per_mtok, cached_input_per_mtok, currency, updated_by, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, model, version) DO UPDATE"
-            " SET input_per_mtok = excluded.input_per_mtok,"
-            " output_per_mtok = excluded.output_per_mtok,"
-            " cached_input_per_mtok = excluded.cached_input_per_mtok,"
-            " currency = excluded.currency, updated_by = excluded.updated_by,"
-            " updated_at = excluded.updated_at",
-            (
-                tenant,
-                model,
-                version,
-                values["input_per_mtok"],
-                values["output_per_mtok"],
-                values["cached_input_per_mtok"],
-                values["currency"],
-                actor,
-                now(),
-            ),
-        )
+        async with self.sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO economics_prices (tenant, model, version, input_per_mtok,"
+                " output_per_mtok, cached_input_per_mtok, currency, updated_by, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, model, version)"
+                " DO UPDATE SET input_per_mtok = excluded.input_per_mtok,"
+                " output_per_mtok = excluded.output_per_mtok,"
+                " cached_input_per_mtok = excluded.cached_input_per_mtok,"
+                " currency = excluded.currency, updated_by = excluded.updated_by,"
+                " updated_at = excluded.updated_at",
+                (
+                    tenant,
+                    model,
+                    version,
+                    values["input_per_mtok"],
+                    values["output_per_mtok"],
+                    values["cached_input_per_mtok"],
+                    values["currency"],
+                    actor,
+                    now(),
+                ),
+            )
+            if then is not None:
+                await then(tx)
         self._cache.pop((tenant, model, version), None)
         return _price(values, "registry")

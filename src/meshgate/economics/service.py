@@ -16,8 +16,8 @@ from meshgate.economics.prices import PriceBook
 from meshgate.economics.semantic import open_index
 from meshgate.economics.spend import SpendLedger
 from meshgate.events.ports import EventPublisher, Pseudonyms
-from meshgate.governance.ports import AuditRecorder
-from meshgate.sql import SqlStore
+from meshgate.governance.ports import AuditRecorder, audited
+from meshgate.sql import InTransaction, SqlStore
 
 
 class EconomicsService:
@@ -80,9 +80,15 @@ class EconomicsService:
             subject = "~" + self.pseudonyms.user_ref(tenant, subject)
         return f"budgets/{scope}/{subject}"
 
-    async def audit(
+    def audited(
         self, actor: str, tenant: str, action: str, resource: str, details: dict[str, Any]
-    ) -> None:
-        await self.audit_recorder.record(
-            actor=actor, tenant=tenant, action=action, resource=resource, details=details
+    ) -> InTransaction:
+        """The audit record of a change, for the change's own transaction (a store's then=)."""
+        return audited(
+            self.audit_recorder,
+            actor=actor,
+            tenant=tenant,
+            action=action,
+            resource=resource,
+            details=details,
         )

@@ -67,9 +67,9 @@ async def put_budget(
     tenant = await _owner(request, budget_scope, budget_id)
     economics = economics_of(request)
     actor = current_principal(request).key_id
-    await economics.budgets.put(tenant, budget_scope, budget_id, body, actor)
     resource = economics.audited_resource(tenant, budget_scope, budget_id)
-    await economics.audit(actor, tenant, "budget.set", resource, body.model_dump())
+    audit = economics.audited(actor, tenant, "budget.set", resource, body.model_dump())
+    await economics.budgets.put(tenant, budget_scope, budget_id, body, actor, then=audit)
     return await _view(request, tenant, budget_scope, budget_id)
 
 
@@ -87,9 +87,9 @@ async def delete_budget(
 ) -> dict[str, Any]:
     tenant = await _owner(request, budget_scope, budget_id)
     economics = economics_of(request)
-    if not await economics.budgets.delete(tenant, budget_scope, budget_id):
-        raise NotFound(f"no {budget_scope} budget for {budget_id!r}")
     actor = current_principal(request).key_id
     resource = economics.audited_resource(tenant, budget_scope, budget_id)
-    await economics.audit(actor, tenant, "budget.deleted", resource, {})
+    audit = economics.audited(actor, tenant, "budget.deleted", resource, {})
+    if not await economics.budgets.delete(tenant, budget_scope, budget_id, then=audit):
+        raise NotFound(f"no {budget_scope} budget for {budget_id!r}")
     return {"deleted": True}

@@ -11,6 +11,7 @@ from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of
 from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet
+from meshgate.economics.policies import stored_guardrails
 from meshgate.economics.routes.common import economics_of, existing_model
 from meshgate.errors import ValidationFailed
 from meshgate.models.config import NAME
@@ -35,10 +36,9 @@ async def put_guardrails(name: ModelName, body: GuardrailsSet, request: Request)
     tenant = await existing_model(request, name)
     actor = current_principal(request).key_id
     economics = economics_of(request)
-    stored = await economics.policies.set_guardrails(tenant, name, body, actor)
-    await economics.audit(
-        actor, tenant, "model.guardrails.set", f"models/{name}", {"guardrails": stored}
-    )
+    details = {"guardrails": stored_guardrails(body)}
+    audit = economics.audited(actor, tenant, "model.guardrails.set", f"models/{name}", details)
+    stored = await economics.policies.set_guardrails(tenant, name, body, actor, then=audit)
     return {"guardrails": stored}
 
 
@@ -59,8 +59,8 @@ async def put_cache(name: ModelName, body: CacheSet, request: Request) -> dict[s
         await embedding_model(request, tenant, body.embedding_model)
     actor = current_principal(request).key_id
     economics = economics_of(request)
-    stored = await economics.policies.set_cache(tenant, name, body, actor)
-    await economics.audit(actor, tenant, "model.cache.set", f"models/{name}", stored)
+    audit = economics.audited(actor, tenant, "model.cache.set", f"models/{name}", body.model_dump())
+    stored = await economics.policies.set_cache(tenant, name, body, actor, then=audit)
     return stored
 
 

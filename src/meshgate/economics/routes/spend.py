@@ -67,10 +67,10 @@ async def put_price(
     tenant, _ = await _version(request, name, version)
     economics = economics_of(request)
     actor = current_principal(request).key_id
-    price = await economics.prices.set(tenant, name, version, body, actor)
-    await economics.audit(
+    audit = economics.audited(
         actor, tenant, "model.price.set", f"models/{name}/versions/{version}", body.model_dump()
     )
+    price = await economics.prices.set(tenant, name, version, body, actor, then=audit)
     return {"model": name, "version": version, **price.view()}
 
 
