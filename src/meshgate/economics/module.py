@@ -72,9 +72,12 @@ class SpendConsumer:
         return self.group.running
 
     async def handle(self, records: list[Record]) -> None:
+        # Only the events that make a row are opened (their personal parts decrypted).
+        records = [r for r in records if spend.counted(r.type, r.data)]
+        if not records:
+            return
         events = await self.events.open_records(records)
-        for event in events:
-            await self.ledger.handle(event)
+        await self.ledger.handle_many(events)
         # An erasure may have run while this batch was in hand: its key was destroyed first,
         # then its rows lost their user id, possibly before ours were written. Reading the
         # personal parts once more after writing tells: they now read as erased.

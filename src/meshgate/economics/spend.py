@@ -11,6 +11,7 @@ actually added.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -68,43 +69,24 @@ class SpendLedger:
         )
 
     async def handle(self, event: Event) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        usage = data.get("usage")
-        if event.type != PREDICTION_MADE.name or data.get("shadow"):
+        await self.handle_many([event])
+
+    async def handle_many(self, events: Sequence[Event]) -> None:
+        """A row per counted event, in one transaction (one commit for a consumer's batch)."""
+        rows = [_row(event) for event in events if counted(event.type, event.data)]
+        if not rows:
             return
-        if not isinstance(usage, dict) and data.get("cache") != "hit":
-            return
-        usage = usage if isinstance(usage, dict) else {}
-        cost = data.get("cost")
-        cost = cost if isinstance(cost, dict) else {}
-        row = (
-            event.id,
-            event.tenant,
-            data.get("key_id"),
-            user_of(event),
-            str(data.get("model")),
-            str(data.get("version")),
-            stamp(event.time),
-            int(usage.get("input_tokens") or 0),
-            int(usage.get("output_tokens") or 0),
-            int(usage.get("cached_tokens") or 0),
-            float(cost.get("amount") or 0.0),
-            cost.get("currency"),
-            1 if data.get("cache") == "hit" else 0,
-        )
-        added = await self.sql.execute(
-            "INSERT INTO economics_spend (prediction_id, tenant, key_id, user_id, model, version,"
-            " at, input_tokens, output_tokens, cached_tokens, amount, currency, cache_hit)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (prediction_id) DO NOTHING",
-            row,
-        )
-        if added:
-            model = row[4]
+        added = []
+        async with self.sql.transaction() as tx:
+            for row in rows:
+                if await tx.execute(INSERT, row):
+                    added.append(row)
+        for row in added:
+            tenant, model = row[1], row[4]
             if row[11]:
-                self.spent.labels(event.tenant, model, row[11]).inc(row[10])
+                self.spent.labels(tenant, model, row[11]).inc(row[10])
             for kind, n in (("input", row[7]), ("output", row[8]), ("cached", row[9])):
-                self.tokens.labels(event.tenant, model, kind).inc(n)
+                self.tokens.labels(tenant, model, kind).inc(n)
 
     async def forget_user(self, tenant: str, user_id: str) -> int:
         """Erasure: the user's rows keep their amounts (the tenant's cost) and lose the user
@@ -164,6 +146,46 @@ class SpendLedger:
 def stamp(moment: datetime) -> str:
     """One sortable text form for stored times and query bounds alike."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+INSERT = (
+    "INSERT INTO economics_spend (prediction_id, tenant, key_id, user_id, model, version,"
+    " at, input_tokens, output_tokens, cached_tokens, amount, currency, cache_hit)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (prediction_id) DO NOTHING"
+)
+
+
+def counted(event_type: str, data: Any) -> bool:
+    """Whether an event makes a spend row: a prediction, not a shadow call, with its usage or
+    served from the cache. Read from the clear part alone, so a consumer opens (decrypts)
+    only the events that count."""
+    if event_type != PREDICTION_MADE.name or not isinstance(data, dict) or data.get("shadow"):
+        return False
+    return isinstance(data.get("usage"), dict) or data.get("cache") == "hit"
+
+
+def _row(event: Event) -> tuple[Any, ...]:
+    data = event.data
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    cost = data.get("cost")
+    cost = cost if isinstance(cost, dict) else {}
+    return (
+        event.id,
+        event.tenant,
+        data.get("key_id"),
+        user_of(event),
+        str(data.get("model")),
+        str(data.get("version")),
+        stamp(event.time),
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        int(usage.get("cached_tokens") or 0),
+        float(cost.get("amount") or 0.0),
+        cost.get("currency"),
+        1 if data.get("cache") == "hit" else 0,
+    )
 
 
 def user_of(event: Event) -> str | None:

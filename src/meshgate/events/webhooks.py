@@ -191,14 +191,12 @@ class WebhookDispatcher:
     async def _deliver_range(self, sub: Subscription, after: int, until: int) -> None:
         where = Filter(tenant=sub.tenant)
         while after < until:
-            page = [
-                e for e in await self.events.read(after=after, where=where) if e.sequence <= until
-            ]
+            page = [r for r in await self.events.log.read(after, 100, where) if r.sequence <= until]
             if not page:
                 return
-            for event in page:
-                if sub.wants(event.type):
-                    await self._deliver(sub, event)
+            # Only the events the subscription wants are opened.
+            for event in await self.events.open_records([r for r in page if sub.wants(r.type)]):
+                await self._deliver(sub, event)
             after = page[-1].sequence
 
     async def _deliver(self, sub: Subscription, event: Event) -> None:
