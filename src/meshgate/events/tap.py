@@ -17,6 +17,10 @@ answers "what comes after ``after``" (:meth:`TapReader.next`).
 - A consumer far behind (before ``base``: a replay, or a restart from an old offset) reads on
   its own until it reaches ``base``, then shares the window: it never holds the others back,
   and the window never grows past ``keep`` records for it.
+- Once the window has caught up with the log, shared reads are at least ``linger`` seconds
+  apart: while the log is busy, records gather for a moment so that every consumer handles
+  them in fewer, larger batches (each batch costs a consumer a few round trips to the log and
+  its store, whatever its size). Behind the log (a full batch read), the next read is at once.
 - When every consumer is past ``head`` (a follower starting from a snapshot), the window jumps
   to the lowest of their positions rather than read what nobody needs.
 
@@ -37,13 +41,24 @@ from meshgate.events.envelope import Record
 
 log = logging.getLogger("meshgate.events.tap")
 WAIT_SECONDS = 1.0
+LINGER_SECONDS = 0.05
 
 
 class LogTap:
-    def __init__(self, log_backend: EventLog, *, batch: int = 500, keep: int = 5_000):
+    def __init__(
+        self,
+        log_backend: EventLog,
+        *,
+        batch: int = 500,
+        keep: int = 5_000,
+        linger: float = LINGER_SECONDS,
+    ):
         self.log = log_backend
         self.batch = batch
         self.keep = keep
+        self.linger = linger
+        self._read_at = 0.0
+        self._full = False
         self.base = 0
         self.head = 0
         self._records: list[Record] = []
@@ -112,10 +127,14 @@ class LogTap:
             growth.add_done_callback(_retrieve)
         # Shielded: a reader stopping (a lease lost) must not cancel the others' read.
         done, _ = await asyncio.wait({growth}, timeout=within)
-        if growth in done and (error := growth.exception()) is not None:
+        # Cancelled only by close(): the reader's next try says whether the log is still open.
+        if growth in done and not growth.cancelled() and (error := growth.exception()):
             raise error
 
     async def _read_next(self) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._full and (pause := self._read_at + self.linger - loop.time()) > 0:
+            await asyncio.sleep(pause)
         lowest = min((r.position for r in self._readers), default=self.head)
         if lowest > self.head:
             # Nobody needs what lies before ``lowest``: start the window there.
@@ -125,6 +144,8 @@ class LogTap:
         # Taken before the read: everything up to ``end`` is visible to that read.
         end = await self.log.last_sequence()
         records = await self.log.read(head, self.batch, EVERYTHING)
+        self._read_at = loop.time()
+        self._full = len(records) >= self.batch
         self.reads += 1
         if records:
             self._records += records
