@@ -1,10 +1,10 @@
 """An admin change and its audit record commit together or not at all.
 
-The registry, key, tenant-limit, flag, budget, price, guardrail and cache writes record their
-audit entry inside their own transaction. With the audit insert failing for real (a trigger
-on ``audit_records`` refuses every row), each write fails and leaves neither the change nor a
-record; once the audit store takes rows again, the same writes succeed and GET /v1/audit
-shows each of them on an intact chain. Both SQL backends.
+The registry, key, tenant-limit, flag, budget, price, guardrail, cache and credential writes
+record their audit entry inside their own transaction. With the audit insert failing for real
+(a trigger on ``audit_records`` refuses every row), each write fails and leaves neither the
+change nor a record; once the audit store takes rows again, the same writes succeed and
+GET /v1/audit shows each of them on an intact chain. Both SQL backends.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ async def state(api: httpx.AsyncClient, key_id: str) -> dict[str, Any]:
         "price": await view(api, "/v1/registry/models/m/versions/v1/price"),
         "guardrails": await view(api, "/v1/registry/models/m/guardrails"),
         "cache": await view(api, "/v1/registry/models/m/cache"),
+        "credentials": await view(api, "/v1/admin/credentials"),
         "audit": (await api.get("/v1/audit/verify")).json(),
     }
 
@@ -140,6 +141,15 @@ WRITES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         "model.guardrails.set",
     ),
     ("PUT", "/v1/registry/models/m/cache", {"mode": "exact"}, "model.cache.set"),
+    (
+        "POST",
+        "/v1/admin/credentials",
+        {"name": "c1", "secret": "s3cret", "tenants": ["acme"]},
+        "credential.created",
+    ),
+    ("PUT", "/v1/admin/credentials/c0/grants/beta", None, "credential.granted"),
+    ("DELETE", "/v1/admin/credentials/c0/grants/acme", None, "credential.grant.revoked"),
+    ("DELETE", "/v1/admin/credentials/c0", None, "credential.deleted"),
 ]
 
 
@@ -153,6 +163,8 @@ async def test_a_write_whose_audit_record_fails_leaves_neither(
     assert (await api.put("/v1/admin/tenants/acme", json={"rpm": 60})).status_code == 200
     budget = await api.put(f"/v1/budgets/key/{key['id']}", json={"amount": 3.0})
     assert budget.status_code == 200, budget.text
+    credential = {"name": "c0", "secret": "s3cret", "tenants": ["acme"]}
+    assert (await api.post("/v1/admin/credentials", json=credential)).status_code == 201
     before = await state(api, key["id"])
     assert before["audit"]["ok"] is True
 

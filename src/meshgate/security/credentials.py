@@ -14,14 +14,14 @@ import base64
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from meshgate.errors import BadRequest, Conflict, NotFound, UpstreamError
 from meshgate.events.sealing import Sealer, SealError
 from meshgate.security.config import CREDENTIAL_NAME, CredentialDeclaration
-from meshgate.sql import Migration, Row, SqlStore
+from meshgate.sql import InTransaction, Migration, Row, SqlSession, SqlStore
 
 MIGRATIONS = [
     Migration(
@@ -115,7 +115,11 @@ class CredentialVault:
         description: str = "",
         actor: str,
         from_api: bool = True,
+        tenants: Sequence[str] = (),
+        then: InTransaction | None = None,
     ) -> dict[str, Any]:
+        """A new credential granted to ``tenants``; ``then`` runs last in its transaction
+        (the audit record)."""
         if not re.match(CREDENTIAL_NAME, name):
             raise BadRequest(f"credential name must match {CREDENTIAL_NAME}", param="name")
         if (secret is None) == (env is None):
@@ -131,11 +135,16 @@ class CredentialVault:
         sealed = None
         if secret is not None:
             sealed = base64.b64encode(self._sealer.seal(secret.encode(), _context(name))).decode()
-        await self._sql.execute(
-            "INSERT INTO upstream_credentials (name, source, env, sealed, description,"
-            " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, "env" if env else "sealed", env, sealed, description, actor, now_iso()),
-        )
+        async with self._sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO upstream_credentials (name, source, env, sealed, description,"
+                " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, "env" if env else "sealed", env, sealed, description, actor, now_iso()),
+            )
+            for tenant in tenants:
+                await self._grant(tx, name, tenant)
+            if then is not None:
+                await then(tx)
         return await self.get(name)
 
     async def get(self, name: str) -> dict[str, Any]:
@@ -158,28 +167,48 @@ class CredentialVault:
             by_name.setdefault(g["name"], []).append(g["tenant"])
         return [_public(r, by_name.get(r["name"], [])) for r in rows]
 
-    async def grant(self, name: str, tenant: str) -> dict[str, Any]:
+    async def grant(
+        self, name: str, tenant: str, *, then: InTransaction | None = None
+    ) -> dict[str, Any]:
+        """Grant ``tenant`` the credential; ``then`` runs last in the transaction."""
         await self.get(name)
-        await self._sql.execute(
+        async with self._sql.transaction() as tx:
+            await self._grant(tx, name, tenant)
+            if then is not None:
+                await then(tx)
+        return await self.get(name)
+
+    @staticmethod
+    async def _grant(tx: SqlSession, name: str, tenant: str) -> None:
+        await tx.execute(
             "INSERT INTO upstream_credential_grants (name, tenant, granted_at) VALUES (?, ?, ?)"
             " ON CONFLICT (name, tenant) DO NOTHING",
             (name, tenant, now_iso()),
         )
-        return await self.get(name)
 
-    async def revoke(self, name: str, tenant: str) -> dict[str, Any]:
+    async def revoke(
+        self, name: str, tenant: str, *, then: InTransaction | None = None
+    ) -> dict[str, Any]:
+        """Take ``tenant``'s grant back; ``then`` runs last in the transaction."""
         await self.get(name)
-        await self._sql.execute(
-            "DELETE FROM upstream_credential_grants WHERE name = ? AND tenant = ?", (name, tenant)
-        )
+        async with self._sql.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM upstream_credential_grants WHERE name = ? AND tenant = ?",
+                (name, tenant),
+            )
+            if then is not None:
+                await then(tx)
         self._cache.clear()
         return await self.get(name)
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, then: InTransaction | None = None) -> None:
+        """Delete the credential and its grants; ``then`` runs last in the transaction."""
         await self.get(name)
         async with self._sql.transaction() as tx:
             await tx.execute("DELETE FROM upstream_credential_grants WHERE name = ?", (name,))
             await tx.execute("DELETE FROM upstream_credentials WHERE name = ?", (name,))
+            if then is not None:
+                await then(tx)
         self._cache.clear()
 
     # --- the tenant's side ----------------------------------------------------------------

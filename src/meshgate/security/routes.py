@@ -16,9 +16,10 @@ from meshgate.auth import Principal
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
 from meshgate.errors import Forbidden, NotFound
-from meshgate.governance.ports import AuditRecorder
+from meshgate.governance.ports import AuditRecorder, audited
 from meshgate.security.config import CREDENTIAL_NAME, ENV_NAME, TENANT
 from meshgate.security.credentials import CredentialVault
+from meshgate.sql import InTransaction
 from meshgate.strictjson import RequestBody
 
 router = APIRouter(
@@ -67,9 +68,11 @@ def operator(request: Request, *, hide: bool) -> Principal:
     return principal
 
 
-async def audit(request: Request, action: str, name: str, details: dict[str, Any]) -> None:
+def audit(request: Request, action: str, name: str, details: dict[str, Any]) -> InTransaction:
+    """The audit record of a change, for the change's own transaction."""
     principal = current_principal(request)
-    await port_of(request, AuditRecorder).record(
+    return audited(
+        port_of(request, AuditRecorder),
         actor=principal.key_id,
         tenant=principal.tenant,
         action=action,
@@ -81,23 +84,17 @@ async def audit(request: Request, action: str, name: str, details: dict[str, Any
 @router.post("", status_code=201, response_model=Credential, summary="Create a credential")
 async def create_credential(body: CredentialCreate, request: Request) -> dict[str, Any]:
     principal = operator(request, hide=False)
-    vault = service_of(request, CredentialVault)
-    created = await vault.create(
+    source = "env" if body.env is not None else "sealed"
+    details = {"source": source, "env": body.env, "tenants": body.tenants}
+    return await service_of(request, CredentialVault).create(
         body.name,
         secret=body.secret.get_secret_value() if body.secret else None,
         env=body.env,
         description=body.description,
         actor=principal.key_id,
+        tenants=body.tenants,
+        then=audit(request, "credential.created", body.name, details),
     )
-    for tenant in body.tenants:
-        created = await vault.grant(body.name, tenant)
-    await audit(
-        request,
-        "credential.created",
-        body.name,
-        {"source": created["source"], "env": body.env, "tenants": body.tenants},
-    )
-    return created
 
 
 @router.get("", response_model=CredentialList, summary="List credentials (never secrets)")
@@ -119,9 +116,8 @@ async def get_credential(credential: Name, request: Request) -> dict[str, Any]:
 )
 async def grant_credential(credential: Name, tenant: Tenant, request: Request) -> dict[str, Any]:
     operator(request, hide=True)
-    granted = await service_of(request, CredentialVault).grant(credential, tenant)
-    await audit(request, "credential.granted", credential, {"tenant": tenant})
-    return granted
+    audited_grant = audit(request, "credential.granted", credential, {"tenant": tenant})
+    return await service_of(request, CredentialVault).grant(credential, tenant, then=audited_grant)
 
 
 @router.delete(
@@ -129,14 +125,15 @@ async def grant_credential(credential: Name, tenant: Tenant, request: Request) -
 )
 async def revoke_grant(credential: Name, tenant: Tenant, request: Request) -> dict[str, Any]:
     operator(request, hide=True)
-    revoked = await service_of(request, CredentialVault).revoke(credential, tenant)
-    await audit(request, "credential.grant.revoked", credential, {"tenant": tenant})
-    return revoked
+    audited_revoke = audit(request, "credential.grant.revoked", credential, {"tenant": tenant})
+    return await service_of(request, CredentialVault).revoke(
+        credential, tenant, then=audited_revoke
+    )
 
 
 @router.delete("/{credential}", status_code=204, summary="Delete a credential and its grants")
 async def delete_credential(credential: Name, request: Request) -> Response:
     operator(request, hide=True)
-    await service_of(request, CredentialVault).delete(credential)
-    await audit(request, "credential.deleted", credential, {})
+    deleted = audit(request, "credential.deleted", credential, {})
+    await service_of(request, CredentialVault).delete(credential, then=deleted)
     return Response(status_code=204)
