@@ -136,7 +136,8 @@ class CallAdmission:
             if self.similarity is not None:
                 prediction.extra["cache_similarity"] = round(self.similarity, 4)
             return self._restored(reply)
-        usage = usage_of_body(reply.body) or estimate(reply.tokens, self.input_guess)
+        seen = usage_of(reply.usage) if reply.usage is not None else usage_of_body(reply.body)
+        usage = seen or estimate(reply.tokens, self.input_guess)
         cost = note_spend(prediction, self.caller.key_id, self.price, usage)
         await self._settle(cost)
         try:
@@ -147,7 +148,7 @@ class CallAdmission:
             raise
         if decisions:
             await self.gate.reporter.report(self.rt, self.caller, decisions, self.ref)
-        if prediction.status == "ok":
+        if prediction.status == "ok" and (self.cache_key is not None or self.question is not None):
             # Stored with its placeholders: each hit puts back its own caller's values. Filed
             # under the caller's user and session: erasing them deletes it.
             holders = holders_of(self.rt.tenant, self.caller.user_id, self.caller.session_id)

@@ -21,8 +21,11 @@ import numpy as np
 from meshgate.events.catalogue import (
     PREDICTION_FEEDBACK,
     PREDICTION_MADE,
+    Cost,
     PredictionFeedback,
+    PredictionMade,
     PredictionStatus,
+    TokenUsage,
 )
 from meshgate.events.ports import EventPublisher
 from meshgate.models.config import LoggingPolicy
@@ -119,14 +122,58 @@ def event_parts(p: Prediction) -> tuple[dict[str, Any], dict[str, Any] | None]:
         data["session_id"] = p.session_id
     if p.task in TEXT_TASKS and personal is not None:
         personal.update(kept)
-        return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data)), personal
+        return made_data(data), personal
     if p.task in TEXT_TASKS:
         # Without a user there is no key to encrypt with: keep only what is not the text.
         kept.pop("inputs", None)
         if isinstance(kept.get("outputs"), str):
             kept["outputs"] = {"characters": len(kept["outputs"])}
     data.update(kept)
-    return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data)), personal
+    return made_data(data), personal
+
+
+_MADE_FIELDS = tuple(PredictionMade.model_fields)
+_MADE_KNOWN = frozenset(_MADE_FIELDS)
+_PLAIN = (str, int, float, bool, type(None))
+# The objects that are payload models of their own: their fields, in order.
+_MODELS = {"usage": tuple(TokenUsage.model_fields), "cost": tuple(Cost.model_fields)}
+_FLOATS = frozenset({"latency_ms", "cache_similarity"})
+
+
+def made_data(data: dict[str, Any]) -> dict[str, Any]:
+    """``PREDICTION_MADE.data(PredictionMade(**data))`` without building the model on every
+    call: the same keys in the payload's order, lists and objects copied as the model would.
+    Anything this does not recognise as what the model keeps unchanged (a field the payload
+    does not declare, a nested value that is not flat) goes through the model, which refuses
+    or converts it as before."""
+    out: dict[str, Any] = {}
+    for key in _MADE_FIELDS:
+        if key not in data:
+            continue
+        value = data[key]
+        if key in _FLOATS and type(value) is not float:
+            return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data))  # the model converts
+        if not isinstance(value, _PLAIN):
+            value = _flat_copy(key, value)
+            if value is None:
+                return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data))
+        out[key] = value
+    if len(out) != len(data):
+        return PREDICTION_MADE.data(PREDICTION_MADE.payload(**data))
+    return out
+
+
+def _flat_copy(key: str, value: Any) -> Any:
+    if type(value) is list and all(isinstance(v, _PLAIN) for v in value):
+        return list(value)
+    if type(value) is not dict or not all(isinstance(v, _PLAIN) for v in value.values()):
+        return None
+    fields = _MODELS.get(key)
+    if fields is not None and tuple(value) != fields[: len(value)]:
+        return None  # not in the model's order, or not its fields
+    if key == "cost" and type(value.get("amount")) is not float:
+        return None  # the model makes it a float
+    return dict(value)
 
 
 async def publish_prediction(events: EventPublisher, p: Prediction) -> None:

@@ -38,6 +38,9 @@ class JsonReply:
     """Tokens the call used (charged to the caller's tokens-per-minute buckets)."""
     text: str | None = None
     """The assistant's reply, for the session history and the prediction event."""
+    usage: Any = None
+    """OpenAI's ``usage`` object, when the provider already parsed the body for the rest (the
+    economics gate then reads it from here instead of parsing the body again)."""
 
 
 class ReplyStream(Protocol):

@@ -103,11 +103,10 @@ class AiohttpTransport:
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], read_timeout: float
     ) -> HttpResponse:
-        limits = aiohttp.ClientTimeout(
-            total=None, sock_connect=read_timeout, sock_read=read_timeout
-        )
         try:
-            resp = await self.session.post(url, data=body, headers=headers, timeout=limits)
+            resp = await self.session.post(
+                url, data=body, headers=headers, timeout=_timeouts(read_timeout)
+            )
         except TimeoutError as exc:
             raise UpstreamTimedOut(f"no answer from the upstream within {read_timeout:g}s") from exc
         except aiohttp.ClientError as exc:

@@ -39,12 +39,24 @@ def request_body(body: bytes, request: dict[str, Any], model: str | None, rewrit
 
 def read_reply(body: bytes) -> tuple[int, str | None]:
     """(tokens used, the reply text) of a chat or embeddings answer."""
+    reply = json_reply(body)
+    return reply.tokens, reply.text
+
+
+def json_reply(body: bytes) -> JsonReply:
+    """The answer as the gateway passes it on, with what it reads of it: tokens, the reply
+    text and the usage object, from one parse."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return 0, None
+        return JsonReply(body, 0, None)
     if not isinstance(data, dict):
-        return 0, None
+        return JsonReply(body, 0, None)
+    tokens, text = _tokens_and_text(data)
+    return JsonReply(body, tokens, text, data.get("usage"))
+
+
+def _tokens_and_text(data: dict[str, Any]) -> tuple[int, str | None]:
     usage = data.get("usage") or {}
     tokens = int(usage.get("total_tokens") or 0) if isinstance(usage, dict) else 0
     text = None
@@ -196,9 +208,7 @@ class OpenAIChat:
         response = await self._post(
             "/chat/completions", request_body(body, request, self.model, call.rewrite), call
         )
-        answer = await response.read()
-        tokens, text = read_reply(answer)
-        return JsonReply(answer, tokens, text)
+        return json_reply(await response.read())
 
     async def chat_stream(self, body: bytes, request: dict[str, Any], call: Call) -> UpstreamStream:
         if self.modalities is not None:

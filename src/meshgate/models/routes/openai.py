@@ -11,11 +11,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from meshgate.core.routing import HotRoute, current_principal, hot_route, require
 from meshgate.errors import NotFound
 from meshgate.models.chat import parse_body
 from meshgate.models.config import NAME
+from meshgate.models.inference import Served
 from meshgate.models.routes.common import RelayResponse, caller_of, served_headers, service_of
 
 router = APIRouter(tags=["inference"])
@@ -114,20 +117,66 @@ async def retrieve_model(
     raise NotFound(f"The model {name!r} does not exist", code="model_not_found", param="model")
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, read straight from the ASGI messages (what ``request.body()`` does,
+    without its stream generator), and kept on the request as that would."""
+    chunks: list[bytes] = []
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._body = body
+    return body
+
+
+def content_type(scope: Scope) -> str | None:
+    name: bytes
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
+class JsonAnswer(Response):
+    """A served JSON answer, then the steps left for after it (token charging, shadows).
+
+    The same messages and headers as ``Response(body, media_type="application/json",
+    background=BackgroundTask(served.run_after))``, built directly: that spelling renders the
+    headers through a mapping and inspects the callable on every request.
+    """
+
+    def __init__(self, body: bytes, headers: dict[str, str], served: Served | None):
+        self.body = body
+        self.status_code = 200
+        self.background = None
+        self.served = served
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+        if self.served is not None:
+            await self.served.run_after()
+
+
 async def chat_completions(request: Request) -> Response:
-    body = await request.body()
-    parsed = parse_body(body, request.headers.get("content-type"))
+    body = await read_body(request)
+    parsed = parse_body(body, content_type(request.scope))
     served = await service_of(request).chat.chat(
         body, parsed, await caller_of(request, parsed.get("user"))
     )
     headers = served_headers(request, str(parsed.get("model")), served)
     if served.value is not None and hasattr(served.value, "body"):
-        return Response(
-            served.value.body,
-            media_type="application/json",
-            headers=headers,
-            background=BackgroundTask(served.run_after) if served.after else None,
-        )
+        return JsonAnswer(served.value.body, headers, served if served.after else None)
     return RelayResponse(served.value, headers)
 
 
