@@ -1,10 +1,10 @@
 """An admin change and its audit record commit together or not at all.
 
-The registry, key, tenant-limit, flag, budget, price, guardrail, cache and credential writes
-record their audit entry inside their own transaction. With the audit insert failing for real
-(a trigger on ``audit_records`` refuses every row), each write fails and leaves neither the
-change nor a record; once the audit store takes rows again, the same writes succeed and
-GET /v1/audit shows each of them on an intact chain. Both SQL backends.
+The registry, key, tenant-limit, flag, budget, price, guardrail, cache, credential and
+subscription writes record their audit entry inside their own transaction. With the audit
+insert failing for real (a trigger on ``audit_records`` refuses every row), each write fails
+and leaves neither the change nor a record; once the audit store takes rows again, the same
+writes succeed and GET /v1/audit shows each of them on an intact chain. Both SQL backends.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ ACCEPT = {
 }
 VERSION = {"provider": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}}
 FLAG = {"variants": {"on": True, "off": False}, "default": "off"}
+HOOK = {"url": "http://127.0.0.1:9/hook", "types": ["x.y"], "secret": "s" * 16}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -101,6 +102,7 @@ async def state(api: httpx.AsyncClient, key_id: str) -> dict[str, Any]:
         "guardrails": await view(api, "/v1/registry/models/m/guardrails"),
         "cache": await view(api, "/v1/registry/models/m/cache"),
         "credentials": await view(api, "/v1/admin/credentials"),
+        "subscriptions": await view(api, "/v1/subscriptions"),
         "audit": (await api.get("/v1/audit/verify")).json(),
     }
 
@@ -150,6 +152,8 @@ WRITES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("PUT", "/v1/admin/credentials/c0/grants/beta", None, "credential.granted"),
     ("DELETE", "/v1/admin/credentials/c0/grants/acme", None, "credential.grant.revoked"),
     ("DELETE", "/v1/admin/credentials/c0", None, "credential.deleted"),
+    ("POST", "/v1/subscriptions", HOOK, "event.subscription.created"),
+    ("DELETE", "/v1/subscriptions/{sub}", None, "event.subscription.deleted"),
 ]
 
 
@@ -165,18 +169,24 @@ async def test_a_write_whose_audit_record_fails_leaves_neither(
     assert budget.status_code == 200, budget.text
     credential = {"name": "c0", "secret": "s3cret", "tenants": ["acme"]}
     assert (await api.post("/v1/admin/credentials", json=credential)).status_code == 201
+    hook = await api.post("/v1/subscriptions", json=HOOK)
+    assert hook.status_code == 201, hook.text
     before = await state(api, key["id"])
     assert before["audit"]["ok"] is True
 
     await run(sql, REFUSE[dialect])
     for method, path, body, action in WRITES:
-        answer = await api.request(method, path.format(key=key["id"]), json=body)
+        answer = await api.request(
+            method, path.format(key=key["id"], sub=hook.json()["id"]), json=body
+        )
         assert answer.status_code >= 500, (method, path, answer.status_code, answer.text)
         assert await state(api, key["id"]) == before, (method, path, action)
 
     await run(sql, ACCEPT[dialect])
     for method, path, body, action in WRITES:
-        answer = await api.request(method, path.format(key=key["id"]), json=body)
+        answer = await api.request(
+            method, path.format(key=key["id"], sub=hook.json()["id"]), json=body
+        )
         assert answer.status_code < 300, (method, path, answer.text)
         found = (await api.get("/v1/audit", params={"action": action})).json()["records"]
         assert found and found[-1]["actor"] == "key_bootstrap_admin", (action, found)

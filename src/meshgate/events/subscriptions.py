@@ -20,7 +20,7 @@ import orjson
 from meshgate.errors import NotFound, ValidationFailed
 from meshgate.events.envelope import check_type, format_time, now
 from meshgate.events.sealing import Sealer
-from meshgate.sql import Migration, SqlStore
+from meshgate.sql import InTransaction, Migration, SqlStore
 
 MIGRATIONS = [
     Migration(
@@ -146,8 +146,16 @@ class SubscriptionStore:
         )
 
     async def create(
-        self, tenant: str, url: str, types: tuple[str, ...], secret: str, *, sub_id: str
+        self,
+        tenant: str,
+        url: str,
+        types: tuple[str, ...],
+        secret: str,
+        *,
+        sub_id: str,
+        then: InTransaction | None = None,
     ) -> Subscription:
+        """Store a subscription; ``then`` runs last in its transaction (the audit record)."""
         sub = Subscription(
             id=sub_id,
             tenant=tenant,
@@ -156,18 +164,21 @@ class SubscriptionStore:
             secret=secret,
             created_at=format_time(now()),
         )
-        await self.sql.execute(
-            "INSERT INTO event_subscriptions (id, tenant, url, types, secret, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                sub.id,
-                tenant,
-                url,
-                orjson.dumps(list(types)).decode(),
-                self._seal(sub.id, secret),
-                sub.created_at,
-            ),
-        )
+        async with self.sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO event_subscriptions (id, tenant, url, types, secret, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    sub.id,
+                    tenant,
+                    url,
+                    orjson.dumps(list(types)).decode(),
+                    self._seal(sub.id, secret),
+                    sub.created_at,
+                ),
+            )
+            if then is not None:
+                await then(tx)
         return sub
 
     async def get(self, tenant: str, sub_id: str) -> Subscription:
@@ -188,15 +199,19 @@ class SubscriptionStore:
             )
         return [self._subscription(r) for r in rows]
 
-    async def delete(self, tenant: str, sub_id: str) -> None:
-        deleted = await self.sql.execute(
-            "DELETE FROM event_subscriptions WHERE id = ? AND tenant = ?", (sub_id, tenant)
-        )
-        if not deleted:
-            raise NotFound(f"no subscription {sub_id!r}")
-        await self.sql.execute(
-            "DELETE FROM event_subscription_leases WHERE subscription_id = ?", (sub_id,)
-        )
+    async def delete(self, tenant: str, sub_id: str, *, then: InTransaction | None = None) -> None:
+        """Remove a subscription; ``then`` runs last in its transaction (the audit record)."""
+        async with self.sql.transaction() as tx:
+            deleted = await tx.execute(
+                "DELETE FROM event_subscriptions WHERE id = ? AND tenant = ?", (sub_id, tenant)
+            )
+            if not deleted:
+                raise NotFound(f"no subscription {sub_id!r}")
+            await tx.execute(
+                "DELETE FROM event_subscription_leases WHERE subscription_id = ?", (sub_id,)
+            )
+            if then is not None:
+                await then(tx)
 
     async def lease(self, sub_id: str, holder: str, seconds: float) -> bool:
         """Take or renew the right to deliver ``sub_id``; False while another process holds it.

@@ -14,9 +14,10 @@ from pydantic import Field
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import port_of, service_of
 from meshgate.errors import ValidationFailed
-from meshgate.events.subscriptions import check_secret, check_types, check_url
+from meshgate.events.subscriptions import check_secret, check_types, check_url, new_id
 from meshgate.events.webhooks import WebhookDispatcher, group_of
-from meshgate.governance.ports import AuditRecorder
+from meshgate.governance.ports import AuditRecorder, audited
+from meshgate.sql import InTransaction
 from meshgate.strictjson import RequestBody
 
 router = APIRouter(tags=["events"])
@@ -47,9 +48,11 @@ def dispatcher_of(request: Request) -> WebhookDispatcher:
     return service_of(request, WebhookDispatcher)
 
 
-async def audit(request: Request, action: str, resource: str, details: dict[str, Any]) -> None:
+def audit(request: Request, action: str, resource: str, details: dict[str, Any]) -> InTransaction:
+    """The audit record of a change, for the change's own transaction (a store's then=)."""
     principal = current_principal(request)
-    await port_of(request, AuditRecorder).record(
+    return audited(
+        port_of(request, AuditRecorder),
         actor=principal.key_id,
         tenant=principal.tenant,
         action=action,
@@ -71,8 +74,11 @@ async def create_subscription(request: Request, body: NewSubscription) -> dict[s
     """
     url, types, secret = check_url(body.url), check_types(body.types), check_secret(body.secret)
     tenant = current_principal(request).tenant
-    sub = await dispatcher_of(request).subscribe(tenant, url, types, secret)
-    await audit(request, "event.subscription.created", sub.id, {"url": url, "types": types})
+    sub_id = new_id()
+    created = audit(request, "event.subscription.created", sub_id, {"url": url, "types": types})
+    sub = await dispatcher_of(request).subscribe(
+        tenant, url, types, secret, sub_id=sub_id, then=created
+    )
     return sub.public()
 
 
@@ -98,9 +104,9 @@ async def get_subscription(request: Request, sub_id: str) -> dict[str, Any]:
 )
 async def delete_subscription(request: Request, sub_id: str) -> None:
     dispatcher = dispatcher_of(request)
-    await dispatcher.store.delete(current_principal(request).tenant, sub_id)
+    deleted = audit(request, "event.subscription.deleted", sub_id, {})
+    await dispatcher.store.delete(current_principal(request).tenant, sub_id, then=deleted)
     await dispatcher.sync()
-    await audit(request, "event.subscription.deleted", sub_id, {})
 
 
 @router.get("/v1/subscriptions/{sub_id}/dead-letters", dependencies=[require("events:read")])
@@ -125,5 +131,13 @@ async def replay(request: Request, sub_id: str, body: Replay) -> dict[str, Any]:
     sub = await dispatcher.store.get(current_principal(request).tenant, sub_id)
     await dispatcher.replay(sub, after=body.after, until=body.until)
     details = {"after": body.after, "until": body.until}
-    await audit(request, "event.subscription.replayed", sub.id, details)
+    # A replay moves the subscription's offset in the event log, not a row of the SQL store:
+    # its record follows it, as before.
+    await port_of(request, AuditRecorder).record(
+        actor=current_principal(request).key_id,
+        tenant=current_principal(request).tenant,
+        action="event.subscription.replayed",
+        resource=sub.id,
+        details=details,
+    )
     return {"id": sub.id, **details}

@@ -42,6 +42,7 @@ from meshgate.events.envelope import Event
 from meshgate.events.service import EventService, raise_if_cancelled
 from meshgate.events.subscriptions import Subscription, SubscriptionStore, new_id
 from meshgate.security.egress import EgressPolicy, guarded_connector
+from meshgate.sql import InTransaction
 
 log = logging.getLogger("meshgate.events.webhooks")
 SIGNATURE_HEADER = "Meshgate-Webhook-Signature"
@@ -112,14 +113,22 @@ class WebhookDispatcher:
             self._session = None
 
     async def subscribe(
-        self, tenant: str, url: str, types: tuple[str, ...], secret: str
+        self,
+        tenant: str,
+        url: str,
+        types: tuple[str, ...],
+        secret: str,
+        *,
+        sub_id: str | None = None,
+        then: InTransaction | None = None,
     ) -> Subscription:
-        """A new subscription receives the events appended from now on."""
+        """A new subscription receives the events appended from now on; ``then`` runs last in
+        the transaction that stores it (the audit record)."""
         await self.egress.check_url(url, "url")
-        sub_id = new_id()
+        sub_id = sub_id or new_id()
         # Its offset is set before it exists, so no dispatcher can start it from the beginning.
         await self.events.log.seek(group_of(sub_id), await self.events.log.last_sequence())
-        sub = await self.store.create(tenant, url, types, secret, sub_id=sub_id)
+        sub = await self.store.create(tenant, url, types, secret, sub_id=sub_id, then=then)
         await self.sync()
         return sub
 
