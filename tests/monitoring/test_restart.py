@@ -67,3 +67,35 @@ async def test_a_snapshot_ahead_of_a_new_log_is_dropped_not_followed(
         await predict(platform, "iris", "1")
         report = await report_when(client, "iris", lambda r: version_of(r, "1")["requests"] >= 1)
         assert version_of(report, "1")["requests"] == 1
+
+
+async def test_a_node_still_reading_the_log_says_so_and_leaves_the_alert_lease(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from meshgate.monitoring.service import ALERT_LEASE
+
+    async with app_client(make_settings()) as client:
+        platform = platform_of(client)
+        monitoring = platform.monitoring
+
+        async def lease_holder() -> str | None:
+            sql = "SELECT holder FROM cluster_leases WHERE name = ?"
+            row = await platform.sql.fetch_one(sql, (ALERT_LEASE,))
+            return None if row is None else str(row["holder"])
+
+        for _ in range(3):
+            await predict(platform, "iris", "1")
+        report = await report_when(client, "iris", lambda r: version_of(r, "1")["requests"] == 3)
+        assert report["complete"] is True
+        await monitoring._lead_round(30)
+        assert await lease_holder() == monitoring.holder
+        # As a node that found one more event in the log at start than it has read so far
+        # (one with no snapshot, reading a long log): partial figures, and no alert lease.
+        monitoring._start_end = monitoring.follower.position + 1
+        assert (await client.get("/v1/monitoring/models/iris")).json()["complete"] is False
+        await monitoring._lead_round(30)
+        assert await lease_holder() is None
+        await predict(platform, "iris", "1")  # the event it had still to read
+        await report_when(client, "iris", lambda r: r["complete"])
+        await monitoring._lead_round(30)
+        assert await lease_holder() == monitoring.holder

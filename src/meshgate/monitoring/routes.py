@@ -31,7 +31,9 @@ def monitoring_of(request: Request) -> MonitoringService:
         "reference and its current window), drift of each input feature against its "
         "reference window, the circuit breaker (`open` while any node reports it open or "
         "half-open, with those nodes and until when each report holds) and the alerts open "
-        "now. 404 until a prediction was recorded."
+        "now. `complete` is false while this node is still reading the events the log held when "
+        "it started (a node with no snapshot reads the whole log first): its figures are "
+        "partial until then. 404 until a prediction was recorded."
     ),
     dependencies=[require("audit:read")],
 )

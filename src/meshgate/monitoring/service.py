@@ -101,6 +101,9 @@ class MonitoringService:
         self._rules: set[str] = set()
         self.resumed_from = 0
         """Sequence of the snapshot this process started from (0: the whole log)."""
+        self._start_end = 0
+        """The log's last sequence when this process started: until the state has reached it,
+        its figures are partial (a node with no snapshot reads the whole log first)."""
         self.evaluations = 0
 
     @property
@@ -125,6 +128,8 @@ class MonitoringService:
             log.exception("monitoring: could not load the snapshot; reading the log from the start")
             self.state = MonitoringState(self.config)
         self.resumed_from = after
+        with contextlib.suppress(Exception):  # the log is down: nothing to wait for yet
+            self._start_end = await self.events.log.last_sequence()
         self.follower.start(after)
         await self.slo.start()
         self._task = asyncio.create_task(self._evaluate_forever(), name="monitoring-alerts")
@@ -183,6 +188,11 @@ class MonitoringService:
 
     # --- reading ------------------------------------------------------------------------------
 
+    @property
+    def complete(self) -> bool:
+        """Whether the state holds every event the log had when this process started."""
+        return self.follower.position >= self._start_end
+
     async def model_report(self, tenant: str, name: str) -> dict[str, Any]:
         """Per version: requests, error rate, latency percentiles, accuracy, drift, alerts."""
         versions = sorted(
@@ -217,7 +227,12 @@ class MonitoringService:
         drifts = await self._drifts([((tenant, name, s.version), s) for s in versions])
         for item, drift in zip(out, drifts, strict=True):
             item["drift"] = drift
-        return {"model": name, "versions": out, "alerts": [a.to_dict() for a in open_alerts]}
+        return {
+            "model": name,
+            "complete": self.complete,
+            "versions": out,
+            "alerts": [a.to_dict() for a in open_alerts],
+        }
 
     async def _drifts(
         self, items: list[tuple[VersionKey, VersionStats]]
@@ -311,6 +326,13 @@ class MonitoringService:
         return True
 
     async def _lead_round(self, lease_seconds: float) -> None:
+        # A node still reading the log it found at start leaves the lease to one that has read
+        # it: holding it would hold every alert of the cluster until this node caught up.
+        if not self.complete:
+            if self._leader:
+                await self.leases.release(ALERT_LEASE, self.holder)
+                self._leader = False
+            return
         # One evaluator per cluster, so an alert fires (and is delivered) once.
         self._leader = await self.leases.acquire(ALERT_LEASE, self.holder, lease_seconds)
         if not self._leader:
