@@ -63,6 +63,37 @@ async def test_a_registry_price_costs_each_call_and_spend_adds_up(
     assert 'meshgate_spend_total{currency="EUR",model="alpha",tenant="default"}' in metrics
 
 
+async def test_a_replayed_spend_group_counts_each_call_once(admin: httpx.AsyncClient) -> None:
+    services = admin.app.state.services  # type: ignore[attr-defined]
+    put = await admin.put("/v1/registry/models/alpha/versions/1/price", json=PRICE)
+    assert put.status_code == 200, put.text
+    key_id, key = await new_key(admin)
+    client = openai_client(admin, key)
+    for _ in range(3):
+        await client.chat.completions.create(
+            model="alpha", messages=[{"role": "user", "content": "hi"}]
+        )
+    row = await eventually_spend(admin, 3, key_id, group_by="key")
+    metric = 'meshgate_spend_tokens_total{kind="input",model="alpha",tenant="default"}'
+
+    def tokens(text: str) -> float:
+        line = next(x for x in text.splitlines() if x.startswith(metric))
+        return float(line.split()[-1])
+
+    counted = tokens((await admin.get("/metrics")).text)
+    # The whole log again, in one batch: each call is already a row, so nothing is added.
+    end = await services.events.log.last_sequence()
+    await services.events.replay("economics.spend", after=0)
+    for _ in range(200):
+        if await services.events.log.committed("economics.spend") >= end:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the replayed spend group never reached the end of the log")
+    assert await eventually_spend(admin, 3, key_id, group_by="key") == row
+    assert tokens((await admin.get("/metrics")).text) == counted
+
+
 async def test_a_streamed_call_is_charged_once_it_ends(admin: httpx.AsyncClient) -> None:
     await admin.put("/v1/registry/models/beta/versions/1/price", json=PRICE)
     key_id, key = await new_key(admin)

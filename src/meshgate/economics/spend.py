@@ -72,16 +72,23 @@ class SpendLedger:
         await self.handle_many([event])
 
     async def handle_many(self, events: Sequence[Event]) -> None:
-        """A row per counted event, in one transaction (one commit for a consumer's batch)."""
-        rows = [_row(event) for event in events if counted(event.type, event.data)]
+        """A row per counted event: one statement per chunk of rows, in one transaction."""
+        # By id: an event handled twice in one batch is one row (and counted once).
+        rows = list({e.id: _row(e) for e in events if counted(e.type, e.data)}.values())
         if not rows:
             return
-        added = []
+        added: set[str] = set()
         async with self.sql.transaction() as tx:
-            for row in rows:
-                if await tx.execute(INSERT, row):
-                    added.append(row)
-        for row in added:
+            for start in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[start : start + INSERT_CHUNK]
+                stored = await tx.fetch_all(
+                    INSERT.format(values=", ".join([ROW_MARKS] * len(chunk))),
+                    [value for row in chunk for value in row],
+                )
+                added.update(r["prediction_id"] for r in stored)
+        for row in rows:
+            if row[0] not in added:
+                continue
             tenant, model = row[1], row[4]
             if row[11]:
                 self.spent.labels(tenant, model, row[11]).inc(row[10])
@@ -148,12 +155,14 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Rows already there (an event handled again) are skipped; RETURNING names the rows added.
 INSERT = (
     "INSERT INTO economics_spend (prediction_id, tenant, key_id, user_id, model, version,"
     " at, input_tokens, output_tokens, cached_tokens, amount, currency, cache_hit)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (prediction_id) DO NOTHING"
+    " VALUES {values} ON CONFLICT (prediction_id) DO NOTHING RETURNING prediction_id"
 )
+ROW_MARKS = "(" + ", ".join(["?"] * 13) + ")"
+INSERT_CHUNK = 200
 
 
 def counted(event_type: str, data: Any) -> bool:
