@@ -13,7 +13,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgate.core import scope as request_scope
-from meshgate.monitoring.tracing import Tracing, continued
+from meshgate.monitoring.tracing import CurrentSpan, Tracing, continued
 from meshgate.tracecontext import TraceContext
 
 
@@ -35,7 +35,8 @@ class TracingMiddleware:
         tracer = self.tracing.tracer
         with (
             self.tracing.serving(incoming),
-            tracer.start_as_current_span(
+            CurrentSpan(
+                tracer,
                 method,
                 context=self.tracing.server_context(incoming),
                 kind=SpanKind.SERVER,
