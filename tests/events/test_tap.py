@@ -191,4 +191,3 @@ async def test_a_follower_starting_past_the_window_does_not_read_what_nobody_nee
         assert await follower.caught_up(5)
     finally:
         await follower.close()
-        await follower.tap.close()

@@ -44,6 +44,7 @@ class LogFollower:
         where: Filter = EVERYTHING,
         batch: int = 500,
     ):
+        self._own_tap = not isinstance(source, LogTap)
         self.tap = source if isinstance(source, LogTap) else LogTap(source)
         self.log = self.tap.log
         self.apply = apply
@@ -66,6 +67,8 @@ class LogFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._own_tap:
+            await self.tap.close()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[int]:
