@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
 
 
 async def predict(
@@ -35,21 +36,39 @@ async def last_event_time(client: httpx.AsyncClient, type_: str) -> str:
         after = page["next_after"]
 
 
+async def conforms(
+    client: httpx.AsyncClient, method: str, template: str, status: int, body: Any
+) -> None:
+    """``body`` is what /openapi.json documents for ``method template`` answering ``status``."""
+    doc = (await client.get("/openapi.json")).json()
+    answer = doc["paths"][template][method]["responses"][str(status)]
+    schema = answer["content"]["application/json"]["schema"]
+    assert schema, f"{method} {template} documents no schema for {status}"
+    validator = Draft202012Validator({**schema, "components": doc["components"]})
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert not errors, errors
+
+
 async def finished(client: httpx.AsyncClient, path: str, within: float = 60) -> dict[str, Any]:
-    """GET ``path`` until the job there has succeeded or failed."""
+    """GET ``path`` until the job there has succeeded or failed; the answer as documented."""
     async with asyncio.timeout(within):
         while True:
             answer = await client.get(path)
             assert answer.status_code == 200, answer.text
             if answer.json()["status"] in ("succeeded", "failed"):
-                return dict(answer.json())
+                break
             await asyncio.sleep(0.05)
+    parent = path.rsplit("/", 1)[0]
+    template = parent + ("/{dataset_id}" if parent.endswith("/datasets") else "/{job_id}")
+    await conforms(client, "get", template, 200, answer.json())
+    return dict(answer.json())
 
 
 async def build_dataset(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     created = await client.post("/v1/datasets", json=body)
     assert created.status_code == 202, created.text
     assert created.headers["location"] == f"/v1/datasets/{created.json()['id']}"
+    await conforms(client, "post", "/v1/datasets", 202, created.json())
     done = await finished(client, created.headers["location"])
     assert done["status"] == "succeeded", done
     return done

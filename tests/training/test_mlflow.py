@@ -11,6 +11,7 @@ import httpx
 import yaml
 
 from meshgate.models.demo import train
+from tests.training.helpers import conforms
 
 RUN_ID = "8a1f0c3e2b7d4c9e9f00112233445566"
 
@@ -25,6 +26,7 @@ SIGNATURE = {
     "outputs": tensor("label", "int64", [-1]),
 }
 ZIP = {"content-type": "application/zip"}
+IMPORT = "/v1/registry/models/{name}/imports/mlflow"
 
 
 def mlflow_zip(flavors: dict[str, object], files: dict[str, bytes], folder: str = "model") -> bytes:
@@ -61,6 +63,7 @@ async def test_onnx_and_skops_flavours_import_and_pickles_are_refused(
         "/v1/registry/models/flowers/imports/mlflow?version=1", content=archive, headers=ZIP
     )
     assert imported.status_code == 201, imported.text
+    await conforms(client, "post", IMPORT, 201, imported.json())
     lineage = imported.json()["metadata"]["lineage"]
     assert (
         lineage["run_id"] == RUN_ID

@@ -13,7 +13,7 @@ from meshgate.config import Settings
 from meshgate.models.demo import SIGNATURE, train
 from tests.conftest import app_client
 from tests.monitoring.helpers import report_when
-from tests.training.helpers import build_dataset, finished, give_feedback, predict
+from tests.training.helpers import build_dataset, conforms, finished, give_feedback, predict
 
 # Each job starts a Python process that imports scikit-learn.
 pytestmark = pytest.mark.timeout(300)
@@ -51,6 +51,7 @@ async def test_retraining_beats_production_on_drifted_inputs(
             "/v1/registry/models/iris/train", json={"dataset": dataset["id"], "params": {"C": 2.0}}
         )
         assert queued.status_code == 202, queued.text
+        await conforms(client, "post", "/v1/registry/models/{name}/train", 202, queued.json())
         job = await finished(client, queued.headers["location"], within=240)
         assert job["status"] == "succeeded", job
         model = (await client.get("/v1/registry/models/iris")).json()

@@ -15,6 +15,7 @@ from meshgate.errors import UnsupportedMediaType
 from meshgate.models.config import NAME
 from meshgate.strictjson import RequestBody
 from meshgate.training.service import TrainingService
+from meshgate.training.views import DatasetView, JobView, RegisteredVersion, TrainingJobView
 
 router = APIRouter(prefix="/v1", tags=["training"])
 ID = r"^[a-z]{2,3}_[0-9a-f]{20}$"
@@ -61,6 +62,8 @@ def service_of(request: Request) -> TrainingService:
     "/datasets",
     status_code=202,
     dependencies=[require("events:read")],
+    response_model=DatasetView,
+    response_model_exclude_unset=True,
     summary="Build a training set from the event log (in the background)",
 )
 async def create_dataset(body: DatasetCreate, request: Request, response: Response) -> Any:
@@ -73,6 +76,8 @@ async def create_dataset(body: DatasetCreate, request: Request, response: Respon
 @router.get(
     "/datasets/{dataset_id}",
     dependencies=[require("events:read")],
+    response_model=DatasetView,
+    response_model_exclude_unset=True,
     summary="A dataset: status, progress and, once built, its manifest",
 )
 async def get_dataset(dataset_id: DatasetId, request: Request) -> Any:
@@ -102,6 +107,8 @@ async def download_dataset(dataset_id: DatasetId, request: Request) -> FileRespo
     status_code=202,
     dependencies=[require("registry:write")],
     tags=["registry"],
+    response_model=TrainingJobView,
+    response_model_exclude_unset=True,
     summary="Train a new version with the model's declared trainer (a background job)",
 )
 async def train(name: ModelName, body: TrainCreate, request: Request, response: Response) -> Any:
@@ -119,6 +126,8 @@ ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/oct
     status_code=201,
     dependencies=[require("registry:write")],
     tags=["registry"],
+    response_model=RegisteredVersion,
+    response_model_exclude_unset=True,
     summary="Register a zipped MLflow model directory (onnx, or sklearn saved with skops)",
     openapi_extra={
         "requestBody": {
@@ -151,6 +160,8 @@ async def import_mlflow(
 @router.get(
     "/jobs/{job_id}",
     dependencies=[require("registry:write")],
+    response_model=JobView,
+    response_model_exclude_unset=True,
     summary="A job: status, progress, metrics and the version it registered",
 )
 async def get_job(job_id: JobId, request: Request) -> Any:
