@@ -212,3 +212,26 @@ async def test_deleting_a_flag_is_audited_with_it(
     ]
     assert actions == ["flag.put", "flag.deleted"]
     assert (await api.get("/v1/audit/verify")).json()["ok"] is True
+
+
+async def test_a_rollout_move_is_audited_with_it(
+    api: httpx.AsyncClient, sql: SqlStore, settings: Settings
+) -> None:
+    dialect = "postgresql" if settings.database_url else "sqlite"
+    url = "/v1/registry/models/m/rollouts"
+    made = await api.post(url, json={"candidate": "v2", "baseline": "v1", "interval_seconds": 60})
+    assert made.status_code == 201, made.text
+    rollout = made.json()
+    assert rollout["state"] == "progressing"
+    await run(sql, REFUSE[dialect])
+    assert (await api.post(f"{url}/{rollout['id']}/pause")).status_code >= 500
+    unchanged = (await api.get(f"{url}/{rollout['id']}")).json()
+    assert (unchanged["state"], unchanged["steps_analysis"]) == (
+        "progressing",
+        rollout["steps_analysis"],
+    )
+    await run(sql, ACCEPT[dialect])
+    assert (await api.post(f"{url}/{rollout['id']}/pause")).json()["state"] == "paused"
+    records = (await api.get("/v1/audit", params={"action": "rollout.*"})).json()["records"]
+    assert [r["action"] for r in records] == ["rollout.started", "rollout.paused"]
+    assert (await api.get("/v1/audit/verify")).json()["ok"] is True

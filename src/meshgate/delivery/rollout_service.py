@@ -1,11 +1,12 @@
 """Rollouts: created through the API, moved by the controller or by hand.
 
-Every transition is a compare-and-set in the store, then the traffic it implies is set
-through the registry's traffic API (and the ``production`` alias on a promotion or a
-blue-green switch), then a ``meshgate.rollout.*`` event and an audit record carry the
-figures that decided it. The traffic of each state is a pure function of the rollout and of
-the policy that was in place before it (:func:`desired_traffic`), so setting it again is
-harmless and a node that takes over sets whatever is still missing.
+Every transition is a compare-and-set in the store, committed with its audit record (the
+figures that decided it); then the traffic it implies is set through the registry's traffic
+API (and the ``production`` alias on a promotion or a blue-green switch), then a
+``meshgate.rollout.*`` event carries the same figures. The traffic of each state is a pure
+function of the rollout and of the policy that was in place before it
+(:func:`desired_traffic`), so setting it again is harmless and a node that takes over sets
+whatever is still missing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from meshgate.delivery.rollout_store import Rollout, RolloutStore
 from meshgate.errors import Conflict, NotFound, ValidationFailed
 from meshgate.events.catalogue import ROLLOUT_EVENTS, RolloutTransition
 from meshgate.events.ports import EventPublisher
-from meshgate.governance.ports import AuditRecorder
+from meshgate.governance.ports import AuditRecorder, audited
 
 log = logging.getLogger("meshgate.delivery")
 PRODUCTION = "production"
@@ -206,8 +207,8 @@ class RolloutService:
         reason: str,
         figures: dict[str, Any] | None = None,
     ) -> Rollout | None:
-        """Write the move (None when another actor moved the rollout first), set its
-        traffic, publish ``meshgate.rollout.<kind>`` and record it in the audit trail."""
+        """Write the move with its audit record (None when another actor moved the rollout
+        first), set its traffic and publish ``meshgate.rollout.<kind>``."""
         stamp = now_iso(self.clock)
         shown = figures if figures is not None else before.figures
         entry: dict[str, Any] = {
@@ -229,38 +230,40 @@ class RolloutService:
             updated_at=stamp,
             evaluated_at=stamp if figures is not None else after.evaluated_at,
         )
-        saved = await self.store.save(before, after)
-        if saved is None:
-            return None
-        await self.apply(saved, actor)
-        saved = replace(saved, applied=saved.revision)
         event = ROLLOUT_EVENTS[kind]
         data = event.data(
             RolloutTransition(
-                id=saved.id,
-                model=saved.model,
-                candidate=saved.spec.candidate,
-                baseline=saved.spec.baseline,
-                mode=saved.spec.mode,
-                state=saved.state,
-                phase=saved.phase,
-                step=saved.step,
-                weight=saved.weight,
+                id=after.id,
+                model=after.model,
+                candidate=after.spec.candidate,
+                baseline=after.spec.baseline,
+                mode=after.spec.mode,
+                state=after.state,
+                phase=after.phase,
+                step=after.step,
+                weight=after.weight,
                 reason=reason,
                 actor=actor,
                 figures=shown,
             )
         )
-        resource = f"models/{saved.model}/rollouts/{saved.id}"
-        await self.events.publish(event.name, tenant=saved.tenant, data=data, subject=resource)
-        await self.audit.record(
+        resource = f"models/{after.model}/rollouts/{after.id}"
+        # The move and its audit record commit together: a move is never stored unaudited.
+        record = audited(
+            self.audit,
             actor=actor,
-            tenant=saved.tenant,
+            tenant=after.tenant,
             action=f"rollout.{kind}",
             resource=resource,
             details=data,
-            model_version=saved.spec.candidate,
+            model_version=after.spec.candidate,
         )
+        saved = await self.store.save(before, after, then=record)
+        if saved is None:
+            return None
+        await self.apply(saved, actor)
+        saved = replace(saved, applied=saved.revision)
+        await self.events.publish(event.name, tenant=saved.tenant, data=data, subject=resource)
         return saved
 
     async def apply(self, rollout: Rollout, actor: str) -> None:

@@ -17,7 +17,7 @@ import orjson
 
 from meshgate.delivery.rollout_spec import RUNNING, RolloutCreate
 from meshgate.errors import Conflict
-from meshgate.sql import Migration, SqlStore
+from meshgate.sql import InTransaction, Migration, SqlStore
 
 MIGRATIONS = [
     Migration(
@@ -215,30 +215,36 @@ class RolloutStore:
         )
         return [_row(r) for r in rows]
 
-    async def save(self, before: Rollout, after: Rollout) -> Rollout | None:
-        """Write ``after`` if the row is still at ``before.revision``; None when it moved."""
+    async def save(
+        self, before: Rollout, after: Rollout, *, then: InTransaction | None = None
+    ) -> Rollout | None:
+        """Write ``after`` if the row is still at ``before.revision``, with ``then`` in the
+        same transaction; None when it moved (and ``then`` is not run)."""
         moved = replace(after, revision=before.revision + 1)
-        count = await self.sql.execute(
-            "UPDATE delivery_rollouts SET state = ?, phase = ?, step = ?, weight = ?,"
-            " step_base = ?, history = ?, figures = ?, reason = ?, revision = ?, active = ?,"
-            " updated_at = ?, evaluated_at = ? WHERE id = ? AND revision = ?",
-            (
-                moved.state,
-                moved.phase,
-                moved.step,
-                moved.weight,
-                moved.step_base,
-                _json(moved.history),
-                _json(moved.figures),
-                moved.reason,
-                moved.revision,
-                1 if moved.running else None,
-                moved.updated_at,
-                moved.evaluated_at,
-                before.id,
-                before.revision,
-            ),
-        )
+        async with self.sql.transaction() as tx:
+            count = await tx.execute(
+                "UPDATE delivery_rollouts SET state = ?, phase = ?, step = ?, weight = ?,"
+                " step_base = ?, history = ?, figures = ?, reason = ?, revision = ?, active = ?,"
+                " updated_at = ?, evaluated_at = ? WHERE id = ? AND revision = ?",
+                (
+                    moved.state,
+                    moved.phase,
+                    moved.step,
+                    moved.weight,
+                    moved.step_base,
+                    _json(moved.history),
+                    _json(moved.figures),
+                    moved.reason,
+                    moved.revision,
+                    1 if moved.running else None,
+                    moved.updated_at,
+                    moved.evaluated_at,
+                    before.id,
+                    before.revision,
+                ),
+            )
+            if count and then is not None:
+                await then(tx)
         return moved if count else None
 
     async def mark_applied(self, rollout: Rollout) -> None:
