@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from meshgate.core.singleflight import SingleFlight
 from meshgate.economics.counters import Line
 from meshgate.errors import Conflict, MeshgateError
 from meshgate.models.registry import now
@@ -136,11 +137,15 @@ class BudgetBook:
         self.sql = sql
         self.refresh_seconds = refresh_seconds
         self._cache: dict[str, tuple[float, dict[tuple[str, str], Budget]]] = {}
+        self._loads: SingleFlight[str, dict[tuple[str, str], Budget]] = SingleFlight()
 
     async def of_tenant(self, tenant: str) -> dict[tuple[str, str], Budget]:
         cached = self._cache.get(tenant)
         if cached is not None and time.monotonic() - cached[0] < self.refresh_seconds:
             return cached[1]
+        return await self._loads.load(tenant, lambda: self._load(tenant))
+
+    async def _load(self, tenant: str) -> dict[tuple[str, str], Budget]:
         rows = await self.sql.fetch_all(
             "SELECT * FROM economics_budgets WHERE tenant = ?", (tenant,)
         )
@@ -189,6 +194,7 @@ class BudgetBook:
             if then is not None:
                 await then(tx)
         self._cache.pop(tenant, None)
+        self._loads.forget(tenant)
         return Budget(
             tenant,
             scope,
@@ -212,6 +218,7 @@ class BudgetBook:
             if removed and then is not None:
                 await then(tx)
         self._cache.pop(tenant, None)
+        self._loads.forget(tenant)
         return bool(removed)
 
 

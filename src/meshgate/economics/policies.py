@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from meshgate.core.singleflight import SingleFlight
 from meshgate.economics.cache import CacheSet
 from meshgate.economics.guardrails import GuardrailsSet, Pipeline
 from meshgate.models.registry import now
@@ -52,11 +53,15 @@ class PolicyStore:
         self.refresh_seconds = refresh_seconds
         self.limit = limit
         self._cache: dict[tuple[str, str], ModelPolicy] = {}
+        self._loads: SingleFlight[tuple[str, str], ModelPolicy] = SingleFlight()
 
     async def policy(self, tenant: str, model: str) -> ModelPolicy:
         found = self._cache.get((tenant, model))
         if found is not None and time.monotonic() - found.loaded_at < self.refresh_seconds:
             return found
+        return await self._loads.load((tenant, model), lambda: self._load(tenant, model))
+
+    async def _load(self, tenant: str, model: str) -> ModelPolicy:
         row = await self.sql.fetch_one(
             "SELECT guardrails, cache FROM economics_model_policies WHERE tenant = ? AND model = ?",
             (tenant, model),
@@ -99,6 +104,7 @@ class PolicyStore:
             if then is not None:
                 await then(tx)
         self._cache.pop((tenant, model), None)
+        self._loads.forget((tenant, model))
         return stored
 
     async def cache_policy(self, tenant: str, model: str) -> dict[str, Any]:
@@ -130,6 +136,7 @@ class PolicyStore:
             if then is not None:
                 await then(tx)
         self._cache.pop((tenant, model), None)
+        self._loads.forget((tenant, model))
         return stored
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from pydantic import Field
 
+from meshgate.core.singleflight import SingleFlight
 from meshgate.models.registry import now
 from meshgate.sql import InTransaction, Migration, SqlStore
 from meshgate.strictjson import RequestBody
@@ -110,6 +111,7 @@ class PriceBook:
         self.refresh_seconds = refresh_seconds
         self.limit = limit
         self._cache: dict[tuple[str, str, str], tuple[float, Price | None]] = {}
+        self._loads: SingleFlight[tuple[str, str, str], Price | None] = SingleFlight()
 
     async def price(
         self, tenant: str, model: str, version: str, upstream_model: str | None
@@ -118,6 +120,9 @@ class PriceBook:
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.refresh_seconds:
             return cached[1]
+        return await self._loads.load(key, lambda: self._load(key, upstream_model))
+
+    async def _load(self, key: tuple[str, str, str], upstream_model: str | None) -> Price | None:
         row = await self.sql.fetch_one(
             "SELECT * FROM economics_prices WHERE tenant = ? AND model = ? AND version = ?", key
         )
@@ -164,4 +169,5 @@ class PriceBook:
             if then is not None:
                 await then(tx)
         self._cache.pop((tenant, model, version), None)
+        self._loads.forget((tenant, model, version))
         return _price(values, "registry")
