@@ -72,3 +72,19 @@ async def build_dataset(client: httpx.AsyncClient, **body: Any) -> dict[str, Any
     done = await finished(client, created.headers["location"])
     assert done["status"] == "succeeded", done
     return done
+
+
+def iris_shifted() -> tuple[list[list[float]], list[int]]:
+    """Every other iris flower, with petals measured 2.5 cm longer: the inputs drifted."""
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    rows = [[a, b, c + 2.5, d] for a, b, c, d in x.tolist()[::2]]
+    return rows, [int(v) for v in y.tolist()[::2]]
+
+
+async def labelled(
+    client: httpx.AsyncClient, model: str, rows: list[list[float]], labels: list[int]
+) -> None:
+    for row, label in zip(rows, labels, strict=True):
+        await give_feedback(client, await predict(client, row, model=model), label)

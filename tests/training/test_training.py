@@ -13,26 +13,16 @@ from meshgate.config import Settings
 from meshgate.models.demo import SIGNATURE, train
 from tests.conftest import app_client
 from tests.monitoring.helpers import report_when
-from tests.training.helpers import build_dataset, conforms, finished, give_feedback, predict
+from tests.training.helpers import (
+    build_dataset,
+    conforms,
+    finished,
+    iris_shifted,
+    labelled,
+)
 
 # Each job starts a Python process that imports scikit-learn.
 pytestmark = pytest.mark.timeout(300)
-
-
-def iris_shifted() -> tuple[list[list[float]], list[int]]:
-    """Every other iris flower, with petals measured 2.5 cm longer: the inputs drifted."""
-    from sklearn.datasets import load_iris
-
-    x, y = load_iris(return_X_y=True)
-    rows = [[a, b, c + 2.5, d] for a, b, c, d in x.tolist()[::2]]
-    return rows, [int(v) for v in y.tolist()[::2]]
-
-
-async def labelled(
-    client: httpx.AsyncClient, model: str, rows: list[list[float]], labels: list[int]
-) -> None:
-    for row, label in zip(rows, labels, strict=True):
-        await give_feedback(client, await predict(client, row, model=model), label)
 
 
 async def events_of(client: httpx.AsyncClient, type_: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from meshgate.config import Settings
+from meshgate.delivery.rollout_service import RolloutService
 from meshgate.events.leases import Leases
 from meshgate.events.service import EventService
 from meshgate.governance.ports import AuditRecorder
@@ -16,7 +17,6 @@ from meshgate.models.config import ModelDeclaration, VersionCreate
 from meshgate.models.service import ModelService
 from meshgate.sql import SqlStore
 from meshgate.training.jobs import JobStore
-from meshgate.training.ports import RolloutStarter
 from meshgate.training.routes import router
 from meshgate.training.runner import JobRunner
 from meshgate.training.service import TrainingService
@@ -41,6 +41,24 @@ class Registrar:
         return await self.models.add_version(tenant, model, version, actor, from_api=False)
 
 
+class Rollouts:
+    """The rollout controller as training sees it: start one, find the one of a version."""
+
+    def __init__(self, rollouts: RolloutService):
+        self.rollouts = rollouts
+
+    async def start_rollout(
+        self, tenant: str, model: str, body: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        return await self.rollouts.start_rollout(tenant, model, body, actor)
+
+    async def rollout_of(self, tenant: str, model: str, candidate: str) -> dict[str, Any] | None:
+        for rollout in await self.rollouts.list(tenant, model):  # newest first
+            if rollout.spec.candidate == candidate:
+                return rollout.view()
+        return None
+
+
 def trainers_of(declared: Iterable[ModelDeclaration]) -> dict[tuple[str, str], TrainerSpec]:
     return {(d.tenant, d.name): d.trainer for d in declared if d.trainer is not None}
 
@@ -54,7 +72,7 @@ def build_training(
     models: ModelService,
     artifacts: ArtifactStore,
     leases: Leases,
-    rollouts: RolloutStarter | None = None,
+    rollouts: RolloutService | None = None,
 ) -> tuple[TrainingService, JobRunner]:
     """The service (trainers are declared at start) and the cluster's job runner."""
     jobs = JobStore(sql)
@@ -67,6 +85,6 @@ def build_training(
         blobs=artifacts,
         trainers=trainers_of(settings.models),
         work_dir=settings.data_dir.resolve() / "training",
-        rollouts=rollouts,
+        rollouts=Rollouts(rollouts) if rollouts is not None else None,
     )
     return service, JobRunner(service, jobs, leases, settings.training)

@@ -25,3 +25,7 @@ class RolloutStarter(Protocol):
     ) -> dict[str, Any]:
         """Start a progressive rollout of ``body["candidate"]``; returns the rollout."""
         ...
+
+    async def rollout_of(self, tenant: str, model: str, candidate: str) -> dict[str, Any] | None:
+        """The newest rollout of version ``candidate``; None when none was started."""
+        ...

@@ -13,7 +13,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from meshgate.training.spec import HIGHER_IS_BETTER, TrainerSpec
 log = logging.getLogger("meshgate.training")
 TRUSTED = re.compile(r"^(sklearn|numpy|scipy)\.[A-Za-z0-9_.]+$")
 PROGRESS_EVERY = 0.5
+REGISTER_TRIES = 5
 
 
 class TrainingService:
@@ -263,6 +264,11 @@ class TrainingService:
         dataset = await self.jobs.get(job.tenant, job.request["dataset"], "dataset")
         manifest = dataset.result or {}
         model = await self.registrar.model(job.tenant, job.model)
+        if (earlier := registered_by(model, job.id)) is not None:
+            # An earlier attempt registered the version, then its runner stopped or lost the
+            # lease before it marked the job done: this attempt finishes that one's work.
+            log.info("job %s registered version %s before; reusing it", job.id, earlier["version"])
+            return await self._result(job, spec, earlier)
         parent = _production(model)
         path = await self.blobs.fetch(manifest["file"])
         for stale in self._work_dir().glob(f"{job.id}-*"):
@@ -296,7 +302,6 @@ class TrainingService:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         ref = await self.blobs.put(data)
-        version = _next_version(model)
         lineage = {
             "job": job.id,
             "dataset": {"id": dataset.id, "sha256": manifest["sha256"], "rows": manifest["rows"]},
@@ -311,12 +316,11 @@ class TrainingService:
             "holdout": {"share": spec.holdout, "seed": spec.seed, **result["rows"]},
             "parent_version": parent["version"] if parent else None,
         }
-        await self.registrar.register(
-            job.tenant,
-            job.model,
-            VersionCreate.model_validate(
+
+        def version_named(name: str) -> VersionCreate:
+            return VersionCreate.model_validate(
                 {
-                    "version": version,
+                    "version": name,
                     "provider": {
                         "type": "onnx" if spec.format == "onnx" else "sklearn",
                         "artifact": ref,
@@ -332,27 +336,58 @@ class TrainingService:
                         },
                     },
                 }
-            ),
-            job.created_by,
-        )
-        out = {"version": version, "artifact": ref, "metrics": result["metrics"], **lineage}
-        out["rollout"] = await self._maybe_roll_out(job, spec, version, parent, result)
+            )
+
+        return await self._result(job, spec, await self._register_once(job, holder, version_named))
+
+    async def _register_once(
+        self, job: Job, holder: str, version_named: Callable[[str], VersionCreate]
+    ) -> dict[str, Any]:
+        """Register the job's version, unless an attempt of the same job already did.
+
+        The job id in the version's lineage is what a retry finds. The model is read again
+        right before registering, as another attempt (a runner that lost its lease while it
+        trained) may have registered meanwhile; two attempts that register at once pick the
+        same next number, so the second gets a conflict, looks again and finds the first's.
+        """
+        for _ in range(REGISTER_TRIES):
+            model = await self.registrar.model(job.tenant, job.model)
+            if (earlier := registered_by(model, job.id)) is not None:
+                return earlier
+            if await self.jobs.holder_of(job.id) != holder:
+                # Handed to another runner while this one trained: that one registers.
+                raise JobFailed("the job was handed to another runner")
+            try:
+                return await self.registrar.register(
+                    job.tenant, job.model, version_named(_next_version(model)), job.created_by
+                )
+            except Conflict:
+                continue
+        raise JobFailed(f"no free version number after {REGISTER_TRIES} tries")
+
+    async def _result(self, job: Job, spec: TrainerSpec, version: dict[str, Any]) -> dict[str, Any]:
+        """The job's result from the version it registered (the same on every attempt)."""
+        lineage = version["metadata"]["lineage"]
+        name = version["version"]
+        out = {
+            "version": name,
+            "artifact": version["provider"]["artifact"],
+            "metrics": lineage["metrics"],
+            **lineage,
+        }
+        out["rollout"] = await self._maybe_roll_out(job, spec, name, lineage)
         return out
 
     async def _maybe_roll_out(
-        self,
-        job: Job,
-        spec: TrainerSpec,
-        version: str,
-        parent: dict[str, Any] | None,
-        result: dict[str, Any],
+        self, job: Job, spec: TrainerSpec, version: str, lineage: dict[str, Any]
     ) -> dict[str, Any]:
         rule = spec.promote
+        parent = lineage["parent_version"]
         if not job.request.get("auto_rollout", True) or rule is None:
             return {"started": False, "reason": "automatic rollout is off"}
         if parent is None:
             return {"started": False, "reason": "no production version to compare with"}
-        new, old = result["metrics"].get(rule.metric), result["baseline"].get(rule.metric)
+        new, old = lineage["metrics"].get(rule.metric), lineage["baseline"].get(rule.metric)
         if new is None or old is None:
             return {
                 "started": False,
@@ -373,7 +408,10 @@ class TrainingService:
                 "reason": "better by the margin, but no rollout service is wired",
                 **decision,
             }
-        body = {**rule.rollout, "candidate": version, "baseline": parent["version"]}
+        if (started := await self.rollouts.rollout_of(job.tenant, job.model, version)) is not None:
+            # Started by an earlier attempt of this job that stopped before it was marked done.
+            return {"started": True, "rollout": started["id"], **decision}
+        body = {**rule.rollout, "candidate": version, "baseline": parent}
         try:
             rollout = await self.rollouts.start_rollout(job.tenant, job.model, body, job.created_by)
         except MeshgateError as exc:
@@ -451,6 +489,15 @@ def _production(model: dict[str, Any]) -> dict[str, Any] | None:
     if chosen in versions:
         return dict(versions[chosen])
     return dict(model["versions"][-1]) if model["versions"] else None
+
+
+def registered_by(model: dict[str, Any], job_id: str) -> dict[str, Any] | None:
+    """The version a training job registered, found by the job id in its lineage."""
+    for version in model["versions"]:
+        lineage = (version.get("metadata") or {}).get("lineage") or {}
+        if lineage.get("job") == job_id:
+            return dict(version)
+    return None
 
 
 def _next_version(model: dict[str, Any]) -> str:
