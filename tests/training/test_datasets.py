@@ -147,3 +147,29 @@ async def test_a_dataset_on_postgresql(
     assert hashlib.sha256(download.content).hexdigest() == manifest["sha256"]
     rows = pq.read_table(io.BytesIO(download.content)).to_pylist()
     assert {r["prediction_id"]: r["label"] for r in rows} == dict(zip(ids, range(3), strict=True))
+
+
+async def test_a_dataset_is_written_a_row_group_at_a_time(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(demo=True, training={"row_group_rows": 2})
+    async with app_client(settings) as client:
+        ids = [await predict(client, [v + n / 10 for v in FLOWER]) for n in range(5)]
+        for n, prediction in enumerate(ids):
+            await give_feedback(client, prediction, n % 3)
+        manifest = await build_dataset(client, model="iris")
+        download = await client.get(f"/v1/datasets/{manifest['id']}/download")
+    assert hashlib.sha256(download.content).hexdigest() == manifest["sha256"]
+    assert len(download.content) == manifest["size"]
+    file = pq.ParquetFile(io.BytesIO(download.content))
+    assert [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)] == [2, 2, 1]
+    assert [{"name": f.name, "type": str(f.type)} for f in file.schema_arrow] == manifest["schema"]
+    rows = file.read().to_pylist()
+    assert [(r["prediction_id"], r["label"]) for r in rows] == [
+        (p, n % 3) for n, p in enumerate(ids)
+    ]
+    assert [r["input[0]"] for r in rows] == pytest.approx([5.1 + n / 10 for n in range(5)])
+    times = [r["predicted_at"] for r in rows]
+    assert times == sorted(times) and manifest["rows"] == 5
+    assert manifest["time_range"]["first"] == times[0].isoformat().replace("+00:00", "Z")
+    assert manifest["time_range"]["last"] == times[-1].isoformat().replace("+00:00", "Z")

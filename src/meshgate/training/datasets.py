@@ -17,28 +17,26 @@ answered), ``label``, ``score`` and ``feedback_at``.
 
 from __future__ import annotations
 
-import hashlib
-import io
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import orjson
 
 from meshgate.events.base import Filter
 from meshgate.events.catalogue import PREDICTION_FEEDBACK, PREDICTION_MADE
 from meshgate.events.envelope import ERASED, Event, format_time
 from meshgate.events.service import EventService
 from meshgate.monitoring.observations import features_of, feedback_target, predicted_label
+from meshgate.training.spill import FIXED, TAIL, Label, Learner, Prediction, Spill, micros, write
 
 MADE = PREDICTION_MADE.name
 FEEDBACK = PREDICTION_FEEDBACK.name
 PAGE = 1000
-FIXED = ("prediction_id", "predicted_at", "version")
-TAIL = ("predicted", "label", "score", "feedback_at")
-MAX_CATEGORIES = 100
+ROW_GROUP_ROWS = 10_000
 FEEDBACK_RULE = "latest feedback recorded at or before the cut-off"
 Progress = Callable[[int, int], Awaitable[None]]
 """Told (sequences read, sequences to read) as the build goes."""
@@ -67,25 +65,9 @@ class DatasetQuery:
 
 
 @dataclass
-class _Row:
-    prediction_id: str
-    sequence: int
-    predicted_at: datetime
-    version: str
-    features: dict[str, Any]
-    predicted: Any
-
-
-@dataclass
-class _Label:
-    value: Any
-    score: float | None
-    at: datetime
-
-
-@dataclass
 class Built:
-    data: bytes
+    path: Path
+    """The Parquet file, in the folder the build was given."""
     manifest: dict[str, Any]
     left_out: dict[str, int] = field(default_factory=dict)
 
@@ -98,112 +80,112 @@ def _single_row(inputs: Any) -> dict[str, Any] | None:
     return {name: values[0] for name, values in found.items()}
 
 
-async def build(events: EventService, query: DatasetQuery, progress: Progress) -> Built:
+async def build(
+    events: EventService,
+    query: DatasetQuery,
+    progress: Progress,
+    folder: Path,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> Built:
+    """Read the log up to its present end into a spill in ``folder``, then write the joined
+    rows to ``folder/dataset.parquet`` a row group at a time (see :mod:`.spill`)."""
     end = await events.log.last_sequence()
     where = Filter(tenant=query.tenant, type_prefix="meshgate.prediction.")
-    rows: dict[str, _Row] = {}
-    labels: dict[str, _Label] = {}
     left = {"erased": 0, "unlabeled": 0, "failed": 0, "shadow": 0, "several_rows": 0}
-    after = 0
-    while after < end:
-        page = await events.read(after=after, limit=PAGE, where=where)
-        page = [e for e in page if e.sequence <= end]
-        if not page:
-            break
-        for event in page:
-            if event.type == MADE:
-                _take_prediction(event, query, rows, left)
-            elif event.type == FEEDBACK:
-                _take_feedback(event, query, labels)
-        after = page[-1].sequence
-        await progress(after, end)
-    await progress(end, end)
-    joined = []
-    for row in sorted(rows.values(), key=lambda r: r.sequence):
-        label = labels.get(row.prediction_id)
-        if label is None:
-            left["unlabeled"] += 1
-        else:
-            joined.append((row, label))
-    table = _table(joined)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    data = buffer.getvalue()
-    times = [r.predicted_at for r, _ in joined]
-    features = [n for n in table.schema.names if n not in FIXED and n not in TAIL]
+    spill = await asyncio.to_thread(Spill, folder / "spill.sqlite")
+    try:
+        after = 0
+        while after < end:
+            page = await events.read(after=after, limit=PAGE, where=where)
+            page = [e for e in page if e.sequence <= end]
+            if not page:
+                break
+            predictions: list[Prediction] = []
+            labels: list[Label] = []
+            for event in page:
+                if event.type == MADE and (row := _prediction(event, query, left)):
+                    predictions.append(row)
+                elif event.type == FEEDBACK and (label := _feedback(event, query)):
+                    labels.append(label)
+            await asyncio.to_thread(spill.add, predictions, labels)
+            after = page[-1].sequence
+            await progress(after, end)
+        await progress(end, end)
+        left["unlabeled"] = await asyncio.to_thread(spill.unlabeled)
+        path = folder / "dataset.parquet"
+        written = await asyncio.to_thread(write, spill, path, row_group_rows)
+    finally:
+        await asyncio.to_thread(spill.close)
+    schema = written.schema
     manifest = {
         "model": query.model,
-        "rows": table.num_rows,
+        "rows": written.rows,
         "time_range": {
-            "first": format_time(min(times)) if times else None,
-            "last": format_time(max(times)) if times else None,
+            "first": format_time(written.first) if written.first is not None else None,
+            "last": format_time(written.last) if written.last is not None else None,
         },
-        "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
-        "features": features,
-        "versions": sorted({r.version for r, _ in joined}),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "features": [n for n in schema.names if n not in FIXED and n not in TAIL],
+        "versions": written.versions,
+        "sha256": written.sha256,
+        "size": written.size,
         "format": "parquet",
         "query": query.describe(end),
         "left_out": left,
-        "expectations": learn([r.features for r, _ in joined]),
+        "expectations": written.expectations,
     }
-    return Built(data, manifest, left)
+    return Built(path, manifest, left)
 
 
-def _take_prediction(
-    event: Event, query: DatasetQuery, rows: dict[str, _Row], left: dict[str, int]
-) -> None:
+def _prediction(event: Event, query: DatasetQuery, left: dict[str, int]) -> Prediction | None:
     data = event.data if isinstance(event.data, dict) else {}
     if data.get("model") != query.model:
-        return
+        return None
     version = str(data.get("version"))
     if query.versions is not None and version not in query.versions:
-        return
+        return None
     if event.time > query.cutoff or (query.since is not None and event.time < query.since):
-        return
+        return None
     if event.personal == ERASED:
         left["erased"] += 1
-        return
+        return None
     if data.get("shadow"):
         left["shadow"] += 1
-        return
+        return None
     if data.get("status", "ok") != "ok":
         left["failed"] += 1
-        return
+        return None
     inputs = data.get("features", data.get("inputs"))
     if inputs is None and isinstance(event.personal, dict):
         inputs = event.personal.get("inputs")
     features = _single_row(inputs)
     if features is None:
         left["several_rows"] += 1
-        return
-    prediction_id = str(data.get("prediction_id") or event.id)
-    rows[prediction_id] = _Row(
-        prediction_id=prediction_id,
-        sequence=event.sequence,
-        predicted_at=event.time,
-        version=version,
-        features=features,
-        predicted=predicted_label(data.get("outputs")),
+        return None
+    return (
+        str(data.get("prediction_id") or event.id),
+        event.sequence,
+        micros(event.time),
+        version,
+        orjson.dumps(features),
+        orjson.dumps(predicted_label(data.get("outputs"))),
     )
 
 
-def _take_feedback(event: Event, query: DatasetQuery, labels: dict[str, _Label]) -> None:
+def _feedback(event: Event, query: DatasetQuery) -> Label | None:
     # Point in time: feedback recorded after the cut-off did not exist at the cut-off.
     if event.time > query.cutoff:
-        return
+        return None
     target = feedback_target(event.data, event.subject)
     data = event.data if isinstance(event.data, dict) else {}
     if target is None or (data.get("label") is None and data.get("score") is None):
-        return
+        return None
     score = data.get("score")
-    labels[target] = _Label(
-        value=data.get("label"),
-        score=float(score)
-        if isinstance(score, int | float) and not isinstance(score, bool)
-        else None,
-        at=event.time,
+    return (
+        target,
+        orjson.dumps(data.get("label")),
+        float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+        micros(event.time),
     )
 
 
@@ -211,64 +193,7 @@ def learn(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per input feature: the range of a numeric one, the categories of a text one (up to
     ``MAX_CATEGORIES``), and the share of rows that miss it. What inference checks a version
     trained on these rows against (``meshgate.models.expectations``)."""
-    names: dict[str, None] = {}
+    learner = Learner()
     for row in rows:
-        names.update(dict.fromkeys(row))
-    learned: dict[str, dict[str, Any]] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        present = [v for v in values if v is not None]
-        rule: dict[str, Any] = {"missing": round(1 - len(present) / len(values), 6)}
-        numbers = [v for v in present if isinstance(v, int | float) and not isinstance(v, bool)]
-        if present and len(numbers) == len(present):
-            rule.update(min=min(numbers), max=max(numbers))
-        else:
-            kinds = sorted({str(v) for v in present})
-            rule["categories"] = kinds if len(kinds) <= MAX_CATEGORIES else None
-        learned[name] = rule
-    return learned
-
-
-def _column_type(values: list[Any]) -> pa.DataType:
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pa.int64()
-    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return pa.float64()
-    if present and all(isinstance(v, bool) for v in present):
-        return pa.bool_()
-    return pa.string()
-
-
-def _column(values: list[Any]) -> pa.Array:
-    kind = _column_type(values)
-    if kind == pa.string():
-        values = [None if v is None else v if isinstance(v, str) else str(v) for v in values]
-    elif kind == pa.float64():
-        values = [None if v is None else float(v) for v in values]
-    return pa.array(values, type=kind)
-
-
-def _table(joined: list[tuple[_Row, _Label]]) -> pa.Table:
-    names: dict[str, None] = {}
-    for row, _ in joined:
-        for name in row.features:
-            names.setdefault(name, None)
-    taken = set(FIXED) | set(TAIL)
-    columns: dict[str, pa.Array] = {
-        "prediction_id": pa.array([r.prediction_id for r, _ in joined], type=pa.string()),
-        "predicted_at": pa.array(
-            [r.predicted_at for r, _ in joined], type=pa.timestamp("us", tz="UTC")
-        ),
-        "version": pa.array([r.version for r, _ in joined], type=pa.string()),
-    }
-    for name in names:
-        column = f"feature.{name}" if name in taken else name
-        columns[column] = _column([r.features.get(name) for r, _ in joined])
-    columns["predicted"] = _column([r.predicted for r, _ in joined])
-    columns["label"] = _column([lb.value for _, lb in joined])
-    columns["score"] = pa.array([lb.score for _, lb in joined], type=pa.float64())
-    columns["feedback_at"] = pa.array(
-        [lb.at for _, lb in joined], type=pa.timestamp("us", tz="UTC")
-    )
-    return pa.table(columns)
+        learner.add(row)
+    return learner.learned()

@@ -86,5 +86,6 @@ def build_training(
         trainers=trainers_of(settings.models),
         work_dir=settings.data_dir.resolve() / "training",
         rollouts=Rollouts(rollouts) if rollouts is not None else None,
+        row_group_rows=settings.training.row_group_rows,
     )
     return service, JobRunner(service, jobs, leases, settings.training)

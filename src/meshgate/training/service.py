@@ -61,6 +61,7 @@ class TrainingService:
         trainers: Mapping[tuple[str, str], TrainerSpec],
         work_dir: Path,
         rollouts: RolloutStarter | None = None,
+        row_group_rows: int = datasets.ROW_GROUP_ROWS,
     ):
         self.jobs = jobs
         self.events = events
@@ -71,6 +72,7 @@ class TrainingService:
         self.trainers = dict(trainers)
         self.work_dir = work_dir
         self.rollouts = rollouts
+        self.row_group_rows = row_group_rows
         self.wake = asyncio.Event()
         """Set when this node queues a job, so a runner here starts it at once."""
 
@@ -253,8 +255,12 @@ class TrainingService:
                 last = loop.time()
                 await self.jobs.report(job.id, holder, {"read": read, "of": of})
 
-        built = await datasets.build(self.events, query, progress)
-        ref = await self.blobs.put(built.data)
+        folder = self._fresh_folder(job)
+        try:
+            built = await datasets.build(self.events, query, progress, folder, self.row_group_rows)
+            ref = await self.blobs.put(await asyncio.to_thread(built.path.read_bytes))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
         return {**built.manifest, "file": ref}
 
     async def _train(self, job: Job, holder: str) -> dict[str, Any]:
@@ -271,10 +277,7 @@ class TrainingService:
             return await self._result(job, spec, earlier)
         parent = _production(model)
         path = await self.blobs.fetch(manifest["file"])
-        for stale in self._work_dir().glob(f"{job.id}-*"):
-            # Left by an earlier attempt whose node was killed.
-            shutil.rmtree(stale, ignore_errors=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir()))
+        workdir = self._fresh_folder(job)
         try:
             shutil.copyfile(path, workdir / "dataset.parquet")
             await self.jobs.report(job.id, holder, {"stage": "training"})
@@ -423,9 +426,13 @@ class TrainingService:
             }
         return {"started": True, "rollout": rollout.get("id"), **decision}
 
-    def _work_dir(self) -> Path:
+    def _fresh_folder(self, job: Job) -> Path:
+        """A new folder for this attempt; those of earlier attempts (whose node was killed)
+        are removed first."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir
+        for stale in self.work_dir.glob(f"{job.id}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self.work_dir))
 
     async def _queued(self, job: Job, actor: str) -> None:
         queued = JobQueued(job=job.id, kind=_kind(job), model=job.model, request=job.request)

@@ -83,3 +83,9 @@ class TrainingConfig(RequestBody):
     max_attempts: int = Field(
         3, ge=1, le=20, description="Runs of one job before a runner that keeps stopping fails it."
     )
+    row_group_rows: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows per Parquet row group of a dataset: a build holds one group in memory.",
+    )
