@@ -67,6 +67,9 @@ class SpendLedger:
             ["tenant", "model", "kind"],
             registry=registry,
         )
+        # labels() builds and looks up its key on every call: the children of a tenant and
+        # model are looked up once (bounded, as a deleted model's labels may churn).
+        self._children: dict[tuple[str, str, str | None], tuple[Any, ...]] = {}
 
     async def handle(self, event: Event) -> None:
         await self.handle_many([event])
@@ -89,11 +92,29 @@ class SpendLedger:
         for row in rows:
             if row[0] not in added:
                 continue
-            tenant, model = row[1], row[4]
-            if row[11]:
-                self.spent.labels(tenant, model, row[11]).inc(row[10])
-            for kind, n in (("input", row[7]), ("output", row[8]), ("cached", row[9])):
-                self.tokens.labels(tenant, model, kind).inc(n)
+            spent, input_tokens, output_tokens, cached_tokens = self._counters(
+                row[1], row[4], row[11]
+            )
+            if spent is not None:
+                spent.inc(row[10])
+            input_tokens.inc(row[7])
+            output_tokens.inc(row[8])
+            cached_tokens.inc(row[9])
+
+    def _counters(self, tenant: str, model: str, currency: str | None) -> tuple[Any, ...]:
+        key = (tenant, model, currency)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) >= 10_000:
+                self._children.clear()
+            found = self._children[key] = (
+                self.spent.labels(tenant, model, currency) if currency else None,
+                *(
+                    self.tokens.labels(tenant, model, kind)
+                    for kind in ("input", "output", "cached")
+                ),
+            )
+        return found
 
     async def forget_user(self, tenant: str, user_id: str) -> int:
         """Erasure: the user's rows keep their amounts (the tenant's cost) and lose the user
