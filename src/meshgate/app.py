@@ -392,7 +392,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
     )
     # Outside everything that needs the SQL store, inside what observes requests.
     app.add_middleware(StartupGate, startup=startup)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        routes=training_module.body_limits(settings.training),
+    )
     app.add_middleware(FieldsMiddleware)
     app.add_middleware(DeprecationMiddleware)
     app.add_middleware(

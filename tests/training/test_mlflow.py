@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import yaml
 
+from meshgate.config import Settings
 from meshgate.models.demo import train
+from tests.conftest import app_client
 from tests.training.helpers import conforms
 
 RUN_ID = "8a1f0c3e2b7d4c9e9f00112233445566"
@@ -27,6 +31,7 @@ SIGNATURE = {
 }
 ZIP = {"content-type": "application/zip"}
 IMPORT = "/v1/registry/models/{name}/imports/mlflow"
+PATH = "/v1/registry/models/flowers/imports/mlflow"
 
 
 def mlflow_zip(flavors: dict[str, object], files: dict[str, bytes], folder: str = "model") -> bytes:
@@ -123,3 +128,51 @@ async def test_onnx_and_skops_flavours_import_and_pickles_are_refused(
     assert missing.status_code == 404
     model = (await client.get("/v1/registry/models/flowers")).json()
     assert [v["version"] for v in model["versions"]] == ["1", "2"]
+
+
+async def test_an_import_has_its_own_body_limit_and_no_other_route_does(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    onnx, _ = train(tmp_path / "artifacts")
+    limit = 256 * 1024
+    settings = make_settings(max_body_bytes=4096, training={"max_import_bytes": limit})
+
+    def archive(padding: int) -> bytes:
+        # Random bytes do not compress: the archive is as large as its padding, and more.
+        files = {"model.onnx": onnx.read_bytes(), "notes.bin": os.urandom(padding)}
+        return mlflow_zip({"onnx": {"data": "model.onnx"}}, files)
+
+    fits, too_large = archive(limit // 2), archive(limit)
+    assert 4096 < len(fits) < limit < len(too_large)
+
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 16 * 1024):
+            yield data[i : i + 16 * 1024]
+
+    async with app_client(settings) as client:
+        created = await client.post(
+            "/v1/registry/models", json={"name": "flowers", "task": "classification"}
+        )
+        assert created.status_code == 201
+        platform = client.app.state.services  # type: ignore[attr-defined]
+        stored = "SELECT count(*) AS n FROM artifacts"
+        before = (await platform.sql.fetch_one(stored))["n"]
+        declared = await client.post(f"{PATH}?version=1", content=too_large, headers=ZIP)
+        streamed = await client.post(f"{PATH}?version=1", content=chunks(too_large), headers=ZIP)
+        after_refusals = (await platform.sql.fetch_one(stored))["n"]
+        versions = (await client.get("/v1/registry/models/flowers")).json()["versions"]
+        imported = await client.post(f"{PATH}?version=1", content=chunks(fits), headers=ZIP)
+        # Every other route keeps max_body_bytes, a registry route of the same model too.
+        big_json = {"version": "2", "provider": {"type": "onnx", "artifact": "x" * 8192}}
+        other = await client.post("/v1/registry/models/flowers/versions", json=big_json)
+        elsewhere = await client.post(
+            "/v1/registry/models/flowers/imports/mlflow/more", content=fits, headers=ZIP
+        )
+
+    for refused in (declared, streamed):
+        assert refused.status_code == 413, refused.text
+        assert f"limit of {limit} bytes" in refused.json()["detail"]
+    assert after_refusals == before and versions == []
+    assert imported.status_code == 201, imported.text
+    assert other.status_code == 413 and "limit of 4096 bytes" in other.json()["detail"]
+    assert elsewhere.status_code == 413 and "limit of 4096 bytes" in elsewhere.json()["detail"]

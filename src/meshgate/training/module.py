@@ -17,12 +17,13 @@ from meshgate.models.config import ModelDeclaration, VersionCreate
 from meshgate.models.service import ModelService
 from meshgate.sql import SqlStore
 from meshgate.training.jobs import JobStore
-from meshgate.training.routes import router
+from meshgate.training.routes import body_limits, router
 from meshgate.training.runner import JobRunner
 from meshgate.training.service import TrainingService
 from meshgate.training.spec import TrainerSpec
 
 ROUTERS: list[APIRouter] = [router]
+__all__ = ["ROUTERS", "body_limits", "build_training"]
 
 
 class Registrar:

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import Field
 from pydantic.config import JsonDict
+from starlette.requests import ClientDisconnect
 
 from meshgate.core.routing import current_principal, require
 from meshgate.core.state import service_of as registered
-from meshgate.errors import UnsupportedMediaType
+from meshgate.errors import BadRequest, UnsupportedMediaType
 from meshgate.models.config import NAME
 from meshgate.strictjson import RequestBody
 from meshgate.training.service import TrainingService
+from meshgate.training.spec import TrainingConfig
 from meshgate.training.views import DatasetView, JobView, RegisteredVersion, TrainingJobView
 
 router = APIRouter(prefix="/v1", tags=["training"])
@@ -119,10 +121,16 @@ async def train(name: ModelName, body: TrainCreate, request: Request, response: 
 
 
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+IMPORT_PATH = "/registry/models/{name}/imports/mlflow"
+
+
+def body_limits(config: TrainingConfig) -> list[tuple[str, str, int]]:
+    """Routes whose bodies have a limit of their own: (method, path template, bytes)."""
+    return [("POST", router.prefix + IMPORT_PATH, config.max_import_bytes)]
 
 
 @router.post(
-    "/registry/models/{name}/imports/mlflow",
+    IMPORT_PATH,
     status_code=201,
     dependencies=[require("registry:write")],
     tags=["registry"],
@@ -145,7 +153,10 @@ async def import_mlflow(
     version: Annotated[str, Query(pattern=NAME, description="The version to register.")],
 ) -> Any:
     """The MLmodel's run id, model uuid and flavour go into the version's lineage; its tensor
-    signature, when it has one, becomes the version's (else the production version's)."""
+    signature, when it has one, becomes the version's (else the production version's).
+
+    The archive may be as large as ``training.max_import_bytes`` (64 MiB by default), not
+    the ``max_body_bytes`` of other routes; a larger one is a 413 and nothing is stored."""
     p = current_principal(request)
     media = request.headers.get("content-type", "").split(";")[0].strip()
     if media not in ZIP_TYPES:
@@ -153,7 +164,11 @@ async def import_mlflow(
             f"send the MLflow model directory as application/zip, not {media or 'nothing'!r}",
             field="content-type",
         )
-    archive = await request.body()
+    try:
+        archive = await request.body()
+    except ClientDisconnect:
+        # Also what the body limit makes of an upload it cut off (its 413 is already sent).
+        raise BadRequest("the upload ended before its last byte", field="body") from None
     return await service_of(request).import_mlflow(p.tenant, name, version, archive, p.key_id)
 
 

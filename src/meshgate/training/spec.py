@@ -83,6 +83,14 @@ class TrainingConfig(RequestBody):
     max_attempts: int = Field(
         3, ge=1, le=20, description="Runs of one job before a runner that keeps stopping fails it."
     )
+    max_import_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=4 * 1024**3,
+        description="Largest model archive POST /v1/registry/models/{name}/imports/mlflow "
+        "takes (a larger one is a 413, counted as it streams in); every other route keeps "
+        "max_body_bytes.",
+    )
     row_group_rows: int = Field(
         10_000,
         ge=1,
