@@ -36,6 +36,7 @@ from meshgate.economics import module as economics_module
 from meshgate.economics.service import EconomicsService
 from meshgate.errors import BackendUnavailable
 from meshgate.events import module as events_module
+from meshgate.events.amqp import AmqpPublisher
 from meshgate.events.groups import LeasedGroup
 from meshgate.events.leases import SqlLeases
 from meshgate.events.ports import EventPublisher
@@ -92,6 +93,8 @@ class Services:
     """Once-per-cluster work holds a lease here (alert evaluation)."""
     events: EventService
     webhooks: WebhookDispatcher
+    amqp: AmqpPublisher | None
+    """The events published to an AMQP exchange (one runner a cluster), when configured."""
     audit: AuditService
     audit_references: LeasedGroup
     """The consumer group referencing predictions in the audit trail (one runner a cluster)."""
@@ -139,6 +142,9 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
     leases = SqlLeases(sql)
     events = events_module.build_events(settings, sql, pepper)
     webhooks = events_module.build_webhooks(settings, sql, pepper, events, egress)
+    amqp = events_module.build_amqp(
+        settings, events, leases, registry=metrics.registry, lag=metrics.event_lag
+    )
     audit = governance_module.build_audit(settings, sql)
     audit_references = governance_module.build_prediction_references(events, leases, audit)
     economics = economics_module.build_economics(
@@ -199,6 +205,7 @@ def build_services(settings: Settings, *, clock: Callable[[], float] | None = No
         leases=leases,
         events=events,
         webhooks=webhooks,
+        amqp=amqp,
         audit=audit,
         audit_references=audit_references,
         context=context,
@@ -254,6 +261,9 @@ async def _start_each(s: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(s.events.close)
     await s.webhooks.start()
     stack.push_async_callback(s.webhooks.close)
+    if s.amqp is not None:
+        await s.amqp.start()
+        stack.push_async_callback(s.amqp.close)
     await s.audit.start()
     stack.push_async_callback(s.audit.close)
     s.audit_references.start()

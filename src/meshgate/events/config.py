@@ -2,7 +2,67 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+AMQP_SCHEMES = ("amqp", "amqps")
+
+
+class AmqpConfig(BaseModel):
+    """The AMQP exchange publisher (``events.amqp``): off while ``url`` is unset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        None,
+        description="amqp://user:password@host:5672/vhost or amqps://...; when set, the "
+        "cluster publishes its events to the exchange (a secret: never logged).",
+    )
+    exchange: str = Field(
+        "meshgate.events",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Exchange the events go to; declared as a durable topic exchange when "
+        "missing. The routing key is the event type.",
+    )
+    types: list[str] = Field(
+        default_factory=lambda: ["meshgate.*"],
+        min_length=1,
+        description="Event types published: exact types or prefixes written 'a.b.*'.",
+    )
+    tenants: list[str] = Field(
+        default_factory=list, description="Tenants whose events are published; none: every one."
+    )
+    batch: int = Field(
+        200, ge=1, le=5000, description="Most events published under one set of confirms."
+    )
+    backoff_seconds: float = Field(
+        0.5, gt=0, le=60, description="First retry delay while RabbitMQ fails; doubles."
+    )
+    backoff_max_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Longest delay between two attempts."
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Longest a connection or a batch's confirms may take."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _amqp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message names the scheme only: the URL carries the credentials.
+        if value is not None:
+            scheme = value.get_secret_value().split(":", 1)[0].lower()
+            if scheme not in AMQP_SCHEMES:
+                raise ValueError(f"must be an amqp:// or amqps:// URL, not {scheme[:16]!r}")
+        return value
+
+    @field_validator("types")
+    @classmethod
+    def _type_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern or "*" in pattern[:-1]:
+                raise ValueError(f"{pattern!r}: an exact type or a prefix ending in '*'")
+        return value
 
 
 class EventsConfig(BaseModel):
@@ -46,3 +106,4 @@ class EventsConfig(BaseModel):
     stream_heartbeat_seconds: float = Field(
         15.0, gt=0, le=300, description="Comment line sent on an idle event stream."
     )
+    amqp: AmqpConfig = Field(default_factory=AmqpConfig)

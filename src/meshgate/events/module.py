@@ -1,14 +1,17 @@
-"""The event backbone's parts, built for the composition root: the log, the service and the
-webhook dispatcher."""
+"""The event backbone's parts, built for the composition root: the log, the service, the
+webhook dispatcher and the AMQP exchange publisher."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from prometheus_client import CollectorRegistry, Gauge
 
 from meshgate.config import Settings
 from meshgate.events import routes, webhook_routes
+from meshgate.events.amqp import AmqpPublisher
 from meshgate.events.backends import open_event_log
 from meshgate.events.crypto import DataKeys
+from meshgate.events.leases import Leases
 from meshgate.events.outbox import EventOutbox
 from meshgate.events.sealing import Sealer, derive
 from meshgate.events.service import EventService
@@ -45,3 +48,18 @@ def build_webhooks(
 ) -> WebhookDispatcher:
     store = SubscriptionStore(sql, Sealer(pepper, "webhook-secrets"))
     return WebhookDispatcher(events, store, settings.events, egress=egress)
+
+
+def build_amqp(
+    settings: Settings,
+    events: EventService,
+    leases: Leases,
+    *,
+    registry: CollectorRegistry,
+    lag: Gauge,
+) -> AmqpPublisher | None:
+    """The AMQP exchange publisher when ``events.amqp.url`` is set, not yet started."""
+    config = settings.events.amqp
+    if config.url is None:
+        return None
+    return AmqpPublisher(events, leases, config, registry=registry, lag=lag)
