@@ -238,3 +238,70 @@ def test_the_url_must_be_amqp_and_is_never_shown(tmp_path: Any) -> None:
     settings = load_settings(config)
     assert settings.events.amqp.url is not None
     assert "hunter2" not in repr(settings) and "hunter2" not in settings.model_dump_json()
+
+
+class Proxy:
+    """A TCP proxy to RabbitMQ on a port of its own: :meth:`cut` drops its connections and
+    refuses new ones (RabbitMQ restarting), :meth:`restore` lets them through again."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def restore(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_a_connection_lost_midway_is_retried_and_nothing_is_lost(
+    make_settings: Callable[..., Settings], broker: Broker
+) -> None:
+    proxy = Proxy(("127.0.0.1", 5672))
+    await proxy.restore()
+    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+    settings = make_settings(**amqp_settings(url, broker.exchange, types=["com.acme.*"]))
+    try:
+        async with app_client(settings) as client:
+            await integration_events(client, 10)
+            first = await receive(broker.queue, 10)
+            await proxy.cut()  # RabbitMQ goes away
+            await integration_events(client, 10, start=10)  # requests do not wait for it
+            assert (await client.get("/readyz")).status_code == 200
+            async with asyncio.timeout(30):
+                while sample(client, "meshgate_amqp_failures_total") < 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await proxy.restore()  # and comes back
+            async with asyncio.timeout(30):
+                while publisher_of(client).published < 20:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            second = await receive(broker.queue, 10)
+    finally:
+        await proxy.cut()
+    received = [orjson.loads(m.body)["data"]["i"] for m in first + second]
+    assert received == list(range(20))

@@ -207,7 +207,7 @@ class AmqpPublisher:
             connection = await aio_pika.connect(
                 self._url,
                 timeout=timeout,
-                client_properties={"connection_name": f"meshgate {GROUP}"},
+                client_properties={"connection_name": f"meshgate {GROUP} {self.group.holder}"},
             )
             self._connection = connection
             channel = await connection.channel(publisher_confirms=True)
