@@ -30,8 +30,8 @@ async def main(url: str, data_dir: str, actor: str, n: int, in_tx: bool) -> None
             if in_tx:
                 async with sql.transaction() as tx:
                     await tx.execute("INSERT INTO things (actor, n) VALUES (?, ?)", (actor, i))
-                    await audit.record_in(
-                        tx,
+                    await audit.record(
+                        within=tx,
                         actor=actor,
                         tenant="acme",
                         action="thing.changed",

@@ -214,8 +214,8 @@ class FlagService:
         version: int | None,
     ) -> None:
         """Last in the change's transaction: a flag never changes unaudited."""
-        await self.audit.record_in(
-            tx,
+        await self.audit.record(
+            within=tx,
             actor=actor,
             tenant=tenant,
             action=f"flag.{action}",

@@ -1,7 +1,7 @@
 """The audit trail: who did what, when, to which resource, with which model version.
 
-``record`` appends a state-changing action durably before it returns; ``record_in`` appends it
-inside the transaction of the change it records, so neither commits without the other. References to
+``record`` appends a state-changing action durably before it returns, or inside the transaction
+of the change it records (``within``), so neither commits without the other. References to
 predictions are appended off the request path by the consumer group ``governance.audit``
 (one process of the cluster runs it, under a lease): each batch of ``meshgate.prediction.made``
 events read from the log is referenced in one transaction before the group's offset is
@@ -162,8 +162,11 @@ class AuditService:
         resource: str,
         details: dict[str, Any],
         model_version: str | None = None,
+        within: SqlSession | None = None,
     ) -> dict[str, Any]:
-        """Append one record; returns it (with sequence and hash) once it is durable."""
+        """Append one record; returns it (with sequence and hash) once it is durable, or, with
+        ``within``, inside the caller's transaction (see
+        :meth:`meshgate.governance.ports.AuditRecorder.record`), durable once that commits."""
         entry = make_entry(
             actor=actor,
             tenant=tenant,
@@ -172,31 +175,10 @@ class AuditService:
             details=details,
             model_version=model_version,
         )
-        (rec,) = await self.store.append([entry], self._now, self._sign)
-        return rec
-
-    async def record_in(
-        self,
-        tx: SqlSession,
-        *,
-        actor: str,
-        tenant: str,
-        action: str,
-        resource: str,
-        details: dict[str, Any],
-        model_version: str | None = None,
-    ) -> dict[str, Any]:
-        """Append one record inside the caller's transaction (see
-        :meth:`meshgate.governance.ports.AuditRecorder.record_in`); durable once it commits."""
-        entry = make_entry(
-            actor=actor,
-            tenant=tenant,
-            action=action,
-            resource=resource,
-            details=details,
-            model_version=model_version,
-        )
-        (rec,) = await self.store.append_in(tx, [entry], self._now, self._sign)
+        if within is None:
+            (rec,) = await self.store.append([entry], self._now, self._sign)
+        else:
+            (rec,) = await self.store.append_in(within, [entry], self._now, self._sign)
         return rec
 
     async def record_predictions(self, records: Sequence[Record]) -> int:

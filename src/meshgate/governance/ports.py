@@ -17,27 +17,15 @@ class AuditRecorder(Protocol):
         resource: str,
         details: dict[str, Any],
         model_version: str | None = None,
+        within: SqlSession | None = None,
     ) -> dict[str, Any]:
-        """Append one audit record; returns it once it is durable."""
-        ...
+        """Append one audit record; returns it once it is durable.
 
-    async def record_in(
-        self,
-        tx: SqlSession,
-        *,
-        actor: str,
-        tenant: str,
-        action: str,
-        resource: str,
-        details: dict[str, Any],
-        model_version: str | None = None,
-    ) -> dict[str, Any]:
-        """Append one audit record inside ``tx``, an open transaction on the platform SQL
-        store, so the change it records and the record commit together or not at all.
-
-        Call it last in the transaction: it locks the head of the chain, which every audit
-        writer of the cluster waits for, so the lock is held for the commit only (and a
-        writer never holds it while waiting for a lock of its own change)."""
+        ``within``: an open transaction on the platform SQL store, so the change the record
+        describes and the record commit together or not at all (durable once it commits).
+        Record last in that transaction: it locks the head of the chain, which every audit
+        writer of the cluster waits for, so the lock is held for the commit only (and a writer
+        never holds it while waiting for a lock of its own change)."""
         ...
 
 
@@ -55,8 +43,8 @@ def audited(
     ``then=``): the change is never stored unaudited, nor audited without being stored."""
 
     async def record(tx: SqlSession) -> None:
-        await recorder.record_in(
-            tx,
+        await recorder.record(
+            within=tx,
             actor=actor,
             tenant=tenant,
             action=action,
