@@ -15,6 +15,9 @@ from meshgate.config import Settings
 from meshgate.context.backends import ContextStore, open_context_store
 from tests.conftest import app_client
 
+UNSET = "model:unset"
+"""A consumer with no policy set: the policy it was registered with (``registered``) decides."""
+
 BACKENDS = ["memory", "sqlite", "redis"]
 
 

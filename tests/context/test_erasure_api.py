@@ -6,6 +6,7 @@ import httpx
 
 from meshgate.context.cache import MISSING
 from meshgate.context.service import ContextService
+from tests.context.conftest import UNSET
 
 ALLOW = ["attributes.*", "preferences.*", "session.*", "interactions.last:10"]
 
@@ -58,7 +59,9 @@ async def test_erasure_leaves_nothing_readable_anywhere(api: httpx.AsyncClient) 
     assert (await api.get("/v1/context/users/alice")).status_code == 200
     for sid in sids:
         assert (await api.get(f"/v1/context/sessions/{sid}")).status_code == 200
-    warm = await service.resolve(tenant="default", user_id="alice", session_id=sids[0], allow=ALLOW)
+    warm = await service.resolve_for_consumer(
+        tenant="default", consumer=UNSET, user_id="alice", session_id=sids[0], registered=ALLOW
+    )
     assert warm["attributes"]["email"] == "alice@example.com"
 
     r = await api.delete("/v1/context/users/alice")
@@ -76,12 +79,18 @@ async def test_erasure_leaves_nothing_readable_anywhere(api: httpx.AsyncClient) 
         r = await api.post("/v1/context/resolve", json={"consumer": "model:all", "session_id": sid})
         assert r.status_code == 404
         assert (
-            await service.resolve(tenant="default", user_id=None, session_id=sid, allow=ALLOW) == {}
+            await service.resolve_for_consumer(
+                tenant="default", consumer=UNSET, user_id=None, session_id=sid, registered=ALLOW
+            )
+            == {}
         )
     r = await api.post("/v1/context/resolve", json={"consumer": "model:all", "user_id": "alice"})
     assert r.status_code == 404
     assert (
-        await service.resolve(tenant="default", user_id="alice", session_id=None, allow=ALLOW) == {}
+        await service.resolve_for_consumer(
+            tenant="default", consumer=UNSET, user_id="alice", session_id=None, registered=ALLOW
+        )
+        == {}
     )
     for key in [("default", "u", "alice")] + [("default", "s", s) for s in sids]:
         assert service.cache.get(key) in (MISSING, None)

@@ -11,7 +11,7 @@ import pytest
 from meshgate.config import Settings
 from meshgate.context.service import ContextService
 from tests.conftest import app_client
-from tests.context.conftest import as_key, make_key
+from tests.context.conftest import UNSET, as_key, make_key
 
 
 async def seed(api: httpx.AsyncClient) -> str:
@@ -116,11 +116,12 @@ async def test_a_session_of_another_user_is_never_mixed_in(api: httpx.AsyncClien
     r = await resolve(api, "model:x", user_id="u2", session_id=sid)
     assert r.status_code == 404
     service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
-    ctx = await service.resolve(
+    ctx = await service.resolve_for_consumer(
         tenant="default",
+        consumer=UNSET,
         user_id="u2",
         session_id=sid,
-        allow=["preferences.*", "interactions.last:5"],
+        registered=["preferences.*", "interactions.last:5"],
     )
     assert ctx == {"preferences": {"language": "en"}}
 
@@ -222,17 +223,23 @@ async def test_the_inference_path_resolves_with_policies_compiled_once(
     sid = await seed(api)
     service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     allow = ["preferences.language", "interactions.last:1"]
-    first = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
+    first = await service.resolve_for_consumer(
+        tenant="default", consumer=UNSET, user_id="u1", session_id=sid, registered=allow
+    )
     assert first["preferences"] == {"language": "fr"}
     assert [i["content"] for i in first["interactions"]] == ["m3"]
     assert service.compiler.compile(list(allow)) is service.compiler.compile(tuple(allow))
     await service.append_interactions(
         tenant="default", session_id=sid, turns=[("user", "q", None), ("assistant", "a", {"x": 1})]
     )
-    again = await service.resolve(tenant="default", user_id=None, session_id=sid, allow=allow)
+    again = await service.resolve_for_consumer(
+        tenant="default", consumer=UNSET, user_id=None, session_id=sid, registered=allow
+    )
     assert again["preferences"] == {"language": "fr"}
     assert again["interactions"][0]["content"] == "a"
-    none = await service.resolve(tenant="default", user_id="ghost", session_id=None, allow=allow)
+    none = await service.resolve_for_consumer(
+        tenant="default", consumer=UNSET, user_id="ghost", session_id=None, registered=allow
+    )
     assert none == {}
 
 
@@ -240,10 +247,14 @@ async def test_changing_a_resolved_bundle_does_not_change_the_cache(api: httpx.A
     sid = await seed(api)
     service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
     allow = ["attributes.*", "interactions.last:1"]
-    first = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
+    first = await service.resolve_for_consumer(
+        tenant="default", consumer=UNSET, user_id="u1", session_id=sid, registered=allow
+    )
     first["attributes"]["tier"] = "tampered"
     first["interactions"][0]["content"] = "tampered"
-    again = await service.resolve(tenant="default", user_id="u1", session_id=sid, allow=allow)
+    again = await service.resolve_for_consumer(
+        tenant="default", consumer=UNSET, user_id="u1", session_id=sid, registered=allow
+    )
     assert again["attributes"]["tier"] == "gold" and again["interactions"][0]["content"] == "m3"
 
 
@@ -254,8 +265,12 @@ async def test_a_wider_policy_after_a_narrow_one_still_sees_its_whole_window(
     service: ContextService = api.app.state.services.context  # type: ignore[attr-defined]
 
     async def window(n: int) -> list[str]:
-        ctx = await service.resolve(
-            tenant="default", user_id=None, session_id=sid, allow=[f"interactions.last:{n}"]
+        ctx = await service.resolve_for_consumer(
+            tenant="default",
+            consumer=UNSET,
+            user_id=None,
+            session_id=sid,
+            registered=[f"interactions.last:{n}"],
         )
         return [i["content"] for i in ctx["interactions"]]
 

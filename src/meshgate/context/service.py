@@ -374,22 +374,6 @@ class ContextService:
 
     # --- resolve --------------------------------------------------------------------------------
 
-    async def resolve(
-        self,
-        *,
-        tenant: str,
-        user_id: str | None,
-        session_id: str | None,
-        allow: Sequence[str],
-    ) -> Json:
-        """Exactly what ``allow`` lets a consumer see of this user and session.
-
-        Unknown ids give an empty bundle rather than an error: an inference call goes on
-        without context. With only a session, the profile is the session's user's.
-        """
-        policy = self.compiler.compile(allow if isinstance(allow, tuple) else tuple(allow))
-        return await self._resolve(tenant, user_id, session_id, policy)
-
     async def resolve_for_consumer(
         self,
         *,
@@ -400,7 +384,9 @@ class ContextService:
         session_id: str | None,
     ) -> Json:
         """The inference path's resolve: what the policy book gives ``consumer`` (the same
-        decision ``POST /v1/context/resolve`` makes); unknown ids give an empty bundle."""
+        decision ``POST /v1/context/resolve`` makes). Unknown ids give an empty bundle rather
+        than an error (an inference call goes on without context); with only a session, the
+        profile is the session's user's."""
         if user_id is None and session_id is None:
             return {}
         policy = await self.policies.policy_for(tenant, consumer, registered)
