@@ -63,6 +63,7 @@ from meshgate.limits import Limiter, open_limiter
 from meshgate.models import module as models_module
 from meshgate.models.artifacts import ArtifactStore
 from meshgate.models.service import ModelService
+from meshgate.models.traffic_owner import TrafficOwner
 from meshgate.monitoring import module as monitoring_module
 from meshgate.monitoring.logs import flush_logs, setup_logging
 from meshgate.monitoring.metrics import Metrics
@@ -361,6 +362,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None) 
             AuditRecorder: services.audit,
             EventPublisher: services.events,
             Limiter: services.limiter,
+            TrafficOwner: services.rollouts,
         },
     )
     problems.install(app)

@@ -241,6 +241,14 @@ def test_a_rollout_shows_why_it_holds_and_is_paused_and_aborted_from_the_page(
     expect(card).to_contain_text("error_rate")  # the check, with its figures
     expect(card.get_by_role("row", name=re.compile("^calls"))).to_be_visible()
     expect(card.get_by_role("button", name="Resume")).to_have_count(0)
+    # The rollout sets the split while it runs: no editor, and the API refuses a change.
+    expect(page.get_by_role("form", name="Traffic of iris")).to_have_count(0)
+    expect(page.get_by_role("region", name="iris")).to_contain_text(
+        f"Traffic is set by rollout {rollout_id} while it runs."
+    )
+    with server.client() as http:
+        by_hand = http.put("/v1/registry/models/iris/traffic", json=traffic)
+        assert by_hand.status_code == 409 and rollout_id in by_hand.text
     shot(page, "rollout-holding")
 
     card.get_by_role("button", name="Pause").click()
@@ -268,6 +276,7 @@ def test_a_rollout_shows_why_it_holds_and_is_paused_and_aborted_from_the_page(
     expect(card).to_contain_text("abort by hand")
     assert len(asked) == 2
     expect(card.get_by_role("button")).to_have_count(0)  # an ended rollout offers nothing
+    expect(page.get_by_role("form", name="Traffic of iris")).to_be_visible()
     assert looked()["state"] == "aborted"
     with server.client() as http:
         assert http.get("/v1/registry/models/iris").json()["traffic"]["split"] == {"1": 100}

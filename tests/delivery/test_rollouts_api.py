@@ -322,3 +322,26 @@ async def test_the_controller_continues_on_another_node(
         done = await wait_state(second, rollout_id, lambda r: r["state"] == "promoted")
         steps = [h["step"] for h in done["steps_analysis"]]
         assert steps == [0, 1, 1], "the second node continued from step 1"
+
+
+async def test_traffic_is_not_changed_by_hand_while_a_rollout_sets_it(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, "1", "2")
+    made = await client.post(URL, json={"candidate": "2", "baseline": "1", "interval_seconds": 60})
+    assert made.status_code == 201, made.text
+    rollout = made.json()
+    before = (await model(client))["traffic"]
+    by_hand = {"split": {"1": 50, "2": 50}}
+    for method in ("PUT", "PATCH"):
+        refused = await client.request(method, "/v1/registry/models/chat/traffic", json=by_hand)
+        assert refused.status_code == 409, refused.text
+        assert rollout["id"] in refused.json()["detail"]
+    assert (await model(client))["traffic"] == before
+    assert (await client.post(f"{URL}/{rollout['id']}/pause")).status_code == 200
+    paused = await client.put("/v1/registry/models/chat/traffic", json=by_hand)
+    assert paused.status_code == 409, "a paused rollout still owns the split"
+    assert (await client.post(f"{URL}/{rollout['id']}/abort")).status_code == 200
+    after = await client.put("/v1/registry/models/chat/traffic", json=by_hand)
+    assert after.status_code == 200, after.text
+    assert (await model(client))["traffic"]["split"] == {"1": 50, "2": 50}

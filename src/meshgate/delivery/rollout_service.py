@@ -83,6 +83,11 @@ class RolloutService:
 
     # --- creating ----------------------------------------------------------------------
 
+    async def traffic_owner(self, tenant: str, model: str) -> str | None:
+        """The running rollout that sets the model's traffic (a ``TrafficOwner``)."""
+        running = await self.store.running_id(tenant, model)
+        return None if running is None else f"rollout {running}"
+
     async def create(self, tenant: str, model: str, spec: RolloutCreate, actor: str) -> Rollout:
         record = await self.registry.get_model(tenant, model)
         versions = {v["version"] for v in record["versions"]}

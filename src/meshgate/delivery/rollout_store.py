@@ -193,6 +193,14 @@ class RolloutStore:
         )
         return None if row is None else _row(row)
 
+    async def running_id(self, tenant: str, model: str) -> str | None:
+        """The id of the model's running rollout (pending, progressing or paused), if any."""
+        row = await self.sql.fetch_one(
+            "SELECT id FROM delivery_rollouts WHERE tenant = ? AND model = ? AND active = 1",
+            (tenant, model),
+        )
+        return None if row is None else str(row["id"])
+
     async def by_id(self, rollout_id: str) -> Rollout | None:
         row = await self.sql.fetch_one(
             "SELECT * FROM delivery_rollouts WHERE id = ?", (rollout_id,)

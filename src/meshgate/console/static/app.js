@@ -126,12 +126,16 @@ async function models() {
   for (const m of models) {
     const history = (await api("GET", `/v1/registry/models/${encodeURIComponent(m.name)}/history`))
       .history.slice(-8).reverse();
+    const { rollouts } = await api("GET", `/v1/registry/models/${encodeURIComponent(m.name)}/rollouts`);
+    const running = rollouts.find((r) => ROLLOUT_ACTIONS[r.state]);
     const split = (m.traffic && m.traffic.split) || {};
     const inputs = m.versions.map((v) => h("label", { for: `w-${m.name}-${v.version}` },
       `v${v.version} %`, h("input", { id: `w-${m.name}-${v.version}`, name: v.version,
         type: "number", min: 0, max: 100, value: split[v.version] ?? 0, size: 4 })));
     const status = h("p", { "aria-live": "polite" });
-    const editor = can("registry:write") ? h("form", { "aria-label": `Traffic of ${m.name}`,
+    // A running rollout sets the split at every step (the API refuses a change meanwhile).
+    const editor = running ? h("p", { class: "muted" }, `Traffic is set by rollout ${running.id} while it runs.`)
+      : can("registry:write") ? h("form", { "aria-label": `Traffic of ${m.name}`,
       onsubmit: async (e) => {
         e.preventDefault();
         const weights = Object.fromEntries(new FormData(e.target).entries());
@@ -154,7 +158,7 @@ async function models() {
       h("p", {}, "Aliases: ", Object.entries(m.aliases).map(([a, v]) => `${a}=${v}`).join(", ") || "-"),
       h("p", {}, "Split: ", Object.entries(split).map(([v, w]) => `v${v} ${w}%`).join(", ") || "-",
         m.traffic && m.traffic.fallback.length ? `; fallback ${m.traffic.fallback.join(", ")}` : ""),
-      editor, status, await rolloutsPanel(m),
+      editor, status, rolloutsPanel(m, rollouts),
       h("details", {}, h("summary", {}, "History"),
         table(["at", "actor", "change"], history.map((c) => [c.at, c.actor, c.change])))));
   }
@@ -249,8 +253,7 @@ function rolloutControls(m, r, status) {
     } }, ACTION_LABELS[action])));
 }
 
-async function rolloutsPanel(m) {
-  const { rollouts } = await api("GET", `/v1/registry/models/${encodeURIComponent(m.name)}/rollouts`);
+function rolloutsPanel(m, rollouts) {
   const status = h("p", { "aria-live": "polite" });
   const shown = rollouts.slice(0, 5).map((r) => h("article", { class: "rollout",
     "aria-label": `Rollout ${r.id}` },

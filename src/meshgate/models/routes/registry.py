@@ -9,6 +9,8 @@ from fastapi import APIRouter, Path, Request
 from pydantic import Field
 
 from meshgate.core.routing import current_principal, require
+from meshgate.core.state import port_of
+from meshgate.errors import Conflict
 from meshgate.models.config import (
     NAME,
     AliasSet,
@@ -17,6 +19,7 @@ from meshgate.models.config import (
     VersionCreate,
 )
 from meshgate.models.routes.common import service_of
+from meshgate.models.traffic_owner import TrafficOwner
 from meshgate.strictjson import RequestBody
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -77,13 +80,30 @@ async def set_alias(
     return await service_of(request).set_alias(p.tenant, name, alias, body.version, p.key_id)
 
 
+OWNED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A running rollout sets this model's traffic; nothing changed."}
+}
+
+
+async def refuse_while_owned(request: Request, tenant: str, name: str) -> None:
+    owner = await port_of(request, TrafficOwner).traffic_owner(tenant, name)
+    if owner is not None:
+        raise Conflict(
+            f"{owner} sets the traffic of {name!r} while it runs; promote or abort it first",
+            param="name",
+        )
+
+
 @router.put(
     "/registry/models/{name}/traffic",
     dependencies=write,
     summary="Set the traffic policy: split, shadows, stickiness, fallback",
+    description="409 while a rollout of the model runs (it sets the traffic at every step).",
+    responses=OWNED,
 )
 async def set_traffic(name: ModelName, body: TrafficPolicy, request: Request) -> dict[str, Any]:
     p = current_principal(request)
+    await refuse_while_owned(request, p.tenant, name)
     return await service_of(request).set_traffic(p.tenant, name, body, p.key_id)
 
 
@@ -115,9 +135,12 @@ MERGE_PATCH = {
     dependencies=write,
     openapi_extra=MERGE_PATCH,
     summary="Change part of the traffic policy (JSON merge patch); the rest stays",
+    description="409 while a rollout of the model runs (it sets the traffic at every step).",
+    responses=OWNED,
 )
 async def patch_traffic(name: ModelName, body: TrafficPatch, request: Request) -> dict[str, Any]:
     p = current_principal(request)
+    await refuse_while_owned(request, p.tenant, name)
     patch = body.model_dump(exclude_unset=True)
     return await service_of(request).patch_traffic(p.tenant, name, patch, p.key_id)
 
