@@ -22,6 +22,8 @@ class Receiver:
     url: str
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     status: int = 200
+    delay: float = 0.0
+    """Seconds the receiver takes before it answers."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, ready: Callable[[], bool], within: float = 10.0) -> None:
@@ -86,6 +88,7 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
     async def hook(request: web.Request) -> web.Response:
         receiver.requests.append((dict(request.headers), await request.read()))
         receiver.arrived.set()
+        await asyncio.sleep(receiver.delay)
         return web.Response(status=receiver.status)
 
     app = web.Application()

@@ -15,8 +15,9 @@ import pytest
 from meshgate.app import Services as Platform
 from meshgate.config import Settings
 from meshgate.events.base import Filter
+from meshgate.monitoring.config import AlertConfig, WebhookConfig
 from meshgate.monitoring.service import MonitoringService
-from meshgate.monitoring.webhooks import verify
+from meshgate.monitoring.webhooks import AlertWebhooks, verify
 from tests.conftest import app_client
 from tests.monitoring.conftest import Receiver
 from tests.monitoring.helpers import (
@@ -260,3 +261,16 @@ async def test_thresholds_per_model_override_the_defaults(
 
     with pytest.raises(ValidationError, match="p99_latency_ms"):
         make_settings(monitoring={"alerts": {"models": {"chat": {"p99_latency_ms": 5}}}})
+
+
+async def test_a_closing_node_finishes_sending_the_alert_it_has_just_fired(
+    webhook_receiver: Receiver,
+) -> None:
+    # Nothing sends a fired alert's webhook again, so a node that stops right after firing
+    # waits (a bounded while) for the receiver's answer instead of cutting the delivery.
+    webhook_receiver.delay = 0.5
+    hook = WebhookConfig(url=webhook_receiver.url, secret="s" * 16)  # type: ignore[arg-type]
+    hooks = AlertWebhooks(AlertConfig(webhooks=[hook]))
+    hooks.send("evt-1", {"id": "evt-1", "type": "meshgate.alert.fired"})
+    await hooks.close()
+    assert (hooks.delivered, hooks.failed) == (1, 0)

@@ -31,6 +31,7 @@ from meshgate.monitoring.config import AlertConfig, WebhookConfig
 log = logging.getLogger("meshgate.monitoring.webhooks")
 Sleep = Callable[[float], Awaitable[None]]
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
+CLOSE_GRACE_SECONDS = 2.0
 
 
 def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
@@ -87,6 +88,10 @@ class AlertWebhooks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
+        # A stopping node finishes sending the alert it has just fired (nothing else sends
+        # it again), within a bound that fits the deployment's shutdown grace.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE_SECONDS)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
