@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -71,8 +72,10 @@ def test_registry_traffic_inference_and_feedback(mesh: Client) -> None:
     assert mesh.models.get("iris").traffic.split == {"1": 100}  # type: ignore[union-attr]
     # Monitoring reads the log, so the report follows the calls within a moment.
     deadline = time.monotonic() + 10
+    monitored: set[str] = set()
     while True:
-        monitored = {v["version"] for v in mesh.monitoring.model("iris").versions}
+        with contextlib.suppress(NotFoundError):  # 404 until the first prediction is applied
+            monitored = {v["version"] for v in mesh.monitoring.model("iris").versions}
         if monitored >= {"1", "2"} or time.monotonic() > deadline:
             break
         time.sleep(0.1)
