@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from meshgate import __version__
-from meshgate.errors import Conflict, MeshgateError, NotFound, ValidationFailed
+from meshgate.errors import Conflict, NotFound, ValidationFailed
 from meshgate.events.catalogue import (
     TRAINING_FAILED,
     TRAINING_QUEUED,
@@ -40,7 +40,13 @@ from meshgate.training import datasets, mlflow
 from meshgate.training.jobs import Job, JobStore
 from meshgate.training.ports import ModelRegistrar, RolloutStarter
 from meshgate.training.process import run_trainer
-from meshgate.training.spec import HIGHER_IS_BETTER, TrainerSpec
+from meshgate.training.spec import TrainerSpec
+from meshgate.training.versions import (
+    next_version,
+    production_of,
+    registered_by,
+    roll_out_if_better,
+)
 
 log = logging.getLogger("meshgate.training")
 TRUSTED = re.compile(r"^(sklearn|numpy|scipy)\.[A-Za-z0-9_.]+$")
@@ -164,7 +170,7 @@ class TrainingService:
         imported = mlflow.read(archive)
         await mlflow.check_loads(imported)
         ref = await self.blobs.put(imported.data)
-        parent = _production(found)
+        parent = production_of(found)
         signature = imported.signature or (parent.get("signature", {}) if parent else {})
         provider: dict[str, Any] = {"type": imported.kind, "artifact": ref}
         if imported.kind == "sklearn":
@@ -275,7 +281,7 @@ class TrainingService:
             # lease before it marked the job done: this attempt finishes that one's work.
             log.info("job %s registered version %s before; reusing it", job.id, earlier["version"])
             return await self._result(job, spec, earlier)
-        parent = _production(model)
+        parent = production_of(model)
         path = await self.blobs.fetch(manifest["file"])
         workdir = self._fresh_folder(job)
         try:
@@ -362,7 +368,7 @@ class TrainingService:
                 raise JobFailed("the job was handed to another runner")
             try:
                 return await self.registrar.register(
-                    job.tenant, job.model, version_named(_next_version(model)), job.created_by
+                    job.tenant, job.model, version_named(next_version(model)), job.created_by
                 )
             except Conflict:
                 continue
@@ -378,53 +384,8 @@ class TrainingService:
             "metrics": lineage["metrics"],
             **lineage,
         }
-        out["rollout"] = await self._maybe_roll_out(job, spec, name, lineage)
+        out["rollout"] = await roll_out_if_better(self.rollouts, job, spec.promote, name, lineage)
         return out
-
-    async def _maybe_roll_out(
-        self, job: Job, spec: TrainerSpec, version: str, lineage: dict[str, Any]
-    ) -> dict[str, Any]:
-        rule = spec.promote
-        parent = lineage["parent_version"]
-        if not job.request.get("auto_rollout", True) or rule is None:
-            return {"started": False, "reason": "automatic rollout is off"}
-        if parent is None:
-            return {"started": False, "reason": "no production version to compare with"}
-        new, old = lineage["metrics"].get(rule.metric), lineage["baseline"].get(rule.metric)
-        if new is None or old is None:
-            return {
-                "started": False,
-                "reason": f"{rule.metric} is not known for both versions on the holdout",
-            }
-        better = new - old if HIGHER_IS_BETTER[rule.metric] else old - new
-        decision = {
-            "metric": rule.metric,
-            "candidate": new,
-            "production": old,
-            "margin": rule.margin,
-        }
-        if better < rule.margin or better <= 0:
-            return {"started": False, "reason": "not better by the margin", **decision}
-        if self.rollouts is None:
-            return {
-                "started": False,
-                "reason": "better by the margin, but no rollout service is wired",
-                **decision,
-            }
-        if (started := await self.rollouts.rollout_of(job.tenant, job.model, version)) is not None:
-            # Started by an earlier attempt of this job that stopped before it was marked done.
-            return {"started": True, "rollout": started["id"], **decision}
-        body = {**rule.rollout, "candidate": version, "baseline": parent}
-        try:
-            rollout = await self.rollouts.start_rollout(job.tenant, job.model, body, job.created_by)
-        except MeshgateError as exc:
-            # The version is registered either way; a rollout can be started by hand.
-            return {
-                "started": False,
-                "reason": f"the rollout did not start: {exc.detail}",
-                **decision,
-            }
-        return {"started": True, "rollout": rollout.get("id"), **decision}
 
     def _fresh_folder(self, job: Job) -> Path:
         """A new folder for this attempt; those of earlier attempts (whose node was killed)
@@ -487,26 +448,3 @@ def dataset_view(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         **manifest,
     }
-
-
-def _production(model: dict[str, Any]) -> dict[str, Any] | None:
-    """The version the ``production`` alias names, else the newest version."""
-    versions = {v["version"]: v for v in model["versions"]}
-    chosen = model["aliases"].get("production")
-    if chosen in versions:
-        return dict(versions[chosen])
-    return dict(model["versions"][-1]) if model["versions"] else None
-
-
-def registered_by(model: dict[str, Any], job_id: str) -> dict[str, Any] | None:
-    """The version a training job registered, found by the job id in its lineage."""
-    for version in model["versions"]:
-        lineage = (version.get("metadata") or {}).get("lineage") or {}
-        if lineage.get("job") == job_id:
-            return dict(version)
-    return None
-
-
-def _next_version(model: dict[str, Any]) -> str:
-    numbers = [int(v["version"]) for v in model["versions"] if v["version"].isdigit()]
-    return str(max(numbers, default=0) + 1)
