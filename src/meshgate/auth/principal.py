@@ -48,5 +48,11 @@ class Principal:
     def is_admin(self) -> bool:
         return "admin" in self.scopes
 
+    @property
+    def tenant_filter(self) -> str | None:
+        """The tenant whose keys, spend and budgets this caller sees; None (every tenant)
+        for a root admin."""
+        return None if self.is_root else self.tenant
+
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes

@@ -30,9 +30,7 @@ async def _owner(request: Request, scope: str, subject: str) -> str:
         raise NotFound(f"no budget scope {scope!r}; scopes: {', '.join(SCOPES)}")
     principal = current_principal(request)
     if scope == "key":
-        record = await service_of(request, KeyService).get(
-            subject, tenant=None if principal.is_root else principal.tenant
-        )
+        record = await service_of(request, KeyService).get(subject, tenant=principal.tenant_filter)
         return str(record["tenant"])
     if scope == "tenant":
         if subject != principal.tenant and not principal.is_root:

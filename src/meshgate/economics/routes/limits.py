@@ -65,11 +65,6 @@ class TenantView(BaseModel):
     effective_tpm: int
 
 
-def _tenant_filter(request: Request) -> str | None:
-    principal = current_principal(request)
-    return None if principal.is_root else principal.tenant
-
-
 @router.patch(
     "/keys/{key_id}",
     response_model=KeyView,
@@ -78,7 +73,7 @@ def _tenant_filter(request: Request) -> str | None:
 async def patch_key(key_id: str, body: KeyPatch, request: Request) -> dict[str, Any]:
     changes = body.model_dump(include=body.model_fields_set)
     keys = service_of(request, KeyService)
-    tenant = _tenant_filter(request)
+    tenant = current_principal(request).tenant_filter
     owner = (await keys.get(key_id, tenant=tenant))["tenant"]
     return await keys.update(
         key_id,

@@ -92,7 +92,7 @@ async def get_spend(
     lo, hi = instant("since", since), instant("until", until)
     principal = current_principal(request)
     groups = await economics_of(request).spend.report(
-        tenant=None if principal.is_root else principal.tenant,
+        tenant=principal.tenant_filter,
         group_by=group_by,
         since=stamp(lo) if lo else None,
         until=stamp(hi) if hi else None,

@@ -60,11 +60,6 @@ class KeyCreated(BaseModel):
     expires_at: str | None
 
 
-def _tenant_filter(request: Request) -> str | None:
-    principal = current_principal(request)
-    return None if principal.is_root else principal.tenant
-
-
 @router.post("/keys", status_code=201, response_model=KeyCreated, summary="Create an API key")
 async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
     principal = current_principal(request)
@@ -94,13 +89,17 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
 
 @router.get("/keys", summary="List API keys (never their secrets)")
 async def list_keys(request: Request) -> dict[str, Any]:
-    keys = await service_of(request, KeyService).list(tenant=_tenant_filter(request))
+    keys = await service_of(request, KeyService).list(
+        tenant=current_principal(request).tenant_filter
+    )
     return {"keys": keys}
 
 
 @router.get("/keys/{key_id}", summary="One API key")
 async def get_key(key_id: str, request: Request) -> dict[str, Any]:
-    return await service_of(request, KeyService).get(key_id, tenant=_tenant_filter(request))
+    return await service_of(request, KeyService).get(
+        key_id, tenant=current_principal(request).tenant_filter
+    )
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
@@ -110,7 +109,7 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
         # key is often the only admin key): another admin key has to do it.
         raise Conflict("an API key cannot revoke itself; revoke it with another admin key")
     keys = service_of(request, KeyService)
-    tenant = _tenant_filter(request)
+    tenant = current_principal(request).tenant_filter
     owner = (await keys.get(key_id, tenant=tenant))["tenant"]
     return await keys.revoke(
         key_id,
